@@ -1,0 +1,95 @@
+"""`paymig synth` and `paymig check`: build the stack and prove it valid."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from paymig.cli.options import ConfigOption, EnvOption, load
+from paymig.config import PaymigConfig, sample_values_in_use
+from paymig.terraform import DEFAULT_MIRROR, Terraform
+
+OutOption = Annotated[
+    Path, typer.Option("--out", help="Output folder of the synthesized stacks.")
+]
+
+
+class OutputFormat(str, Enum):
+    """Output formats: text for people, json for machines."""
+
+    text = "text"
+    json = "json"
+
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
+
+
+def _synth(config: PaymigConfig, out: Path) -> tuple[Path, dict[str, int]]:
+    """Synthesize (importing the jsii stack only when needed) and summarise."""
+    from paymig.infra.synth import synthesize
+
+    result = synthesize(config, out)
+    return result.json_path, result.resources_by_type()
+
+
+def _print_summary(console: Console, json_path: Path, counts: dict[str, int]) -> None:
+    """Print where the stack went and its resources by type."""
+    console.print(f"Synthesized {sum(counts.values())} resources to {json_path}")
+    table = Table()
+    table.add_column("resource type")
+    table.add_column("count", justify="right")
+    for kind, count in counts.items():
+        table.add_row(kind, str(count))
+    console.print(table)
+
+
+def synth(
+    env: EnvOption = "prod",
+    config: ConfigOption = None,
+    out: OutOption = Path("cdktf.out"),
+    fmt: FormatOption = OutputFormat.text,
+) -> None:
+    """Synthesize the environment's stack to OUT/stacks/<stack>/cdk.tf.json."""
+    cfg = load(env, config)
+    json_path, counts = _synth(cfg, out)
+    if fmt is OutputFormat.json:
+        print(json.dumps({"stack": cfg.stack_name, "path": str(json_path), "resources": counts}))
+    else:
+        _print_summary(Console(), json_path, counts)
+
+
+def check(
+    env: EnvOption = "prod",
+    config: ConfigOption = None,
+    out: OutOption = Path("cdktf.out"),
+    mirror: Annotated[
+        Path,
+        typer.Option("--provider-mirror", help="Local Terraform provider mirror, used if present."),
+    ] = DEFAULT_MIRROR,
+) -> None:
+    """Synthesize, then `terraform init -backend=false` and `terraform validate`."""
+    cfg = load(env, config)
+    err = Console(stderr=True)
+    for sample in sample_values_in_use(cfg):
+        err.print(f"[yellow]warning:[/] sample value still in place: {sample}")
+    console = Console()
+    json_path, counts = _synth(cfg, out)
+    _print_summary(console, json_path, counts)
+    terraform = Terraform(json_path.parent, mirror=mirror)
+    terraform.init()
+    terraform.validate()
+    console.print(f"[green]terraform validate: {cfg.stack_name} is valid[/]")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("synth")(synth)
+    app.command("check")(check)
+
+

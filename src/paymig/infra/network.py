@@ -1,0 +1,289 @@
+"""Network tier (requirement 1): VPC, three subnet tiers, NAT per AZ, flow logs, VPN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.customer_gateway import CustomerGateway
+from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
+from cdktf_cdktf_provider_aws.eip import Eip
+from cdktf_cdktf_provider_aws.flow_log import FlowLog
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway
+from cdktf_cdktf_provider_aws.nat_gateway import NatGateway
+from cdktf_cdktf_provider_aws.route import Route
+from cdktf_cdktf_provider_aws.route_table import RouteTable
+from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociation
+from cdktf_cdktf_provider_aws.subnet import Subnet
+from cdktf_cdktf_provider_aws.vpc import Vpc
+from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
+from cdktf_cdktf_provider_aws.vpn_connection import VpnConnection
+from cdktf_cdktf_provider_aws.vpn_connection_route import VpnConnectionRoute
+from cdktf_cdktf_provider_aws.vpn_gateway import VpnGateway
+from constructs import Construct
+
+from paymig.config import NetworkConfig, OnPremConfig
+from paymig.infra.iam import assume_role_policy, policy_document, statement
+from paymig.infra.kms import CustomerManagedKey, KeyProps, service_usage
+
+ANYWHERE = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class NetworkProps:
+    """Inputs of the network tier."""
+
+    name: str
+    region: str
+    account_id: str
+    network: NetworkConfig
+    onprem: OnPremConfig
+
+
+class NetworkTier(Construct):
+    """The VPC with public (web), private app and private data subnets in every AZ.
+
+    Attributes other constructs use: :attr:`vpc`, :attr:`public_subnet_ids`,
+    :attr:`app_subnet_ids`, :attr:`data_subnet_ids`, :attr:`vpn_gateway`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: NetworkProps) -> None:
+        """Create the VPC and everything routed inside it."""
+        super().__init__(scope, construct_id)
+        self.props = props
+        zones = props.network.availability_zones
+        cidrs = props.network.subnet_cidrs()
+
+        # ------------------------------------------------------------ VPC and subnets
+        self.vpc = Vpc(
+            self,
+            "vpc",
+            cidr_block=str(props.network.vpc_cidr),
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags={"Name": props.name},
+        )
+        # With no rules, the default security group denies everything; nothing uses it.
+        self.default_security_group = DefaultSecurityGroup(
+            self, "default-sg", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-default-deny"}
+        )
+
+        def subnets(tier: str) -> list[Subnet]:
+            return [
+                Subnet(
+                    self,
+                    f"{tier}-{zone}",
+                    vpc_id=self.vpc.id,
+                    cidr_block=str(cidr),
+                    availability_zone=zone,
+                    map_public_ip_on_launch=False,
+                    tags={"Name": f"{props.name}-{tier}-{zone}", "Tier": tier},
+                )
+                for zone, cidr in zip(zones, cidrs[tier], strict=True)
+            ]
+
+        self.public_subnets = subnets("public")
+        self.app_subnets = subnets("app")
+        self.data_subnets = subnets("data")
+
+        # ------------------------------------------------------------ public tier
+        self.internet_gateway = InternetGateway(
+            self, "igw", vpc_id=self.vpc.id, tags={"Name": props.name}
+        )
+        self.public_route_table = RouteTable(
+            self, "public-rt", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-public"}
+        )
+        Route(
+            self,
+            "public-default",
+            route_table_id=self.public_route_table.id,
+            destination_cidr_block=ANYWHERE,
+            gateway_id=self.internet_gateway.id,
+        )
+        for zone, subnet in zip(zones, self.public_subnets, strict=True):
+            RouteTableAssociation(
+                self, f"public-{zone}-assoc", subnet_id=subnet.id,
+                route_table_id=self.public_route_table.id,
+            )  # fmt: skip
+
+        # ------------------------------------------------------------ app tier: NAT per AZ
+        self.nat_gateways: list[NatGateway] = []
+        self.app_route_tables: list[RouteTable] = []
+        for zone, public, app in zip(zones, self.public_subnets, self.app_subnets, strict=True):
+            eip = Eip(self, f"nat-eip-{zone}", domain="vpc", tags={"Name": f"{props.name}-nat-{zone}"})
+            nat = NatGateway(
+                self,
+                f"nat-{zone}",
+                allocation_id=eip.id,
+                subnet_id=public.id,
+                tags={"Name": f"{props.name}-nat-{zone}"},
+                depends_on=[self.internet_gateway],
+            )
+            table = RouteTable(
+                self, f"app-rt-{zone}", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-app-{zone}"}
+            )
+            # Each AZ's app tier leaves through its own NAT, so losing one AZ
+            # never cuts the others off.
+            Route(
+                self,
+                f"app-default-{zone}",
+                route_table_id=table.id,
+                destination_cidr_block=ANYWHERE,
+                nat_gateway_id=nat.id,
+            )
+            RouteTableAssociation(self, f"app-{zone}-assoc", subnet_id=app.id, route_table_id=table.id)
+            self.nat_gateways.append(nat)
+            self.app_route_tables.append(table)
+
+        # ------------------------------------------------------------ data tier: no internet
+        self.data_route_table = RouteTable(
+            self, "data-rt", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-data"}
+        )
+        for zone, subnet in zip(zones, self.data_subnets, strict=True):
+            RouteTableAssociation(
+                self, f"data-{zone}-assoc", subnet_id=subnet.id,
+                route_table_id=self.data_route_table.id,
+            )  # fmt: skip
+
+        # ------------------------------------------------------------ S3 gateway endpoint
+        self.s3_endpoint = VpcEndpoint(
+            self,
+            "s3-endpoint",
+            vpc_id=self.vpc.id,
+            service_name=f"com.amazonaws.{props.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[t.id for t in self.app_route_tables] + [self.data_route_table.id],
+            tags={"Name": f"{props.name}-s3"},
+        )
+
+        # ------------------------------------------------------------ Site-to-Site VPN
+        self.vpn_gateway = VpnGateway(
+            self, "vgw", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-vgw"}
+        )
+        self.customer_gateway = CustomerGateway(
+            self,
+            "cgw",
+            bgp_asn=str(props.onprem.bgp_asn),
+            ip_address=str(props.onprem.customer_gateway_ip),
+            type="ipsec.1",
+            tags={"Name": f"{props.name}-onprem"},
+        )
+        self.vpn_connection = VpnConnection(
+            self,
+            "vpn",
+            vpn_gateway_id=self.vpn_gateway.id,
+            customer_gateway_id=self.customer_gateway.id,
+            type="ipsec.1",
+            static_routes_only=props.onprem.static_routes_only,
+            tunnel1_ike_versions=["ikev2"],
+            tunnel2_ike_versions=["ikev2"],
+            tags={"Name": f"{props.name}-onprem"},
+        )
+        if props.onprem.static_routes_only:
+            VpnConnectionRoute(
+                self,
+                "vpn-onprem-route",
+                vpn_connection_id=self.vpn_connection.id,
+                destination_cidr_block=str(props.onprem.cidr),
+            )
+        # Explicit routes (not propagation) so the reviewed plan shows exactly which
+        # tiers can reach on premises: the app tier (DMS, Lambda) and the data tier.
+        self.onprem_routes = [
+            Route(
+                self,
+                f"onprem-{tier}",
+                route_table_id=table.id,
+                destination_cidr_block=str(props.onprem.cidr),
+                gateway_id=self.vpn_gateway.id,
+            )
+            for tier, table in [
+                *((f"app-{z}", t) for z, t in zip(zones, self.app_route_tables, strict=True)),
+                ("data", self.data_route_table),
+            ]
+        ]
+
+        # ------------------------------------------------------------ flow logs
+        log_group_name = f"/paymig/{props.name}/vpc-flow-logs"
+        log_group_arn = (
+            f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
+        )
+        self.flow_log_key = CustomerManagedKey(
+            self,
+            "flow-log-key",
+            KeyProps(
+                alias=f"{props.name}/flow-logs",
+                description=f"{props.name}: encrypts VPC flow logs",
+                account_id=props.account_id,
+                usage_statements=[
+                    service_usage(
+                        "CloudWatchLogsUsesKey",
+                        f"logs.{props.region}.amazonaws.com",
+                        condition={
+                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}
+                        },
+                    )
+                ],
+            ),
+        )
+        self.flow_log_group = CloudwatchLogGroup(
+            self,
+            "flow-log-group",
+            name=log_group_name,
+            retention_in_days=props.network.flow_log_retention_days,
+            kms_key_id=self.flow_log_key.arn,
+        )
+        self.flow_log_role = IamRole(
+            self,
+            "flow-log-role",
+            name=f"{props.name}-vpc-flow-logs",
+            assume_role_policy=assume_role_policy(
+                "vpc-flow-logs.amazonaws.com",
+                condition={"StringEquals": {"aws:SourceAccount": props.account_id}},
+            ),
+        )
+        IamRolePolicy(
+            self,
+            "flow-log-policy",
+            role=self.flow_log_role.id,
+            policy=policy_document(
+                statement(
+                    "WriteFlowLogs",
+                    ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    [log_group_arn, f"{log_group_arn}:*"],
+                )
+            ),
+        )
+        self.flow_log = FlowLog(
+            self,
+            "flow-log",
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=self.flow_log_group.arn,
+            iam_role_arn=self.flow_log_role.arn,
+            max_aggregation_interval=60,
+        )
+
+    # ---------------------------------------------------------------- exposed ids
+
+    @property
+    def vpc_id(self) -> str:
+        """Id of the VPC."""
+        return str(self.vpc.id)
+
+    @property
+    def public_subnet_ids(self) -> list[str]:
+        """Ids of the public (web) subnets, one per AZ."""
+        return [str(s.id) for s in self.public_subnets]
+
+    @property
+    def app_subnet_ids(self) -> list[str]:
+        """Ids of the private app subnets, one per AZ."""
+        return [str(s.id) for s in self.app_subnets]
+
+    @property
+    def data_subnet_ids(self) -> list[str]:
+        """Ids of the private data subnets, one per AZ."""
+        return [str(s.id) for s in self.data_subnets]

@@ -1,0 +1,66 @@
+"""Shared fixtures: configurations, one synthesis per session, real servers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paymig.config import PaymigConfig, load_config
+from paymig.local.emulator import MotoServer
+from paymig.local.postgres import LocalPostgres
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO / "config"
+
+
+@pytest.fixture(scope="session")
+def prod_config() -> PaymigConfig:
+    return load_config(CONFIG_DIR / "prod.yaml")
+
+
+@pytest.fixture(scope="session")
+def staging_config() -> PaymigConfig:
+    return load_config(CONFIG_DIR / "staging.yaml")
+
+
+@pytest.fixture(scope="session")
+def prod_synth(prod_config: PaymigConfig, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The prod stack, synthesized once per session (jsii import costs 10-20 s)."""
+    from paymig.infra.synth import synthesize
+
+    return synthesize(prod_config, tmp_path_factory.mktemp("synth") / "cdktf.out")
+
+
+@pytest.fixture(scope="session")
+def prod_tf(prod_synth: Any) -> dict[str, Any]:
+    """The synthesized prod stack as data."""
+    document: dict[str, Any] = prod_synth.document
+    return document
+
+
+@pytest.fixture
+def postgres_factory() -> Iterator[Callable[..., LocalPostgres]]:
+    """Start PostgreSQL servers on loopback; all are stopped after the test."""
+    started: list[LocalPostgres] = []
+
+    def start(name: str = "pg", **kwargs: Any) -> LocalPostgres:
+        server = LocalPostgres(name, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto server for the session; tests reset it as they need."""
+    with MotoServer() as server:
+        yield server
