@@ -1,0 +1,5 @@
+"""`python -m paymig` runs the CLI."""
+
+from paymig.cli import entrypoint
+
+entrypoint()
