@@ -13,6 +13,7 @@ RFC 2606 names, RFC 5398 AS numbers); :func:`sample_values_in_use` finds those s
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,12 +32,12 @@ LOG_RETENTION_DAYS = (
 #: Subnet tiers in address order. Their CIDRs are derived, never typed by hand.
 SUBNET_TIERS = ("public", "app", "data")
 
-_OPERATOR = {"operator_supplied": True}
+_OPERATOR: dict[str, Any] = {"operator_supplied": True}
 
 
 def _operator_field(description: str, **kwargs: Any) -> Any:
     """Declare a required field whose value only the operator knows."""
-    return Field(description=description, json_schema_extra=_OPERATOR, **kwargs)
+    return Field(description=description, json_schema_extra=dict(_OPERATOR), **kwargs)
 
 
 class _Model(BaseModel):
@@ -148,9 +149,7 @@ class OnPremConfig(_Model):
     customer_gateway_ip: ipaddress.IPv4Address = _operator_field(
         "Public IP of the on-premises VPN device (customer gateway)."
     )
-    bgp_asn: int = _operator_field(
-        "BGP AS number of the customer gateway.", ge=1, le=4_294_967_294
-    )
+    bgp_asn: int = _operator_field("BGP AS number of the customer gateway.", ge=1, le=4_294_967_294)
     static_routes_only: bool = Field(
         default=False,
         description="Use static routes instead of BGP on the VPN connection.",
@@ -214,7 +213,7 @@ class MigrationConfig(_Model):
             raise ValueError("at least two phases are required")
         if any(p < 0 or p > 100 for p in value):
             raise ValueError("every phase must be within 0-100")
-        if any(b <= a for a, b in zip(value, value[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError(f"phases must be strictly increasing, got {value}")
         if value[-1] != 100:
             raise ValueError(f"the last phase must be 100, got {value[-1]}")
@@ -314,7 +313,7 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
             parts.append(message)
         else:
             parts.append(f"{location}: {message}")
-    return f"{path}: " + "; ".join(parts)
+    return (f"{path}: " + "; ".join(parts)).replace("\n", "\\n")
 
 
 def parse_config(text: str, source: Path) -> PaymigConfig:

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # typer has already printed the help
     except typer.TyperException as exc:
         # Usage errors (unknown option, bad value): one line, exit 2 as click does.
-        message = getattr(exc, "format_message", lambda: str(exc))()
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
         print(f"paymig: {message}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     return int(result) if isinstance(result, int) else 0

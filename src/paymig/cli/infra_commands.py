@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,12 +15,10 @@ from paymig.cli.options import ConfigOption, EnvOption, load
 from paymig.config import PaymigConfig, sample_values_in_use
 from paymig.terraform import DEFAULT_MIRROR, Terraform
 
-OutOption = Annotated[
-    Path, typer.Option("--out", help="Output folder of the synthesized stacks.")
-]
+OutOption = Annotated[Path, typer.Option("--out", help="Output folder of the synthesized stacks.")]
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     """Output formats: text for people, json for machines."""
 
     text = "text"
@@ -91,5 +89,3 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("synth")(synth)
     app.command("check")(check)
-
-

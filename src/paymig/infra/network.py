@@ -112,7 +112,9 @@ class NetworkTier(Construct):
         self.nat_gateways: list[NatGateway] = []
         self.app_route_tables: list[RouteTable] = []
         for zone, public, app in zip(zones, self.public_subnets, self.app_subnets, strict=True):
-            eip = Eip(self, f"nat-eip-{zone}", domain="vpc", tags={"Name": f"{props.name}-nat-{zone}"})
+            eip = Eip(
+                self, f"nat-eip-{zone}", domain="vpc", tags={"Name": f"{props.name}-nat-{zone}"}
+            )
             nat = NatGateway(
                 self,
                 f"nat-{zone}",
@@ -122,7 +124,10 @@ class NetworkTier(Construct):
                 depends_on=[self.internet_gateway],
             )
             table = RouteTable(
-                self, f"app-rt-{zone}", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-app-{zone}"}
+                self,
+                f"app-rt-{zone}",
+                vpc_id=self.vpc.id,
+                tags={"Name": f"{props.name}-app-{zone}"},
             )
             # Each AZ's app tier leaves through its own NAT, so losing one AZ
             # never cuts the others off.
@@ -133,7 +138,9 @@ class NetworkTier(Construct):
                 destination_cidr_block=ANYWHERE,
                 nat_gateway_id=nat.id,
             )
-            RouteTableAssociation(self, f"app-{zone}-assoc", subnet_id=app.id, route_table_id=table.id)
+            RouteTableAssociation(
+                self, f"app-{zone}-assoc", subnet_id=app.id, route_table_id=table.id
+            )
             self.nat_gateways.append(nat)
             self.app_route_tables.append(table)
 
@@ -206,9 +213,7 @@ class NetworkTier(Construct):
 
         # ------------------------------------------------------------ flow logs
         log_group_name = f"/paymig/{props.name}/vpc-flow-logs"
-        log_group_arn = (
-            f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
-        )
+        log_group_arn = f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
         self.flow_log_key = CustomerManagedKey(
             self,
             "flow-log-key",

@@ -1,0 +1,1 @@
+"""Local stand-ins for real infrastructure: PostgreSQL servers and an AWS emulator."""

@@ -20,7 +20,7 @@ from paymig.errors import CommandFailedError
 from paymig.local.postgres import free_port
 
 #: Fake credentials the emulator accepts; never valid against real AWS.
-EMULATOR_ACCESS_KEY = "testing"  # noqa: S105 - moto's documented dummy credential
+EMULATOR_ACCESS_KEY = "testing"
 EMULATOR_REGION = "us-east-2"
 
 

@@ -1,0 +1,185 @@
+"""Network tier properties, asserted on the synthesized prod stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.tf_helpers import by_path, only, path_of, policy, ref, resources
+
+from paymig.config import PaymigConfig
+
+ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"]
+
+
+def test_vpc(prod_tf: dict[str, Any]) -> None:
+    _, vpc = only(prod_tf, "aws_vpc")
+    assert vpc["cidr_block"] == "10.0.0.0/16"
+    assert vpc["enable_dns_support"] is True
+    assert vpc["enable_dns_hostnames"] is True
+
+
+def test_nine_subnets_in_three_tiers_across_three_azs(
+    prod_tf: dict[str, Any], prod_config: PaymigConfig
+) -> None:
+    subnets = resources(prod_tf, "aws_subnet")
+    assert len(subnets) == 9
+    expected = prod_config.network.subnet_cidrs()
+    for tier in ("public", "app", "data"):
+        for zone, cidr in zip(ZONES, expected[tier], strict=True):
+            _, subnet = by_path(prod_tf, "aws_subnet", f"/network/{tier}-{zone}")
+            assert subnet["availability_zone"] == zone
+            assert subnet["cidr_block"] == str(cidr)
+            assert subnet["map_public_ip_on_launch"] is False
+            assert subnet["tags"]["Tier"] == tier
+
+
+def _routes_of(doc: dict[str, Any], table_id: str) -> list[dict[str, Any]]:
+    target = ref("aws_route_table", table_id)
+    return [r for r in resources(doc, "aws_route").values() if r["route_table_id"] == target]
+
+
+def _associated_subnets(doc: dict[str, Any], table_id: str) -> set[str]:
+    target = ref("aws_route_table", table_id)
+    return {
+        a["subnet_id"]
+        for a in resources(doc, "aws_route_table_association").values()
+        if a["route_table_id"] == target
+    }
+
+
+def test_data_tier_has_no_internet_route(prod_tf: dict[str, Any]) -> None:
+    table_id, _ = by_path(prod_tf, "aws_route_table", "/network/data-rt")
+    routes = _routes_of(prod_tf, table_id)
+    assert all(r["destination_cidr_block"] != "0.0.0.0/0" for r in routes)
+    assert [r["destination_cidr_block"] for r in routes] == ["192.0.2.0/24"]
+    vgw_id, _ = only(prod_tf, "aws_vpn_gateway")
+    assert routes[0]["gateway_id"] == ref("aws_vpn_gateway", vgw_id)
+    data_subnets = {
+        ref("aws_subnet", by_path(prod_tf, "aws_subnet", f"/network/data-{z}")[0]) for z in ZONES
+    }
+    assert _associated_subnets(prod_tf, table_id) == data_subnets
+
+
+def test_each_app_route_table_uses_its_own_azs_nat(prod_tf: dict[str, Any]) -> None:
+    for zone in ZONES:
+        table_id, _ = by_path(prod_tf, "aws_route_table", f"/network/app-rt-{zone}")
+        nat_id, nat = by_path(prod_tf, "aws_nat_gateway", f"/network/nat-{zone}")
+        public_id, _ = by_path(prod_tf, "aws_subnet", f"/network/public-{zone}")
+        app_id, _ = by_path(prod_tf, "aws_subnet", f"/network/app-{zone}")
+        assert nat["subnet_id"] == ref("aws_subnet", public_id)
+        routes = {r["destination_cidr_block"]: r for r in _routes_of(prod_tf, table_id)}
+        assert set(routes) == {"0.0.0.0/0", "192.0.2.0/24"}
+        assert routes["0.0.0.0/0"]["nat_gateway_id"] == ref("aws_nat_gateway", nat_id)
+        assert _associated_subnets(prod_tf, table_id) == {ref("aws_subnet", app_id)}
+    assert len(resources(prod_tf, "aws_nat_gateway")) == 3
+    assert {e["domain"] for e in resources(prod_tf, "aws_eip").values()} == {"vpc"}
+
+
+def test_public_tier_routes_to_the_internet_gateway(prod_tf: dict[str, Any]) -> None:
+    table_id, _ = by_path(prod_tf, "aws_route_table", "/network/public-rt")
+    igw_id, _ = only(prod_tf, "aws_internet_gateway")
+    routes = _routes_of(prod_tf, table_id)
+    assert [(r["destination_cidr_block"], r["gateway_id"]) for r in routes] == [
+        ("0.0.0.0/0", ref("aws_internet_gateway", igw_id))
+    ]
+
+
+def test_flow_logs_encrypted_and_kept_a_year(prod_tf: dict[str, Any]) -> None:
+    _, flow_log = only(prod_tf, "aws_flow_log")
+    group_id, group = by_path(prod_tf, "aws_cloudwatch_log_group", "/network/flow-log-group")
+    key_id, key = by_path(prod_tf, "aws_kms_key", "/network/flow-log-key/key")
+    assert flow_log["traffic_type"] == "ALL"
+    assert flow_log["log_destination"] == ref("aws_cloudwatch_log_group", group_id, "arn")
+    assert group["retention_in_days"] == 365
+    assert group["kms_key_id"] == ref("aws_kms_key", key_id, "arn")
+    assert key["enable_key_rotation"] is True
+    statements = {s["Sid"]: s for s in policy(key["policy"])["Statement"]}
+    assert set(statements) == {"AccountRootAdministersKey", "CloudWatchLogsUsesKey"}
+    root = statements["AccountRootAdministersKey"]
+    assert root["Principal"] == {
+        "AWS": "arn:aws:iam::${data.aws_caller_identity.caller.account_id}:root"
+    }
+    assert not any(a in ("kms:*", "kms:Decrypt", "kms:Encrypt") for a in root["Action"])
+    logs = statements["CloudWatchLogsUsesKey"]
+    assert logs["Principal"] == {"Service": "logs.us-east-2.amazonaws.com"}
+    assert logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"].endswith(
+        ":log-group:/paymig/paymig-prod/vpc-flow-logs"
+    )
+
+
+def test_flow_log_role_is_scoped(prod_tf: dict[str, Any]) -> None:
+    _, role = by_path(prod_tf, "aws_iam_role", "/network/flow-log-role")
+    trust = policy(role["assume_role_policy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    _, inline = by_path(prod_tf, "aws_iam_role_policy", "/network/flow-log-policy")
+    (stmt,) = policy(inline["policy"])["Statement"]
+    assert all(r.startswith("arn:aws:logs:us-east-2:") for r in stmt["Resource"])
+
+
+def test_default_security_group_has_no_rules(prod_tf: dict[str, Any]) -> None:
+    _, sg = only(prod_tf, "aws_default_security_group")
+    assert "ingress" not in sg
+    assert "egress" not in sg
+
+
+def test_s3_gateway_endpoint_on_private_route_tables(prod_tf: dict[str, Any]) -> None:
+    _, endpoint = only(prod_tf, "aws_vpc_endpoint")
+    assert endpoint["service_name"] == "com.amazonaws.us-east-2.s3"
+    assert endpoint["vpc_endpoint_type"] == "Gateway"
+    private = [
+        ref("aws_route_table", by_path(prod_tf, "aws_route_table", f"/network/app-rt-{z}")[0])
+        for z in ZONES
+    ] + [ref("aws_route_table", by_path(prod_tf, "aws_route_table", "/network/data-rt")[0])]
+    assert endpoint["route_table_ids"] == private
+
+
+def test_site_to_site_vpn(prod_tf: dict[str, Any]) -> None:
+    _, cgw = only(prod_tf, "aws_customer_gateway")
+    assert cgw["ip_address"] == "203.0.113.10"
+    assert cgw["bgp_asn"] == "64500"
+    vgw_id, _ = only(prod_tf, "aws_vpn_gateway")
+    _, vpn = only(prod_tf, "aws_vpn_connection")
+    assert vpn["vpn_gateway_id"] == ref("aws_vpn_gateway", vgw_id)
+    assert vpn["static_routes_only"] is False
+    onprem = [
+        r
+        for r in resources(prod_tf, "aws_route").values()
+        if r["destination_cidr_block"] == "192.0.2.0/24"
+    ]
+    assert len(onprem) == 4  # three app route tables and the data route table
+    assert {r["gateway_id"] for r in onprem} == {ref("aws_vpn_gateway", vgw_id)}
+
+
+def test_state_backend_is_per_environment_encrypted_and_locked(prod_tf: dict[str, Any]) -> None:
+    assert prod_tf["terraform"]["backend"] == {
+        "s3": {
+            "bucket": "example-paymig-tfstate",
+            "key": "paymig/prod/terraform.tfstate",
+            "region": "us-east-2",
+            "encrypt": True,
+            "use_lockfile": True,
+        }
+    }
+
+
+def test_every_taggable_resource_carries_the_configured_tags(prod_tf: dict[str, Any]) -> None:
+    untaggable = {
+        "aws_route", "aws_route_table_association", "aws_iam_role_policy", "aws_kms_alias",
+        "aws_vpn_connection_route", "aws_security_group_rule",
+    }  # fmt: skip
+    expected = {
+        "Owner": "payments-platform",
+        "CostCenter": "cc-4100-payments",
+        "DataClassification": "pci-cde",
+        "Environment": "prod",
+        "ManagedBy": "paymig",
+    }
+    checked = 0
+    for kind, items in prod_tf["resource"].items():
+        for resource in items.values():
+            if "tags" not in resource:
+                assert kind in untaggable, f"{kind} {path_of(resource)} has no tags"
+                continue
+            assert expected.items() <= resource["tags"].items(), path_of(resource)
+            checked += 1
+    assert checked >= 30
