@@ -38,6 +38,14 @@ def prod_synth(prod_config: PaymigConfig, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
+def staging_synth(staging_config: PaymigConfig, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The staging stack, synthesized once per session."""
+    from paymig.infra.synth import synthesize
+
+    return synthesize(staging_config, tmp_path_factory.mktemp("synth-staging") / "cdktf.out")
+
+
+@pytest.fixture(scope="session")
 def prod_tf(prod_synth: Any) -> dict[str, Any]:
     """The synthesized prod stack as data."""
     document: dict[str, Any] = prod_synth.document

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.tf_helpers import by_path, only, path_of, policy, ref, resources
-
 from paymig.config import PaymigConfig
+from tests.tf_helpers import by_path, only, path_of, policy, ref, resources
 
 ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"]
 

@@ -227,6 +227,90 @@ class MigrationConfig(_Model):
         return self
 
 
+class DatabaseConfig(_Model):
+    """The Aurora PostgreSQL 14 cluster."""
+
+    engine_version: str = Field(
+        default="14.17",
+        pattern=r"^14\.\d+$",
+        description="Aurora PostgreSQL engine version, pinned (a 14.x release).",
+    )
+    # db.r6g.large (2 vCPU, 16 GiB) fits the workload with room: 50,000 payments a day is
+    # under 1 write/s on average (tens/s at peak), and 16 GiB caches the hot part of a
+    # 500 GB table's indexes. Two of them (writer + reader) stay well inside the budget.
+    instance_class: str = Field(
+        default="db.r6g.large",
+        pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$",
+        description="Instance class of the writer and the readers.",
+    )
+    instance_count: int = Field(
+        default=2, ge=2, le=15, description="Instances: one writer plus readers in other AZs."
+    )
+    database_name: str = Field(
+        default="payments", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="Initial database."
+    )
+    master_username: str = Field(
+        default="paymig_admin",
+        pattern=r"^[a-z][a-z0-9_]{0,15}$",
+        description="Master user name (its password is generated and kept by RDS).",
+    )
+    backup_retention_days: int = Field(
+        default=35, ge=1, le=35, description="Days of automated backups (PITR window)."
+    )
+    backup_window: str = Field(
+        default="03:00-04:00", description="Daily backup window (UTC), hh:mm-hh:mm."
+    )
+    maintenance_window: str = Field(
+        default="sun:04:30-sun:05:30", description="Weekly maintenance window (UTC)."
+    )
+    ca_cert_identifier: str = Field(
+        default="rds-ca-rsa2048-g1",
+        description="Server certificate authority, pinned so CA rotation is a planned change.",
+    )
+    monitoring_interval_seconds: int = Field(
+        default=60, description="Enhanced monitoring interval: 1, 5, 10, 15, 30 or 60 seconds."
+    )
+    secret_rotation_days: int = Field(
+        default=30, ge=1, le=365, description="Rotate the master credentials every N days."
+    )
+    log_retention_days: int = Field(
+        default=365, description="Retention of the cluster's PostgreSQL (audit) logs."
+    )
+
+    @field_validator("monitoring_interval_seconds")
+    @classmethod
+    def _monitoring_interval(cls, value: int) -> int:
+        """RDS accepts only these enhanced monitoring intervals."""
+        if value not in (1, 5, 10, 15, 30, 60):
+            raise ValueError(f"{value} is not one of 1, 5, 10, 15, 30, 60")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_allowed(cls, value: int) -> int:
+        """CloudWatch Logs accepts only a fixed set of retention periods."""
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{value} is not a CloudWatch Logs retention period")
+        return value
+
+
+class WafConfig(_Model):
+    """The regional web ACL in front of the load balancer."""
+
+    rate_limit_per_minute: int = Field(
+        default=1000, ge=100, description="Requests per client IP per 60 s before blocking."
+    )
+    log_retention_days: int = Field(default=365, description="Retention of WAF logs.")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_allowed(cls, value: int) -> int:
+        """CloudWatch Logs accepts only a fixed set of retention periods."""
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{value} is not a CloudWatch Logs retention period")
+        return value
+
+
 class PaymigConfig(_Model):
     """One environment of the payment migration."""
 
@@ -248,6 +332,10 @@ class PaymigConfig(_Model):
     migration: MigrationConfig = Field(
         default_factory=MigrationConfig, description="Traffic migration phases."
     )
+    database: DatabaseConfig = Field(
+        default_factory=DatabaseConfig, description="Aurora PostgreSQL cluster."
+    )
+    waf: WafConfig = Field(default_factory=WafConfig, description="Web application firewall.")
 
     @property
     def stack_name(self) -> str:

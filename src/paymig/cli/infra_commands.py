@@ -13,6 +13,7 @@ from rich.table import Table
 
 from paymig.cli.options import ConfigOption, EnvOption, load
 from paymig.config import PaymigConfig, sample_values_in_use
+from paymig.security_scan import find_checkov_config, security_gate
 from paymig.terraform import DEFAULT_MIRROR, Terraform
 
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder of the synthesized stacks.")]
@@ -71,7 +72,7 @@ def check(
         typer.Option("--provider-mirror", help="Local Terraform provider mirror, used if present."),
     ] = DEFAULT_MIRROR,
 ) -> None:
-    """Synthesize, then `terraform init -backend=false` and `terraform validate`."""
+    """Synthesize, `terraform init -backend=false` + `terraform validate`, then checkov."""
     cfg = load(env, config)
     err = Console(stderr=True)
     for sample in sample_values_in_use(cfg):
@@ -83,6 +84,11 @@ def check(
     terraform.init()
     terraform.validate()
     console.print(f"[green]terraform validate: {cfg.stack_name} is valid[/]")
+    scan = security_gate(json_path, find_checkov_config())
+    console.print(
+        f"[green]checkov: {scan.passed} passed, 0 failed, {scan.skipped} skipped (justified in "
+        ".checkov.yaml)[/]"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -50,3 +50,17 @@ def assume_role_policy(service: str, *, condition: dict[str, Any] | None = None)
             condition=condition,
         )
     )
+
+
+#: Write actions that AWS offers no resource-level permission for, so a policy may name
+#: them with ``"Resource": "*"``. Each is listed with the reason; tests reject any other
+#: write action on ``*``.
+NO_RESOURCE_LEVEL_WRITE_ACTIONS: dict[str, str] = {
+    "xray:PutTraceSegments": "X-Ray trace segments are not a resource",
+    "xray:PutTelemetryRecords": "X-Ray telemetry is not a resource",
+    "cloudwatch:PutMetricData": "metrics have no ARN; the policy pins the namespace instead",
+    "ec2:CreateNetworkInterface": "Lambda in a VPC: ENIs do not exist before they are created",
+    "ec2:DeleteNetworkInterface": "Lambda in a VPC: ENI ids are not known in advance",
+    "ec2:AssignPrivateIpAddresses": "Lambda in a VPC: acts on ENIs created at run time",
+    "ec2:UnassignPrivateIpAddresses": "Lambda in a VPC: acts on ENIs created at run time",
+}

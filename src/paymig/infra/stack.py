@@ -8,7 +8,9 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider
 from constructs import Construct
 
 from paymig.config import PaymigConfig
+from paymig.infra.data import DataProps, DataTier
 from paymig.infra.network import NetworkProps, NetworkTier
+from paymig.infra.security import SecurityProps, SecurityTier
 from paymig.infra.tagging import TagEverything
 
 
@@ -47,6 +49,26 @@ class PaymentMigrationStack(TerraformStack):
                 network=config.network,
                 onprem=config.onprem,
             ),
+        )
+
+        self.database = DataTier(
+            self,
+            "data",
+            DataProps(
+                name=name,
+                region=config.region,
+                account_id=account_id,
+                database=config.database,
+                vpc_id=self.network.vpc_id,
+                data_subnet_ids=self.network.data_subnet_ids,
+                availability_zones=config.network.availability_zones,
+                log_retention_days=config.database.log_retention_days,
+            ),
+        )
+        self.security = SecurityTier(
+            self,
+            "security",
+            SecurityProps(name=name, region=config.region, account_id=account_id, waf=config.waf),
         )
 
         # ------------------------------------------------------------ outputs and tags
