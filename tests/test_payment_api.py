@@ -194,7 +194,8 @@ def test_metric_and_environment_names_match_the_shared_naming_module() -> None:
         (api.ENV_ENVIRONMENT, naming.PAYMENT_API_ENV_ENVIRONMENT),
     ]
     assert [a for a, _ in pairs] == [b for _, b in pairs]
-    assert naming.PAYMENT_API_HANDLER == f"{api.__name__}.{api.handler.__name__}"
+    handler_path = f"{api.__name__}.{api.handler.__name__}"
+    assert handler_path == naming.PAYMENT_API_HANDLER
 
 
 def test_parse_event_reads_single_and_multi_value_headers_and_base64_bodies() -> None:
@@ -202,9 +203,8 @@ def test_parse_event_reads_single_and_multi_value_headers_and_base64_bodies() ->
         {"httpMethod": "post", "path": "/payments", "headers": {"Idempotency-Key": "k"},
          "body": '{"a":1}', "isBase64Encoded": False}
     )  # fmt: skip
-    assert (single.method, single.path, dict(single.headers), single.body(), single.multi_value) == (
-        "POST", "/payments", {"idempotency-key": "k"}, b'{"a":1}', False
-    )  # fmt: skip
+    seen = (single.method, single.path, dict(single.headers), single.body(), single.multi_value)
+    assert seen == ("POST", "/payments", {"idempotency-key": "k"}, b'{"a":1}', False)
     multi = api.parse_event(
         {"httpMethod": "POST", "path": "/payments",
          "multiValueHeaders": {"Idempotency-Key": ["old", "new"], "x-empty": []},
@@ -409,7 +409,7 @@ def test_emf_document_without_a_new_payment_has_no_value(
     }  # fmt: skip
 
 
-MASTER_SECRET = {"username": "app", "password": "pw"}  # noqa: S105 - test data
+MASTER_SECRET = {"username": "app", "password": "pw"}
 FULL_ENV = {"DB_HOST": "db.internal", "DB_PORT": "6432", "DB_NAME": "payments"}
 
 
@@ -428,7 +428,8 @@ def test_db_settings_from_a_rotation_secret_the_environment_wins() -> None:
         "writer.rds", 5433, "pay", "/ca.pem"
     )  # fmt: skip
     overridden = api.db_settings(FULL_ENV, secret)
-    assert (overridden.host, overridden.port, overridden.dbname) == ("db.internal", 6432, "payments")
+    assert (overridden.host, overridden.port) == ("db.internal", 6432)
+    assert overridden.dbname == "payments"
     defaulted = api.db_settings({"DB_HOST": "h", "DB_NAME": "d"}, MASTER_SECRET)
     assert defaulted.port == 5432
 
@@ -437,7 +438,8 @@ def test_db_settings_from_a_rotation_secret_the_environment_wins() -> None:
     ("env", "secret", "message"),
     [
         (FULL_ENV, {"password": "pw"}, "secret: field 'username' missing or not a string"),
-        (FULL_ENV, {"username": "app", "password": 5}, "secret: field 'password' missing or not a string"),
+        (FULL_ENV, {"username": "app", "password": 5},
+         "secret: field 'password' missing or not a string"),
         ({"DB_NAME": "d"}, MASTER_SECRET, "DB_HOST: not set and the secret carries no host"),
         ({"DB_HOST": "h"}, MASTER_SECRET, "DB_NAME: not set and the secret carries no dbname"),
         ({**FULL_ENV, "DB_PORT": "x"}, MASTER_SECRET, "DB_PORT: not a port number: 'x'"),
@@ -638,7 +640,9 @@ def test_health_is_503_with_a_wrong_password_in_the_secret(api_db: ApiDatabase) 
     ],
 )
 def test_health_is_503_when_the_secret_is_unusable(
-    api_db: ApiDatabase, monkeypatch: pytest.MonkeyPatch, secret_string: str | None,
+    api_db: ApiDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+    secret_string: str | None,
     unset: str | None,
 ) -> None:
     if unset is not None:
@@ -655,8 +659,8 @@ def test_health_is_503_when_the_secret_does_not_exist(
     api_db: ApiDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DB_SECRET_ARN", api_db.secret_arn + "-missing")
-    with pytest.raises(api.ConfigurationError, match="^DB_SECRET_ARN: cannot read the secret: "
-                       "ResourceNotFoundException$"):  # fmt: skip
+    expected = r"^DB_SECRET_ARN: cannot read the secret: ResourceNotFoundException$"
+    with pytest.raises(api.ConfigurationError, match=expected):
         api.read_secret(boto3.client("secretsmanager"), api_db.secret_arn + "-missing")
     assert api.handler(get_event(), CONTEXT)["statusCode"] == 503
 
@@ -683,9 +687,7 @@ def test_create_payment_returns_201_and_records_one_row(
     assert "Idempotent-Replayed" not in response["headers"]
     body = body_of(response)
     with api_db.admin() as admin:
-        row = admin.execute(
-            "SELECT id, created_at, request_fingerprint FROM payments"
-        ).fetchone()
+        row = admin.execute("SELECT id, created_at, request_fingerprint FROM payments").fetchone()
     assert row is not None
     assert body == {
         "payment_id": str(row[0]), "merchant_id": MERCHANT, "account_id": str(api_db.account_id),
@@ -859,8 +861,9 @@ def test_concurrent_requests_with_the_same_key_record_exactly_one_payment(
         second = threading.Thread(target=invoke, args=("second",))
         second.start()
         wait_until(
-            lambda: _activity(admin, "wait_event_type = 'Lock' AND wait_event = 'transactionid'")
-            == 1,
+            lambda: (
+                _activity(admin, "wait_event_type = 'Lock' AND wait_event = 'transactionid'") == 1
+            ),
             "second insert waiting for the first transaction",
         )
         admin.execute("SELECT pg_advisory_unlock(4242)")
@@ -870,3 +873,24 @@ def test_concurrent_requests_with_the_same_key_record_exactly_one_payment(
     assert (results["first"]["statusCode"], results["second"]["statusCode"]) == (201, 200)
     assert results["first"]["body"] == results["second"]["body"]
     assert len(api_db.rows()) == 1
+
+
+def test_an_error_on_a_healthy_connection_is_not_retried(api_db: ApiDatabase) -> None:
+    """A statement cancelled by its timeout leaves the connection usable: no reconnect."""
+    api.handler(get_event(), CONTEXT)
+    conn, pid = api.cached_connection(), backend_pid()
+    calls: list[int] = []
+
+    def slow(c: psycopg.Connection[Any]) -> None:
+        calls.append(c.info.backend_pid)
+        c.execute("SET statement_timeout = 1")
+        try:
+            c.execute("SELECT pg_sleep(5)")
+        finally:
+            c.execute("RESET statement_timeout")
+
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        api.with_connection(slow)
+    assert calls == [pid]
+    assert api.cached_connection() is conn
+    assert api.handler(get_event(), CONTEXT)["statusCode"] == 200
