@@ -15,3 +15,49 @@ AWS_SET_ID = "aws"
 def resource_prefix(stack_name: str) -> str:
     """Prefix of every named resource of an environment (e.g. `paymig-prod`)."""
     return stack_name
+
+
+# ---------------------------------------------------------------- payment API metrics
+# Business KPIs the payment API publishes through the CloudWatch embedded metric format.
+# The handler (paymig.lambdas.payment_api) cannot import this module in its image, so it
+# repeats these values; tests/test_payment_api.py asserts that both agree.
+
+#: CloudWatch namespace of the payment API's business metrics.
+PAYMENT_METRICS_NAMESPACE = "Paymig/Payments"
+
+#: Count of ``POST /payments`` requests handled (= succeeded + failed).
+METRIC_PAYMENTS_PROCESSED = "PaymentsProcessed"
+#: Count of requests that returned a recorded payment (201 new, or 200 idempotent replay).
+METRIC_PAYMENTS_SUCCEEDED = "PaymentsSucceeded"
+#: Count of requests that recorded nothing (bad input, key conflict, server error).
+METRIC_PAYMENTS_FAILED = "PaymentsFailed"
+#: Sum of newly recorded payment amounts (replays excluded), per currency.
+METRIC_PAYMENT_VALUE = "PaymentValue"
+
+#: Dimension: the environment name (``prod``, ``staging``), from the Lambda environment.
+DIMENSION_ENVIRONMENT = "Environment"
+#: Dimension: the Lambda alias (``blue``/``green``) the ALB invoked.
+DIMENSION_ALIAS = "Alias"
+#: Dimension of ``PaymentValue`` only: the ISO 4217 currency of the summed amounts.
+DIMENSION_CURRENCY = "Currency"
+
+#: Dimension sets of the three counters: per environment, and per environment and alias.
+PAYMENT_COUNT_DIMENSION_SETS: tuple[tuple[str, ...], ...] = (
+    (DIMENSION_ENVIRONMENT,),
+    (DIMENSION_ENVIRONMENT, DIMENSION_ALIAS),
+)
+#: Dimension set of ``PaymentValue``: amounts in different currencies never add up.
+PAYMENT_VALUE_DIMENSION_SETS: tuple[tuple[str, ...], ...] = (
+    (DIMENSION_ENVIRONMENT, DIMENSION_CURRENCY),
+)
+
+#: Environment variables the payment API Lambda reads (the infra half sets them).
+PAYMENT_API_ENV_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - a variable name
+PAYMENT_API_ENV_DB_HOST = "DB_HOST"
+PAYMENT_API_ENV_DB_PORT = "DB_PORT"
+PAYMENT_API_ENV_DB_NAME = "DB_NAME"
+PAYMENT_API_ENV_CA_BUNDLE = "DB_CA_BUNDLE"
+PAYMENT_API_ENV_ENVIRONMENT = "PAYMIG_ENVIRONMENT"
+
+#: Handler the payment API image runs (its Dockerfile's CMD).
+PAYMENT_API_HANDLER = "paymig.lambdas.payment_api.handler"

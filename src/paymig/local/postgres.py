@@ -123,6 +123,14 @@ class LocalPostgres:
         )  # fmt: skip
         (data / "server.key").chmod(0o600)
 
+    def restart(self) -> None:
+        """Restart the running server on the same port and data (clients are cut off)."""
+        if self.directory is None:
+            raise CommandFailedError(f"server {self.name!r} is not running: cannot restart")
+        self._run([_tool("pg_ctl"), "-D", str(self.directory / "data"), "-l",
+                   str(self.directory / "server.log"), "-m", "fast", "-w", "-t", "60",
+                   "restart"])  # fmt: skip
+
     def stop(self) -> None:
         """Stop the server and delete its folder. Safe to call twice."""
         if self.directory is None:
