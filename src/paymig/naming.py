@@ -61,3 +61,21 @@ PAYMENT_API_ENV_ENVIRONMENT = "PAYMIG_ENVIRONMENT"
 
 #: Handler the payment API image runs (its Dockerfile's CMD).
 PAYMENT_API_HANDLER = "paymig.lambdas.payment_api.handler"
+
+
+# ---------------------------------------------------------------- application tier
+
+
+def payment_api_function(stack_name: str) -> str:
+    """Name of the payment API Lambda function (and its IAM role)."""
+    return f"{stack_name}-payment-api"
+
+
+def load_balancer(stack_name: str) -> str:
+    """Name of the API's Application Load Balancer (at most 32 characters)."""
+    return f"{stack_name}-alb"
+
+
+def target_group(stack_name: str, alias: str) -> str:
+    """Name of the target group in front of one alias (`blue` or `green`)."""
+    return f"{stack_name}-{alias}"

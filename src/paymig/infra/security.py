@@ -2,7 +2,8 @@
 
 Rules, in evaluation order: a per-IP rate limit of N requests per **60 seconds**
 (``evaluation_window_sec = 60``; the provider's default window is 5 minutes, which would
-allow five times more), AWS's known-bad-inputs, SQL injection and common rule sets.
+allow five times more), AWS's known-bad-inputs, SQL injection, common and anonymous-IP
+rule sets.
 Every rule publishes CloudWatch metrics and sampled requests; the ACL logs to a CMK
 encrypted log group with the ``authorization`` and ``cookie`` headers redacted.
 """
@@ -35,12 +36,18 @@ from constructs import Construct
 from paymig.config import WafConfig
 from paymig.infra.kms import CustomerManagedKey, KeyProps, service_usage
 
-#: AWS managed rule groups, in priority order after the rate limit.
+#: AWS managed rule groups, in priority order after the rate limit. Known-bad-inputs
+#: carries the Log4j rules; the anonymous IP list blocks Tor and anonymising VPNs.
 MANAGED_RULE_GROUPS = (
     "AWSManagedRulesKnownBadInputsRuleSet",
     "AWSManagedRulesSQLiRuleSet",
     "AWSManagedRulesCommonRuleSet",
+    "AWSManagedRulesAnonymousIpList",
 )
+
+#: Rules of a managed group that only count instead of blocking, with the reason:
+#: merchants call the API from their own servers, often on cloud hosting.
+COUNT_ONLY_RULES = {"AWSManagedRulesAnonymousIpList": ("HostingProviderIPList",)}
 
 #: Request headers never written to WAF logs (credentials and sessions).
 REDACTED_HEADERS = ("authorization", "cookie")
@@ -63,6 +70,17 @@ def _visibility(metric: str) -> Wafv2WebAclRuleVisibilityConfig:
     return Wafv2WebAclRuleVisibilityConfig(
         cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
     )
+
+
+def _managed_group(group: str) -> dict[str, Any]:
+    """The statement of one AWS managed rule group, with its count-only overrides."""
+    statement: dict[str, Any] = {"name": group, "vendor_name": "AWS"}
+    overrides = COUNT_ONLY_RULES.get(group, ())
+    if overrides:
+        statement["rule_action_override"] = [
+            {"name": rule, "action_to_use": {"count": {}}} for rule in overrides
+        ]
+    return statement
 
 
 class SecurityTier(Construct):
@@ -128,9 +146,7 @@ class SecurityTier(Construct):
                     override_action=Wafv2WebAclRuleOverrideAction(
                         none=Wafv2WebAclRuleOverrideActionNone()
                     ),
-                    statement={
-                        "managed_rule_group_statement": {"name": group, "vendor_name": "AWS"}
-                    },
+                    statement={"managed_rule_group_statement": _managed_group(group)},
                     visibility_config=_visibility(f"{props.name}-{group}"),
                 )
             )

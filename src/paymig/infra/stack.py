@@ -7,10 +7,13 @@ from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdent
 from cdktf_cdktf_provider_aws.provider import AwsProvider
 from constructs import Construct
 
+from paymig import naming
 from paymig.config import PaymigConfig
-from paymig.infra.data import DataProps, DataTier
+from paymig.infra.app import AppProps, AppTier, DatabaseTarget
+from paymig.infra.data import POSTGRES_PORT, DataProps, DataTier
 from paymig.infra.network import NetworkProps, NetworkTier
 from paymig.infra.security import SecurityProps, SecurityTier
+from paymig.infra.traffic import TrafficProps, TrafficTier
 from paymig.infra.tagging import TagEverything
 
 
@@ -63,12 +66,45 @@ class PaymentMigrationStack(TerraformStack):
                 data_subnet_ids=self.network.data_subnet_ids,
                 availability_zones=config.network.availability_zones,
                 log_retention_days=config.database.log_retention_days,
+                key_user_role_names=(naming.payment_api_function(name),),
             ),
         )
         self.security = SecurityTier(
             self,
             "security",
             SecurityProps(name=name, region=config.region, account_id=account_id, waf=config.waf),
+        )
+        self.app = AppTier(
+            self,
+            "app",
+            AppProps(
+                name=name,
+                environment=config.environment,
+                region=config.region,
+                account_id=account_id,
+                app=config.app,
+                vpc_id=self.network.vpc_id,
+                public_subnet_ids=self.network.public_subnet_ids,
+                app_subnet_ids=self.network.app_subnet_ids,
+                hosted_zone_id=config.dns.hosted_zone_id,
+                api_record_name=config.dns.api_record_name,
+                web_acl_arn=str(self.security.web_acl.arn),
+                database=self._api_database(),
+            ),
+        )
+        self.database.allow_postgres_from(
+            "app", str(self.app.security_group.id), "PostgreSQL from the payment API Lambda"
+        )
+        self.traffic = TrafficTier(
+            self,
+            "traffic",
+            TrafficProps(
+                name=name,
+                dns=config.dns,
+                initial_aws_weight=config.migration.initial_phase,
+                alb_dns_name=str(self.app.load_balancer.dns_name),
+                alb_zone_id=str(self.app.load_balancer.zone_id),
+            ),
         )
 
         # ------------------------------------------------------------ outputs and tags
@@ -79,4 +115,15 @@ class PaymentMigrationStack(TerraformStack):
             TagEverything(
                 {**config.tags.as_dict(), "Environment": config.environment, "ManagedBy": "paymig"}
             )
+        )
+
+    def _api_database(self) -> DatabaseTarget:
+        """The database the payment API uses (see `app.write_target` in the config)."""
+        return DatabaseTarget(
+            host=str(self.database.cluster.endpoint),
+            port=POSTGRES_PORT,
+            name=self.config.database.database_name,
+            secret_arn=self.database.master_secret_arn,
+            secret_key_arn=self.database.key.arn,
+            security_group_id=str(self.database.security_group.id),
         )

@@ -1,0 +1,636 @@
+"""Application tier (requirement 3): the payment API image on Lambda behind an HTTPS ALB.
+
+Blue/green: two aliases, each behind its own target group; the HTTPS listener forwards
+to both with configured weights, so a new version is canaried and switched back without
+touching DNS. Scaling: Application Auto Scaling keeps the live alias's provisioned
+concurrency between 2 and 10, tracking ``LambdaProvisionedConcurrencyUtilization`` (the
+Lambda counterpart of "2-10 tasks scaled on CPU").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.acm_certificate import AcmCertificate
+from cdktf_cdktf_provider_aws.acm_certificate_validation import AcmCertificateValidation
+from cdktf_cdktf_provider_aws.appautoscaling_policy import (
+    AppautoscalingPolicy,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration as TargetTracking,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification as PredefinedMetric,
+)
+from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
+from cdktf_cdktf_provider_aws.ecr_repository import (
+    EcrRepository,
+    EcrRepositoryEncryptionConfiguration,
+    EcrRepositoryImageScanningConfiguration,
+)
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktf_cdktf_provider_aws.lambda_alias import LambdaAlias
+from cdktf_cdktf_provider_aws.lambda_function import (
+    LambdaFunction,
+    LambdaFunctionDeadLetterConfig,
+    LambdaFunctionEnvironment,
+    LambdaFunctionLoggingConfig,
+    LambdaFunctionTracingConfig,
+    LambdaFunctionVpcConfig,
+)
+from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
+from cdktf_cdktf_provider_aws.lambda_provisioned_concurrency_config import (
+    LambdaProvisionedConcurrencyConfig,
+)
+from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
+from cdktf_cdktf_provider_aws.lb_listener import (
+    LbListener,
+    LbListenerDefaultAction,
+    LbListenerDefaultActionForward,
+    LbListenerDefaultActionForwardTargetGroup,
+    LbListenerDefaultActionRedirect,
+)
+from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
+from cdktf_cdktf_provider_aws.lb_target_group_attachment import LbTargetGroupAttachment
+from cdktf_cdktf_provider_aws.route53_record import Route53Record
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleExpiration,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+    S3BucketLifecycleConfigurationRuleTransition,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_notification import S3BucketNotification
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA as SseDefault,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
+    S3BucketVersioningA,
+    S3BucketVersioningVersioningConfiguration,
+)
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import (
+    VpcSecurityGroupIngressRule,
+)
+from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
+from constructs import Construct
+
+from paymig import naming
+from paymig.config import AppConfig
+from paymig.infra.iam import assume_role_policy, policy_document, statement
+from paymig.infra.kms import CustomerManagedKey, KeyProps, service_usage
+
+ALIASES = ("blue", "green")
+HTTPS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+ANYWHERE = "0.0.0.0/0"
+
+#: The account Elastic Load Balancing writes us-east-2 access logs from (AWS documented).
+ELB_LOG_DELIVERY_ACCOUNT = {"us-east-2": "033677994240", "us-east-1": "127311923021"}
+
+LAMBDA_VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+XRAY_WRITE_POLICY = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """Where the API reads and writes payments, and how it gets there."""
+
+    host: str
+    port: int
+    name: str
+    secret_arn: str
+    secret_key_arn: str
+    #: Egress to the database: a security group id, or a CIDR (the on-prem network).
+    security_group_id: str | None = None
+    cidr: str | None = None
+
+
+@dataclass(frozen=True)
+class AppProps:
+    """Inputs of the application tier."""
+
+    name: str
+    environment: str
+    region: str
+    account_id: str
+    app: AppConfig
+    vpc_id: str
+    public_subnet_ids: list[str]
+    app_subnet_ids: list[str]
+    hosted_zone_id: str
+    api_record_name: str
+    web_acl_arn: str
+    database: DatabaseTarget
+
+
+class AppTier(Construct):
+    """ECR, the payment API function and its aliases, scaling, the ALB and its listeners.
+
+    Attributes other constructs use: :attr:`load_balancer`, :attr:`https_listener`,
+    :attr:`target_groups`, :attr:`function`, :attr:`aliases`, :attr:`security_group`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: AppProps) -> None:
+        """Create the API and its front door."""
+        super().__init__(scope, construct_id)
+        self.props = props
+        app = props.app
+        function_name = naming.payment_api_function(props.name)
+        log_group_name = f"/aws/lambda/{function_name}"
+        log_group_arn = f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
+
+        # ------------------------------------------------------------ CMK for the app tier
+        self.key = CustomerManagedKey(
+            self,
+            "key",
+            KeyProps(
+                alias=f"{props.name}/app",
+                description=f"{props.name}: encrypts the API's image, environment, queue, logs",
+                account_id=props.account_id,
+                usage_statements=[
+                    statement(
+                        "AwsServicesUseKeyForThisAccount",
+                        [
+                            "kms:Encrypt",
+                            "kms:Decrypt",
+                            "kms:ReEncrypt*",
+                            "kms:GenerateDataKey*",
+                            "kms:DescribeKey",
+                            "kms:CreateGrant",
+                        ],
+                        "*",
+                        principal={"AWS": f"arn:aws:iam::{props.account_id}:root"},
+                        condition={
+                            "StringEquals": {
+                                "kms:ViaService": [
+                                    f"lambda.{props.region}.amazonaws.com",
+                                    f"ecr.{props.region}.amazonaws.com",
+                                    f"sqs.{props.region}.amazonaws.com",
+                                ],
+                                "kms:CallerAccount": props.account_id,
+                            }
+                        },
+                    ),  # fmt: skip
+                    service_usage(
+                        "CloudWatchLogsUsesKey",
+                        f"logs.{props.region}.amazonaws.com",
+                        condition={
+                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}
+                        },
+                    ),
+                ],
+            ),
+        )
+
+        # ------------------------------------------------------------ image registry
+        self.repository = EcrRepository(
+            self,
+            "repository",
+            name=f"{props.name}/payment-api",
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
+            encryption_configuration=[
+                EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=self.key.arn)
+            ],
+        )
+        EcrLifecyclePolicy(
+            self,
+            "repository-lifecycle",
+            repository=self.repository.name,
+            policy=json.dumps(
+                {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": "Drop untagged layers after 7 days",
+                            "selection": {
+                                "tagStatus": "untagged",
+                                "countType": "sinceImagePushed",
+                                "countUnit": "days",
+                                "countNumber": 7,
+                            },
+                            "action": {"type": "expire"},
+                        },
+                        {
+                            "rulePriority": 2,
+                            "description": "Keep the 50 newest images (rollback targets)",
+                            "selection": {
+                                "tagStatus": "any",
+                                "countType": "imageCountMoreThan",
+                                "countNumber": 50,
+                            },
+                            "action": {"type": "expire"},
+                        },
+                    ]
+                }
+            ),
+        )
+
+        # ------------------------------------------------------------ function
+        self.dead_letter_queue = SqsQueue(
+            self,
+            "dlq",
+            name=f"{function_name}-dlq",
+            kms_master_key_id=self.key.arn,
+            message_retention_seconds=1_209_600,
+        )
+        self.log_group = CloudwatchLogGroup(
+            self,
+            "log-group",
+            name=log_group_name,
+            retention_in_days=app.log_retention_days,
+            kms_key_id=self.key.arn,
+        )
+        self.role = IamRole(
+            self,
+            "role",
+            name=function_name,
+            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
+        )
+        for index, managed in enumerate((LAMBDA_VPC_POLICY, XRAY_WRITE_POLICY)):
+            IamRolePolicyAttachment(
+                self, f"role-managed-{index}", role=self.role.name, policy_arn=managed
+            )
+        IamRolePolicy(
+            self,
+            "role-policy",
+            role=self.role.id,
+            policy=policy_document(
+                statement(
+                    "ReadDatabaseSecret",
+                    ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                    [props.database.secret_arn],
+                ),
+                statement(
+                    "DecryptSecretAndEnvironment",
+                    ["kms:Decrypt"],
+                    [props.database.secret_key_arn, self.key.arn],
+                ),
+                statement("DeadLetters", ["sqs:SendMessage"], [f"{self.dead_letter_queue.arn}"]),
+                statement(
+                    "WriteOwnLogs",
+                    ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    [f"{log_group_arn}:*"],
+                ),
+            ),
+        )
+        self.security_group = SecurityGroup(
+            self,
+            "sg",
+            name=f"{function_name}-lambda",
+            description="Payment API Lambda: egress to its database and to AWS APIs only",
+            vpc_id=props.vpc_id,
+        )
+        db = props.database
+        VpcSecurityGroupEgressRule(
+            self,
+            "egress-db",
+            security_group_id=self.security_group.id,
+            ip_protocol="tcp",
+            from_port=db.port,
+            to_port=db.port,
+            referenced_security_group_id=db.security_group_id,
+            cidr_ipv4=db.cidr,
+            description="PostgreSQL to the payments database",
+        )
+        VpcSecurityGroupEgressRule(
+            self,
+            "egress-https",
+            security_group_id=self.security_group.id,
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            cidr_ipv4=ANYWHERE,
+            description="HTTPS to AWS APIs (Secrets Manager, CloudWatch, X-Ray) via NAT",
+        )
+        self.function = LambdaFunction(
+            self,
+            "function",
+            function_name=function_name,
+            description="paymig payment API",
+            role=self.role.arn,
+            package_type="Image",
+            image_uri=f"{self.repository.repository_url}:{app.image_tag}",
+            memory_size=app.memory_mb,
+            timeout=app.timeout_seconds,
+            reserved_concurrent_executions=app.reserved_concurrency,
+            publish=True,
+            kms_key_arn=self.key.arn,
+            tracing_config=LambdaFunctionTracingConfig(mode="Active"),
+            vpc_config=LambdaFunctionVpcConfig(
+                subnet_ids=props.app_subnet_ids, security_group_ids=[self.security_group.id]
+            ),
+            dead_letter_config=LambdaFunctionDeadLetterConfig(
+                target_arn=self.dead_letter_queue.arn
+            ),
+            environment=LambdaFunctionEnvironment(
+                variables={
+                    naming.PAYMENT_API_ENV_SECRET_ARN: db.secret_arn,
+                    naming.PAYMENT_API_ENV_DB_HOST: db.host,
+                    naming.PAYMENT_API_ENV_DB_PORT: str(db.port),
+                    naming.PAYMENT_API_ENV_DB_NAME: db.name,
+                    naming.PAYMENT_API_ENV_ENVIRONMENT: props.environment,
+                }
+            ),
+            logging_config=LambdaFunctionLoggingConfig(
+                log_format="JSON", log_group=self.log_group.name
+            ),
+            depends_on=[self.log_group],
+        )
+        self.aliases = {
+            alias: LambdaAlias(
+                self,
+                f"alias-{alias}",
+                name=alias,
+                function_name=self.function.function_name,
+                function_version=self.function.version,
+            )
+            for alias in ALIASES
+        }
+        live = self.aliases[app.live_alias]
+
+        # ------------------------------------------------------------ scaling 2-10
+        # Provisioned concurrency starts at the minimum; Application Auto Scaling owns
+        # the number afterwards, so Terraform ignores later changes to it.
+        self.provisioned_concurrency = LambdaProvisionedConcurrencyConfig(
+            self,
+            "provisioned",
+            function_name=self.function.function_name,
+            qualifier=live.name,
+            provisioned_concurrent_executions=app.provisioned_min,
+            lifecycle=TerraformResourceLifecycle(
+                ignore_changes=["provisioned_concurrent_executions"]
+            ),
+        )
+        self.scaling_target = AppautoscalingTarget(
+            self,
+            "scaling-target",
+            service_namespace="lambda",
+            resource_id=f"function:{function_name}:{app.live_alias}",
+            scalable_dimension="lambda:function:ProvisionedConcurrency",
+            min_capacity=app.provisioned_min,
+            max_capacity=app.provisioned_max,
+            depends_on=[self.provisioned_concurrency],
+        )
+        self.scaling_policy = AppautoscalingPolicy(
+            self,
+            "scaling-policy",
+            name=f"{function_name}-provisioned-utilization",
+            policy_type="TargetTrackingScaling",
+            service_namespace=self.scaling_target.service_namespace,
+            resource_id=self.scaling_target.resource_id,
+            scalable_dimension=self.scaling_target.scalable_dimension,
+            target_tracking_scaling_policy_configuration=TargetTracking(
+                target_value=app.target_utilization,
+                predefined_metric_specification=PredefinedMetric(
+                    predefined_metric_type="LambdaProvisionedConcurrencyUtilization"
+                ),
+            ),
+        )
+
+        # ------------------------------------------------------------ load balancer
+        self._build_load_balancer(props, live)
+
+    def _build_load_balancer(self, props: AppProps, live: LambdaAlias) -> None:
+        """The ALB, its logs bucket, certificate, listeners and blue/green target groups."""
+        app = props.app
+        self.alb_security_group = SecurityGroup(
+            self,
+            "alb-sg",
+            name=f"{props.name}-alb",
+            description="Payment API ALB: HTTPS (and HTTP for the redirect) from clients",
+            vpc_id=props.vpc_id,
+        )
+        for port, why in ((443, "HTTPS from API clients"), (80, "HTTP, only redirected to HTTPS")):
+            VpcSecurityGroupIngressRule(
+                self,
+                f"alb-ingress-{port}",
+                security_group_id=self.alb_security_group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ipv4=ANYWHERE,
+                description=why,
+            )
+
+        # Access logs: ALB log delivery supports only SSE-S3 (AES256) buckets, not KMS.
+        self.access_logs = S3Bucket(self, "access-logs", bucket=f"{props.name}-alb-access-logs")
+        S3BucketPublicAccessBlock(
+            self,
+            "access-logs-public-block",
+            bucket=self.access_logs.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+        )
+        S3BucketVersioningA(
+            self,
+            "access-logs-versioning",
+            bucket=self.access_logs.id,
+            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
+        )
+        S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "access-logs-encryption",
+            bucket=self.access_logs.id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default=SseDefault(sse_algorithm="AES256")
+                )
+            ],
+        )
+        S3BucketLifecycleConfiguration(
+            self,
+            "access-logs-lifecycle",
+            bucket=self.access_logs.id,
+            rule=[
+                S3BucketLifecycleConfigurationRule(
+                    id="retain-then-expire",
+                    status="Enabled",
+                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    transition=[
+                        S3BucketLifecycleConfigurationRuleTransition(
+                            days=30, storage_class="STANDARD_IA"
+                        )
+                    ],
+                    expiration=[
+                        S3BucketLifecycleConfigurationRuleExpiration(
+                            days=app.access_log_retention_days
+                        )
+                    ],
+                    noncurrent_version_expiration=[
+                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                            noncurrent_days=app.access_log_retention_days
+                        )
+                    ],
+                    abort_incomplete_multipart_upload=[
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                            days_after_initiation=7
+                        )
+                    ],
+                )
+            ],
+        )
+        # Object events go to EventBridge, so a deletion of access logs can be alerted on.
+        S3BucketNotification(
+            self, "access-logs-events", bucket=self.access_logs.id, eventbridge=True
+        )
+        log_prefix = "alb"
+        delivery_account = ELB_LOG_DELIVERY_ACCOUNT[props.region]
+        self.access_logs_policy = S3BucketPolicy(
+            self,
+            "access-logs-policy",
+            bucket=self.access_logs.id,
+            policy=policy_document(
+                statement(
+                    "ElbWritesAccessLogs",
+                    ["s3:PutObject"],
+                    [f"{self.access_logs.arn}/{log_prefix}/AWSLogs/{props.account_id}/*"],
+                    principal={"AWS": f"arn:aws:iam::{delivery_account}:root"},
+                ),
+                statement(
+                    "DenyInsecureTransport",
+                    ["s3:*"],
+                    [self.access_logs.arn, f"{self.access_logs.arn}/*"],
+                    effect="Deny",
+                    principal={"AWS": "*"},
+                    condition={"Bool": {"aws:SecureTransport": "false"}},
+                ),
+            ),
+        )
+        self.load_balancer = Lb(
+            self,
+            "alb",
+            name=naming.load_balancer(props.name),
+            internal=False,
+            load_balancer_type="application",
+            security_groups=[self.alb_security_group.id],
+            subnets=props.public_subnet_ids,
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=True,
+            access_logs=LbAccessLogs(bucket=self.access_logs.id, prefix=log_prefix, enabled=True),
+            depends_on=[self.access_logs_policy],
+        )
+        Wafv2WebAclAssociation(
+            self,
+            "waf-association",
+            resource_arn=self.load_balancer.arn,
+            web_acl_arn=props.web_acl_arn,
+        )
+
+        # ------------------------------------------------------------ certificate
+        self.certificate = AcmCertificate(
+            self,
+            "certificate",
+            domain_name=props.api_record_name,
+            validation_method="DNS",
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+        )
+        option = self.certificate.domain_validation_options.get(0)
+        self.certificate_record = Route53Record(
+            self,
+            "certificate-validation-record",
+            zone_id=props.hosted_zone_id,
+            name=option.resource_record_name,
+            type=option.resource_record_type,
+            records=[option.resource_record_value],
+            ttl=60,
+            allow_overwrite=True,
+        )
+        self.certificate_validation = AcmCertificateValidation(
+            self,
+            "certificate-validation",
+            certificate_arn=self.certificate.arn,
+            validation_record_fqdns=[self.certificate_record.fqdn],
+        )
+
+        # ------------------------------------------------------------ blue/green targets
+        self.target_groups: dict[str, LbTargetGroup] = {}
+        for alias_name, alias in self.aliases.items():
+            group = LbTargetGroup(
+                self,
+                f"tg-{alias_name}",
+                name=naming.target_group(props.name, alias_name),
+                target_type="lambda",
+                health_check=LbTargetGroupHealthCheck(
+                    enabled=True,
+                    path="/health",
+                    matcher="200",
+                    interval=app.health_check_interval_seconds,
+                    timeout=app.health_check_timeout_seconds,
+                    healthy_threshold=app.healthy_threshold,
+                    unhealthy_threshold=app.unhealthy_threshold,
+                ),
+            )
+            permission = LambdaPermission(
+                self,
+                f"allow-alb-{alias_name}",
+                statement_id=f"AllowAlbInvoke-{alias_name}",
+                action="lambda:InvokeFunction",
+                function_name=self.function.function_name,
+                qualifier=alias.name,
+                principal="elasticloadbalancing.amazonaws.com",
+                source_arn=group.arn,
+            )
+            LbTargetGroupAttachment(
+                self,
+                f"tg-{alias_name}-attachment",
+                target_group_arn=group.arn,
+                target_id=alias.arn,
+                depends_on=[permission],
+            )
+            self.target_groups[alias_name] = group
+
+        # ------------------------------------------------------------ listeners
+        self.https_listener = LbListener(
+            self,
+            "https",
+            load_balancer_arn=self.load_balancer.arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=HTTPS_POLICY,
+            certificate_arn=self.certificate_validation.certificate_arn,
+            default_action=[
+                LbListenerDefaultAction(
+                    type="forward",
+                    forward=LbListenerDefaultActionForward(
+                        target_group=[
+                            LbListenerDefaultActionForwardTargetGroup(
+                                arn=self.target_groups[a].arn, weight=app.listener_weights[a]
+                            )
+                            for a in ALIASES
+                        ]
+                    ),
+                )
+            ],
+        )
+        self.http_listener = LbListener(
+            self,
+            "http-redirect",
+            load_balancer_arn=self.load_balancer.arn,
+            port=80,
+            protocol="HTTP",
+            default_action=[
+                LbListenerDefaultAction(
+                    type="redirect",
+                    redirect=LbListenerDefaultActionRedirect(
+                        protocol="HTTPS", port="443", status_code="HTTP_301"
+                    ),
+                )
+            ],
+        )
+        self.live_alias = live
