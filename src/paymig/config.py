@@ -371,7 +371,7 @@ class ReplicationConfig(_Model):
         default=32,
         ge=1,
         le=102_400,
-        description="Largest LOB in `limited` mode, in KB; also the chunk size in `full` mode.",
+        description="Largest LOB in `limited` mode, in KB (a larger value stops the task).",
     )
     # dms.r5.large (2 vCPU, 16 GiB): memory-optimised, which DMS recommends for CDC
     # because changes for tables still in full load are cached in memory before disk, and
