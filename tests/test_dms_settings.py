@@ -128,7 +128,7 @@ EXPECTED_DEFAULT_SETTINGS = {
     "ChangeProcessingDdlHandlingPolicy": {
         "HandleSourceTableDropped": False,
         "HandleSourceTableTruncated": False,
-        "HandleSourceTableAltered": True,
+        "HandleSourceTableAltered": False,
     },
     "ValidationSettings": {
         "EnableValidation": True,

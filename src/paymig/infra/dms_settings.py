@@ -275,10 +275,12 @@ def task_settings(config: ReplicationConfig) -> dict[str, Any]:
             "StatementCacheSize": 50,
         },
         "ChangeProcessingDdlHandlingPolicy": {
-            # A dropped or truncated source table must never empty the target.
+            # A dropped or truncated source table must never empty the target, and
+            # schema changes go through change control on both sides (the source
+            # endpoint does not capture DDL).
             "HandleSourceTableDropped": False,
             "HandleSourceTableTruncated": False,
-            "HandleSourceTableAltered": True,
+            "HandleSourceTableAltered": False,
         },
         "ValidationSettings": _validation_settings(),
         "ErrorBehavior": _error_behavior(),

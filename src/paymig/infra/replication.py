@@ -120,8 +120,10 @@ class ReplicationTier(Construct):
 
         # ------------------------------------------------------------ service roles
         # DMS looks these two roles up by name; they are account-wide, so exactly one
-        # environment per account creates them and the others reference them.
+        # environment per account creates them and the others reference them (the
+        # lookup fails the plan with a clear error when they do not exist yet).
         self.service_role_attachments: list[IamRolePolicyAttachment] = []
+        self.service_role_lookups: list[DataAwsIamRole] = []
         if rep.create_service_roles:
             for role_name, policy_arn in _MANAGED_POLICIES.items():
                 role = IamRole(
@@ -137,8 +139,11 @@ class ReplicationTier(Construct):
                     )
                 )
         else:
-            for role_name in _MANAGED_POLICIES:
-                DataAwsIamRole(self, role_name, name=role_name)
+            self.service_role_lookups = [
+                DataAwsIamRole(self, role_name, name=role_name) for role_name in _MANAGED_POLICIES
+            ]
+        # Whatever DMS creates must wait for its service roles.
+        service_roles = [*self.service_role_attachments, *self.service_role_lookups]
 
         # ------------------------------------------------------------ secrets access role
         secrets_via = f"secretsmanager.{props.region}.amazonaws.com"
@@ -239,7 +244,7 @@ class ReplicationTier(Construct):
             replication_subnet_group_id=f"{stack}-dms",
             replication_subnet_group_description=f"{stack}: DMS in the private app subnets",
             subnet_ids=props.app_subnet_ids,
-            depends_on=list(self.service_role_attachments),
+            depends_on=service_roles,
         )
         self.security_group = SecurityGroup(
             self,
@@ -291,7 +296,7 @@ class ReplicationTier(Construct):
             allow_major_version_upgrade=False,
             apply_immediately=False,
             preferred_maintenance_window="sun:06:00-sun:07:00",
-            depends_on=list(self.service_role_attachments),
+            depends_on=service_roles,
         )
 
         # ------------------------------------------------------------ endpoints
@@ -361,7 +366,7 @@ class ReplicationTier(Construct):
             replication_task_settings=task_settings_json(rep),
             # Starting the task is an operator step in the runbook, after preflight.
             start_replication_task=False,
-            depends_on=list(self.service_role_attachments),
+            depends_on=service_roles,
         )
 
         # ------------------------------------------------------------ events
