@@ -108,6 +108,10 @@ def test_sample_source_values_are_reported() -> None:
             "unknown event categories ['state change']",
         ),
         (
+            {"event_subscription": {"task_categories": ["failure", "failure"]}},
+            "event categories must be distinct",
+        ),
+        (
             {"parallel_load": [{"schema_name": "public", "table_name": "t", "column": "id"}]},
             "column and boundaries go together",
         ),

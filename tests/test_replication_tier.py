@@ -533,6 +533,16 @@ def test_missing_ca_file_is_a_config_error(tmp_path: Path) -> None:
     )
 
 
+def test_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
+    from paymig.infra.replication import read_ca_certificate
+
+    path = tmp_path / "config/certs/example-onprem-ca.pem"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\xff\xfe not ascii")
+    with pytest.raises(ConfigError, match=r"ca_certificate_path: cannot read .*example-onprem"):
+        read_ca_certificate(replication_config(), tmp_path)
+
+
 @pytest.mark.parametrize(
     "content", ["not a certificate\n", "-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n"]
 )
