@@ -148,7 +148,9 @@ class OnPremConfig(_Model):
     customer_gateway_ip: ipaddress.IPv4Address = _operator_field(
         "Public IP of the on-premises VPN device (customer gateway)."
     )
-    bgp_asn: int = _operator_field("BGP AS number of the customer gateway.", ge=1, le=4_294_967_294)
+    bgp_asn: int = _operator_field(
+        "BGP AS number of the customer gateway.", ge=1, le=4_294_967_294
+    )
     static_routes_only: bool = Field(
         default=False,
         description="Use static routes instead of BGP on the VPN connection.",

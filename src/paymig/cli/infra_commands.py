@@ -15,7 +15,9 @@ from paymig.cli.options import ConfigOption, EnvOption, load
 from paymig.config import PaymigConfig, sample_values_in_use
 from paymig.terraform import DEFAULT_MIRROR, Terraform
 
-OutOption = Annotated[Path, typer.Option("--out", help="Output folder of the synthesized stacks.")]
+OutOption = Annotated[
+    Path, typer.Option("--out", help="Output folder of the synthesized stacks.")
+]
 
 
 class OutputFormat(str, Enum):
@@ -89,3 +91,5 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("synth")(synth)
     app.command("check")(check)
+
+
