@@ -79,3 +79,36 @@ def load_balancer(stack_name: str) -> str:
 def target_group(stack_name: str, alias: str) -> str:
     """Name of the target group in front of one alias (`blue` or `green`)."""
     return f"{stack_name}-{alias}"
+
+
+# --------------------------------------------------------------------------- replication (DMS)
+
+
+def dms_replication_instance_id(stack_name: str) -> str:
+    """Return the identifier of the DMS replication instance."""
+    return f"{resource_prefix(stack_name)}-dms"
+
+
+def dms_replication_task_id(stack_name: str) -> str:
+    """Return the identifier of the full-load-and-CDC replication task (the runbook starts it)."""
+    return f"{resource_prefix(stack_name)}-full-load-and-cdc"
+
+
+def dms_source_endpoint_id(stack_name: str) -> str:
+    """Return the identifier of the DMS endpoint of the on-prem PostgreSQL."""
+    return f"{resource_prefix(stack_name)}-onprem-source"
+
+
+def dms_target_endpoint_id(stack_name: str) -> str:
+    """Return the identifier of the DMS endpoint of the Aurora cluster."""
+    return f"{resource_prefix(stack_name)}-aurora-target"
+
+
+def dms_source_secret_name(stack_name: str) -> str:
+    """Secrets Manager name of the on-prem source credentials DMS reads."""
+    return f"{resource_prefix(stack_name)}/dms/source"
+
+
+def dms_event_topic_name(stack_name: str) -> str:
+    """SNS topic that receives the DMS event subscriptions."""
+    return f"{resource_prefix(stack_name)}-dms-events"

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.acm_certificate import AcmCertificate
 from cdktf_cdktf_provider_aws.acm_certificate_validation import AcmCertificateValidation
 from cdktf_cdktf_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicy,
+)
+from cdktf_cdktf_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration as TargetTracking,
-    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification as PredefinedMetric,
+)
+from cdktf_cdktf_provider_aws.appautoscaling_policy import (
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification as PredefinedMetric,  # noqa: E501
 )
 from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
@@ -93,7 +98,7 @@ from paymig.config import AppConfig
 from paymig.infra.iam import assume_role_policy, policy_document, statement
 from paymig.infra.kms import CustomerManagedKey, KeyProps, service_usage
 
-ALIASES = ("blue", "green")
+ALIASES: tuple[Literal["blue", "green"], ...] = ("blue", "green")
 HTTPS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 ANYWHERE = "0.0.0.0/0"
 
@@ -183,7 +188,7 @@ class AppTier(Construct):
                                 "kms:CallerAccount": props.account_id,
                             }
                         },
-                    ),  # fmt: skip
+                    ),
                     service_usage(
                         "CloudWatchLogsUsesKey",
                         f"logs.{props.region}.amazonaws.com",
@@ -610,9 +615,10 @@ class AppTier(Construct):
                     forward=LbListenerDefaultActionForward(
                         target_group=[
                             LbListenerDefaultActionForwardTargetGroup(
-                                arn=self.target_groups[a].arn, weight=app.listener_weights[a]
+                                arn=self.target_groups[alias].arn,
+                                weight=app.listener_weights[alias],
                             )
-                            for a in ALIASES
+                            for alias in ALIASES
                         ]
                     ),
                 )

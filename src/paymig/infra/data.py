@@ -22,6 +22,7 @@ from cdktf_cdktf_provider_aws.rds_cluster_parameter_group import (
     RdsClusterParameterGroup,
     RdsClusterParameterGroupParameter,
 )
+from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktf_cdktf_provider_aws.secretsmanager_secret_rotation import (
     SecretsmanagerSecretRotation,
     SecretsmanagerSecretRotationRotationRules,
@@ -256,6 +257,23 @@ class DataTier(Construct):
             )
             for index in range(db.instance_count)
         ]
+
+        # ------------------------------------------------------------ DMS login secret
+        # DMS reads host and port from an endpoint's secret, which the RDS-managed
+        # master secret lacks; DMS gets its own least-privilege login instead. The DBA
+        # creates the role and stores {username, password, host, port}: Terraform never
+        # holds the value.
+        self.dms_secret = SecretsmanagerSecret(
+            self,
+            "dms-secret",
+            name=f"{props.name}/aurora/dms-target",
+            description=(
+                "Aurora login for the DMS target endpoint. The operator stores JSON "
+                '{"username", "password", "host", "port"}; Terraform never sets it.'
+            ),
+            kms_key_id=self.key.arn,
+            recovery_window_in_days=30,
+        )
 
         # ------------------------------------------------------------ secret rotation
         self.secret_rotation = SecretsmanagerSecretRotation(

@@ -12,9 +12,10 @@ from paymig.config import PaymigConfig
 from paymig.infra.app import AppProps, AppTier, DatabaseTarget
 from paymig.infra.data import POSTGRES_PORT, DataProps, DataTier
 from paymig.infra.network import NetworkProps, NetworkTier
+from paymig.infra.replication import ReplicationProps, ReplicationTier
 from paymig.infra.security import SecurityProps, SecurityTier
-from paymig.infra.traffic import TrafficProps, TrafficTier
 from paymig.infra.tagging import TagEverything
+from paymig.infra.traffic import TrafficProps, TrafficTier
 
 
 class PaymentMigrationStack(TerraformStack):
@@ -74,6 +75,30 @@ class PaymentMigrationStack(TerraformStack):
             "security",
             SecurityProps(name=name, region=config.region, account_id=account_id, waf=config.waf),
         )
+        self.replication = ReplicationTier(
+            self,
+            "replication",
+            ReplicationProps(
+                name=name,
+                region=config.region,
+                account_id=account_id,
+                replication=config.replication,
+                vpc_id=self.network.vpc_id,
+                app_subnet_ids=self.network.app_subnet_ids,
+                onprem_cidr=str(config.onprem.cidr),
+                data_security_group_id=str(self.database.security_group.id),
+                target_endpoint_address=str(self.database.cluster.endpoint),
+                target_port=POSTGRES_PORT,
+                target_database_name=config.database.database_name,
+                target_secret_arn=str(self.database.dms_secret.arn),
+                target_secret_kms_key_arn=self.database.key.arn,
+            ),
+        )
+        self.database.allow_postgres_from(
+            "dms",
+            str(self.replication.security_group.id),
+            "PostgreSQL from the DMS replication instance",
+        )
         self.app = AppTier(
             self,
             "app",
@@ -118,7 +143,21 @@ class PaymentMigrationStack(TerraformStack):
         )
 
     def _api_database(self) -> DatabaseTarget:
-        """The database the payment API uses (see `app.write_target` in the config)."""
+        """The database the payment API uses (see `app.write_target` in the config).
+
+        Until cutover the system of record is the on-prem source, reached over the VPN
+        with the same credentials secret DMS uses; afterwards it is Aurora.
+        """
+        if self.config.app.write_target == "source":
+            source = self.config.replication.source
+            return DatabaseTarget(
+                host=source.host,
+                port=source.port,
+                name=source.database_name,
+                secret_arn=str(self.replication.source_secret.arn),
+                secret_key_arn=self.replication.key.arn,
+                cidr=str(self.config.onprem.cidr),
+            )
         return DatabaseTarget(
             host=str(self.database.cluster.endpoint),
             port=POSTGRES_PORT,

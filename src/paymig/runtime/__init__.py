@@ -1,0 +1,1 @@
+"""Code that runs at migration time: plain Python, never the jsii bindings."""
