@@ -48,7 +48,13 @@ def test_managed_rule_sets(prod_tf: dict[str, Any]) -> None:
         assert rule["statement"] == {
             "managed_rule_group_statement": {"name": group, "vendor_name": "AWS"}
         }
-    assert len(found) == 4
+    anonymous = found["AWSManagedRulesAnonymousIpList"]
+    assert anonymous["priority"] == 4
+    assert anonymous["override_action"] == {"none": {}}
+    assert anonymous["statement"]["managed_rule_group_statement"]["rule_action_override"] == [
+        {"name": "HostingProviderIPList", "action_to_use": {"count": {}}}
+    ]
+    assert len(found) == 5
 
 
 def test_metrics_on_for_every_rule(prod_tf: dict[str, Any]) -> None:
