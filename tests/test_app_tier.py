@@ -187,7 +187,7 @@ def test_autoscaling_2_to_10_on_provisioned_utilization(prod_tf: dict[str, Any])
 
 def test_alb_is_public_hardened_logged_and_behind_waf(prod_tf: dict[str, Any]) -> None:
     alb_id, alb = only(prod_tf, "aws_lb")
-    bucket_id, bucket = only(prod_tf, "aws_s3_bucket")
+    bucket_id, _ = only(prod_tf, "aws_s3_bucket")
     assert alb["internal"] is False
     assert alb["load_balancer_type"] == "application"
     assert alb["drop_invalid_header_fields"] is True
