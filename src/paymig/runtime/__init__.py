@@ -1,0 +1,1 @@
+"""Runtime code of the migration: controller, and later preflight, validator, cost."""
