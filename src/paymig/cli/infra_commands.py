@@ -15,9 +15,7 @@ from paymig.cli.options import ConfigOption, EnvOption, load
 from paymig.config import PaymigConfig, sample_values_in_use
 from paymig.terraform import DEFAULT_MIRROR, Terraform
 
-OutOption = Annotated[
-    Path, typer.Option("--out", help="Output folder of the synthesized stacks.")
-]
+OutOption = Annotated[Path, typer.Option("--out", help="Output folder of the synthesized stacks.")]
 
 
 class OutputFormat(str, Enum):
@@ -91,5 +89,3 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("synth")(synth)
     app.command("check")(check)
-
-
