@@ -183,7 +183,7 @@ def build_env(
     """Reset moto and create a whole environment for `base`'s stack."""
     _reset(moto)
     # A fixed seed makes moto's random ids repeatable (the first zone id then starts with Z).
-    urllib.request.urlopen(  # noqa: S310 - the local emulator
+    urllib.request.urlopen(
         urllib.request.Request(f"{moto.endpoint_url}/moto-api/seed?a=13", data=b"", method="POST")
     ).close()
     for key, value in moto.client_environment().items():

@@ -90,8 +90,13 @@ def test_shift_happy_path_0_10_50_recorded_and_published(env, capsys):
     assert (code, err) == (0, "")
     assert "shift 0% -> 10%: succeeded" in out
     assert env.weights() == {"legacy": 90, "aws": 10}
-    code, out, _ = cli(env, capsys, "shift", "--to", "50", "--reason", "phase 2")
+    code, out, _ = cli(
+        env, capsys, "shift", "--to", "50", "--reason", "phase 2", "--format", "json"
+    )
     assert code == 0
+    shifted = json.loads(out)
+    assert (shifted["result"], shifted["from_phase"], shifted["to_phase"]) == ("succeeded", 10, 50)
+    assert shifted["weights"] == {"legacy": 50, "aws": 50}
     assert env.weights() == {"legacy": 50, "aws": 50}
 
     trail = events(env)
@@ -242,6 +247,7 @@ def test_skipping_phases_refused_unless_forced_and_recorded(env, capsys):
     assert env.weights() == {"legacy": 100, "aws": 0}
 
     code, out, _ = cli(env, capsys, "shift", "--to", "100", "--reason", "CAB-42", "--force")
+    assert "shift 0% -> 100%: succeeded: forced: --to 100 skips phase(s) 10%, 50%" in out
     assert code == 0
     assert env.weights() == {"legacy": 0, "aws": 100}
     refused, forced = events(env)
@@ -324,9 +330,10 @@ def test_change_pending_past_timeout_fails_clearly_and_records_state(env, capsys
     assert len(polls) >= 2  # polled, then gave up at the timeout
     last = events(env)[-1]
     assert (last["result"], last["to_phase"]) == ("unconfirmed", 10)
-    assert last["change_id"].endswith(failure.value.args[0].split()[3].split("/")[-1])
+    assert f"Route 53 change {last['change_id']} still PENDING" in str(failure.value)
     # The change was submitted: the recorded phase follows it, flagged unconfirmed.
     code, out, _ = cli(env, capsys, "status", "--format", "json")
+    assert code == 0
     doc = json.loads(out)
     assert (doc["phase"], doc["phase_unconfirmed"]) == (10, True)
 
@@ -419,8 +426,10 @@ def test_rollback_restores_weights_and_listener_then_is_idempotent(make_env, cap
         "nothing changed"
     )
     assert "ChangeResourceRecordSets" not in seen and "ModifyListener" not in seen
+    code, out, _ = cli(env, capsys, "rollback", "--reason", "third time")
+    assert (code, out.split(":")[:2]) == (0, ["rollback", " no-change"])
     results = [(e["action"], e["result"]) for e in events(env)]
-    assert results == [("rollback", "succeeded"), ("rollback", "no-change")]
+    assert results == [("rollback", "succeeded"), *[("rollback", "no-change")] * 2]
     subjects = [n["subject"] for n in env.notifications()]
     assert subjects[0].startswith("paymig rollback SUCCEEDED: Route 53 legacy 50 / aws 50")
     assert subjects[1].startswith("paymig rollback NO-CHANGE: already rolled back")

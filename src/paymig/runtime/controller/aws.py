@@ -514,10 +514,6 @@ class AuditTrail:
         """Every event, oldest first."""
         return self._query(EVENT_PK, newest_first=False, limit=None)
 
-    def latest_events(self, count: int) -> list[dict[str, Any]]:
-        """The `count` most recent events, newest first."""
-        return self._query(EVENT_PK, newest_first=True, limit=count) if count > 0 else []
-
     # ---- validation results
 
     def record_validation(self, result: Mapping[str, Any], now: datetime | None = None) -> None:
