@@ -339,6 +339,10 @@ def _default_alarms() -> dict[AlarmMetric, AlarmSettings]:
     }
 
 
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")]
+HttpsUrl = Annotated[str, Field(pattern=r"^https://[^\s]+$")]
+
+
 class ObservabilityConfig(_Model):
     """Alarm settings the alarms are built from, and who is notified."""
 
@@ -349,12 +353,12 @@ class ObservabilityConfig(_Model):
             "5xx-rate, p99-latency, cdc-latency, dms-task-failure, aurora-cpu, replica-lag."
         ),
     )
-    notification_emails: list[
-        Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")]
-    ] = Field(default_factory=list, description="E-mail subscriptions of the alarm topic.")
-    notification_https_endpoints: list[
-        Annotated[str, Field(pattern=r"^https://[^\s]+$")]
-    ] = Field(default_factory=list, description="HTTPS subscriptions of the alarm topic.")
+    notification_emails: list[EmailAddress] = Field(
+        default_factory=list, description="E-mail subscriptions of the alarm topic."
+    )
+    notification_https_endpoints: list[HttpsUrl] = Field(
+        default_factory=list, description="HTTPS subscriptions of the alarm topic."
+    )
 
     @field_validator("alarms")
     @classmethod
