@@ -28,6 +28,10 @@ DAYS_PER_MONTH = HOURS_PER_MONTH / 24.0
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
 GB = 1e9  # decimal gigabytes, as AWS bills data
 MILLION = 1e6
+#: What one ALB capacity unit (LCU) covers, per the ELB pricing page's LCU definition.
+LCU_NEW_CONNECTIONS_PER_S = 25.0
+LCU_GB_PER_HOUR = 1.0
+LCU_GB_PER_HOUR_LAMBDA = 0.4
 
 _REFERENCE = re.compile(r"\$\{(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)[.}\[]")
 
@@ -602,9 +606,9 @@ def price_lb(ctx: Context, res: Resource) -> list[LineItem]:
     lambda_targets = any(
         tg.attrs.get("target_type") == "lambda" for tg in ctx.stack.of_type("aws_lb_target_group")
     )
-    gb_per_lcu = 0.4 if lambda_targets else 1.0
+    gb_per_lcu = LCU_GB_PER_HOUR_LAMBDA if lambda_targets else LCU_GB_PER_HOUR
     new_conn_per_s = per_hour / 3600
-    lcus = max(new_conn_per_s / 25, gb_per_hour / gb_per_lcu)
+    lcus = max(new_conn_per_s / LCU_NEW_CONNECTIONS_PER_S, gb_per_hour / gb_per_lcu)
     items = [
         priced("ELB", res.label, _hours(res), ctx.price("alb_hour"), "730 h x ALB-hour price"),
         priced(
