@@ -101,7 +101,16 @@ class Resource:
     @property
     def label(self) -> str:
         """A readable name: its `name`/`identifier`/`Name` tag literal, else its path."""
-        for key in ("name", "identifier", "function_name", "bucket", "dashboard_name"):
+        for key in (
+            "name",
+            "identifier",
+            "cluster_identifier",
+            "replication_instance_id",
+            "function_name",
+            "bucket",
+            "dashboard_name",
+            "alarm_name",
+        ):
             value = self.attrs.get(key)
             if isinstance(value, str) and "${" not in value:
                 return value
