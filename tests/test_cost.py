@@ -756,3 +756,74 @@ def test_lambda_by_volume_on_a_full_stack(prod_config: PaymigConfig) -> None:
     volumes = lambda_by_volume(prod_config, FULL)
     assert volumes[1.0] == pytest.approx(model.service_total(price(FULL).items, "Lambda"))
     assert volumes[10.0] == pytest.approx(model.service_total(price(FULL, 10).items, "Lambda"))
+
+
+def test_api_function_found_through_a_target_group_attachment_to_an_alias() -> None:
+    document = doc(
+        aws_lb={"l": {"name": "alb", "internal": True}},
+        aws_lambda_function={"api": {"function_name": "api"}, "rb": {"function_name": "rb"}},
+        aws_lambda_alias={"blue": {"function_name": "${aws_lambda_function.api.function_name}"}},
+        aws_lb_target_group_attachment={"a": {"target_id": "${aws_lambda_alias.blue.arn}"}},
+        aws_cloudwatch_log_group={
+            "api": {"name": "/aws/lambda/api", "retention_in_days": 30},
+            "rb": {"name": "/aws/lambda/${aws_lambda_function.rb.function_name}",
+                   "retention_in_days": 30},
+        },
+    )  # fmt: skip
+    est = price(document)
+    assert item(est, "api requests").quantity == pytest.approx(TX / 1e6)
+    assert item(est, "rb requests").quantity == pytest.approx(1000 / 1e6)
+    assert item(est, "/aws/lambda/api ingestion").quantity == pytest.approx(TX * 1024 / 1e9)
+    # the rollback function's group is found by its reference: 1,000 x 1,024 B
+    assert item(est, "aws_cloudwatch_log_group.rb ingestion").quantity == pytest.approx(
+        1000 * 1024 / 1e9
+    )
+    # internal ALB: no public IPv4 and no internet transfer
+    assert [i.resource for i in est.items if i.service == "ELB"] == ["alb", "alb LCUs"]
+    assert not [i for i in est.items if i.resource.startswith("alb ") and i.service != "ELB"]
+
+
+def test_single_function_behind_an_alb_is_the_api_and_labels_fall_back() -> None:
+    document = doc(
+        aws_lb={"l": {"subnets": ["a", "b"]}},
+        aws_lambda_function={"f": {"memory_size": 256}},
+    )
+    est = price(document)
+    # no literal name: the label is the Terraform address
+    assert item(est, "aws_lambda_function.f requests").quantity == pytest.approx(TX / 1e6)
+    assert item(est, "aws_lb.l public IPv4").quantity == 2 * 730
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"aws_vpc_endpoint": {"e": {"vpc_endpoint_type": "GatewayLoadBalancer"}}},
+         r"vpc_endpoint_type 'GatewayLoadBalancer'"),
+        ({"aws_rds_cluster_instance": {"i": {"instance_class": "${var.c}"}}},
+         r"instance_class '\$\{var.c\}' is not a literal string"),
+        ({"aws_lambda_function": {"f": {"memory_size": "${var.m}"}}},
+         r"memory_size '\$\{var.m\}' is not a literal integer"),
+        ({"aws_lb": {"l": {}}}, r"internet-facing ALB without literal subnets"),
+    ],
+)  # fmt: skip
+def test_more_unpriceable_attributes(resources: dict[str, Any], message: str) -> None:
+    with pytest.raises(PricingError, match=message):
+        price(doc(**resources))
+
+
+def test_cli_cost_synthesizes_when_no_file_is_given(
+    prod_synth: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cost", "--env", "prod", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total_monthly_usd"] == round(price(prod_synth.document).total_monthly_usd, 2)
+
+
+def test_cli_cost_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack = tmp_path / "cdk.tf.json"
+    stack.write_text(json.dumps(FULL))
+    assert main(["cost", "--from-json", str(stack)]) == 0
+    out = capsys.readouterr().out
+    est = price(FULL)
+    assert f"Migration period (DMS running, 3 month(s)): ${est.total_monthly_usd:,.2f}/month" in out
+    assert "Budget: $3,000.00/month: both totals fit" in out

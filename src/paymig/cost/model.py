@@ -892,8 +892,8 @@ def _log_ingestion(ctx: Context, res: Resource) -> tuple[float, str, str]:
         return gb, "cw_logs_vended_gb", f"WAF logs: requests x {u.waf_log_bytes_per_request} B"
     if name.startswith("/aws/lambda/"):
         functions = ctx.stack.of_type("aws_lambda_function")
-        owner = [f for f in functions if f.label in name] or ctx.stack.referenced(
-            res, "aws_lambda_function"
+        owner = [f for f in functions if name == f"/aws/lambda/{f.label}"] or (
+            ctx.stack.referenced(res, "aws_lambda_function")
         )
         if not owner and len(functions) == 1:
             owner = functions
@@ -1281,6 +1281,16 @@ FREE_TYPES: dict[str, str] = {
     "aws_cloudwatch_log_resource_policy": "resource policies are free",
     "aws_cloudwatch_log_metric_filter": _PRICED_VIA + "custom metrics (usage.custom_metric_count)",
     "aws_xray_sampling_rule": "sampling rules are free (recorded traces are priced)",
+    "aws_kms_grant": "grants are free",
+    "aws_lb_listener_certificate": "listener certificates are free",
+    "aws_wafv2_ip_set": "IP sets are free (the rules using them are priced)",
+    "aws_wafv2_regex_pattern_set": "pattern sets are free (the rules using them are priced)",
+    "aws_cloudwatch_event_rule": "rules on the default bus matching AWS service events are free",
+    "aws_cloudwatch_event_target": "targets are free (the invoked resource is priced)",
+    "aws_cloudwatch_log_stream": _PRICED_VIA + "its log group",
+    "aws_s3_bucket_notification": "bucket notifications are free",
+    "aws_db_event_subscription": _PRICED_VIA + "its SNS topic",
+    "aws_rds_cluster_endpoint": "custom cluster endpoints are free",
 }
 
 #: Types known to be billable for which no rule exists yet: they fail with this message.
