@@ -84,6 +84,7 @@ FULL: dict[str, Any] = {
                 "engine": "aurora-postgresql",
                 "backup_retention_period": 35,
                 "manage_master_user_password": True,
+                "enabled_cloudwatch_logs_exports": ["postgresql"],
                 "tags": {"Name": "db"},
             }
         },
@@ -234,6 +235,10 @@ HAND = {
     "DMS full load in over the VPN": 0.0,
     "DMS full load to Aurora (inter-AZ)": 2 * 500 * 0.01,
     "DMS CDC to Aurora (inter-AZ)": 2 * 30 * 0.01,
+    # DMS task logs: 5 GB/month x $0.50
+    "dms task logs ingestion": 5 * 0.50,
+    # postgresql log export with no log group in the stack: 5 GB/month x $0.50
+    "paymig-db postgresql log export ingestion": 5 * 0.50,
     # Lambda 1 GB, PC 2: requests TX/1M x $0.20; PC 2 x 1 GB x 2,628,000 s x $0.0000041667;
     # used TX x 0.2 s x 1 GB all on PC x $0.0000097222; X-Ray TX x 5% / 1M x $5
     "paymig-api requests": TX / 1e6 * 0.20,
@@ -293,6 +298,7 @@ MIGRATION_ONLY = {
     "DMS full load in over the VPN",
     "DMS full load to Aurora (inter-AZ)",
     "DMS CDC to Aurora (inter-AZ)",
+    "dms task logs ingestion",
 }
 
 
@@ -312,7 +318,7 @@ def test_totals_migration_and_steady_state() -> None:
     est = price(FULL)
     assert est.total_monthly_usd == pytest.approx(sum(HAND.values()))
     dms = sum(HAND[name] for name in MIGRATION_ONLY)
-    assert dms == pytest.approx(306.60 + 23.00 + 0 + 10.00 + 0.60)
+    assert dms == pytest.approx(306.60 + 23.00 + 0 + 10.00 + 0.60 + 2.50)
     assert est.steady_state_monthly_usd == pytest.approx(sum(HAND.values()) - dms)
 
 
@@ -365,6 +371,19 @@ def test_single_az_dms_is_half_the_multi_az_instance_and_storage() -> None:
     est = price(single)
     assert item(est, "dms (dms.r5.large)").monthly_usd == pytest.approx(730 * 0.21)
     assert item(est, "dms storage").monthly_usd == pytest.approx(100 * 0.115)
+
+
+def test_postgresql_export_into_a_stack_log_group_is_priced_once() -> None:
+    own = copy.deepcopy(FULL)
+    own["resource"]["aws_cloudwatch_log_group"]["pg"] = {
+        "name": "/aws/rds/cluster/paymig-db/postgresql",
+        "retention_in_days": 30,
+    }
+    est = price(own)
+    assert not [i for i in est.items if "postgresql log export" in i.resource]
+    assert item(est, "/aws/rds/cluster/paymig-db/postgresql ingestion").monthly_usd == (
+        pytest.approx(5 * 0.50)
+    )
 
 
 def test_provisioned_dynamodb_never_expiring_log_group_and_other_bucket() -> None:

@@ -288,6 +288,9 @@ class UsageConfig(_Model):
         description="Share of DMS-to-Aurora traffic crossing AZs (1.0: assume the writer is "
         "never in the replication instance's AZ).",
     )
+    dms_log_gb_per_month: float = Field(
+        default=5.0, ge=0, description="DMS task log volume written to CloudWatch per month."
+    )
     migration_months: int = Field(
         default=3, ge=1, description="Months DMS runs before it is removed (steady state)."
     )

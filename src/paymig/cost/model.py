@@ -407,6 +407,23 @@ def price_rds_cluster(ctx: Context, res: Resource) -> list[LineItem]:
             f"{retention} days retention (the first 100% of cluster storage is free)",
         ),
     ]
+    exports = res.attrs.get("enabled_cloudwatch_logs_exports") or []
+    own_group = any(
+        str(g.attrs.get("name", "")).startswith("/aws/rds/")
+        for g in ctx.stack.of_type("aws_cloudwatch_log_group")
+    )
+    if "postgresql" in exports and not own_group:
+        gb = u.aurora_log_gb_per_month * ctx.scale
+        items.append(
+            priced(
+                "CloudWatch",
+                f"{res.label} postgresql log export ingestion",
+                gb,
+                ctx.price("cw_logs_ingest_gb"),
+                f"{u.aurora_log_gb_per_month:g} GB/month x scale {ctx.scale:g} into the group "
+                "RDS creates (no log group in the stack), x price per GB ingested",
+            )
+        )
     if res.attrs.get("manage_master_user_password") is True:
         items.append(
             priced(
@@ -513,6 +530,15 @@ def price_dms_replication_instance(ctx: Context, res: Resource) -> list[LineItem
             f"{u.cdc_gb_per_month:g} GB/month CDC x scale {ctx.scale:g} x cross-AZ share "
             f"{u.dms_cross_az_share:g}, billed out and in (x2)",
             unit="GB (both directions)",
+            migration_only=True,
+        ),
+        priced(
+            "CloudWatch",
+            f"{res.label} task logs ingestion",
+            u.dms_log_gb_per_month * res.count,
+            ctx.price("cw_logs_ingest_gb"),
+            f"{u.dms_log_gb_per_month:g} GB/month of task logs in the group DMS creates "
+            "(dms-tasks-<instance>), x price per GB ingested",
             migration_only=True,
         ),
     ]
