@@ -439,6 +439,14 @@ def test_resizing_the_aurora_instances_moves_the_estimate_exactly() -> None:
     assert delta == pytest.approx(2 * 730 * (0.519 - 0.26))
 
 
+def test_for_each_counts_literal_collections_and_rejects_expressions() -> None:
+    three = doc(aws_kms_key={"k": {"for_each": {"a": 1, "b": 2, "c": 3}, "tags": {"Name": "k"}}})
+    assert item(price(three), "k").monthly_usd == pytest.approx(3 * 1.00)
+    dynamic = doc(aws_kms_key={"k": {"for_each": "${toset(var.keys)}"}})
+    with pytest.raises(PricingError, match=r"for_each .* is not a literal collection"):
+        price(dynamic)
+
+
 def test_adding_a_reader_with_count_adds_its_hours() -> None:
     more = copy.deepcopy(FULL)
     more["resource"]["aws_rds_cluster_instance"]["reader"]["count"] = 2

@@ -125,7 +125,14 @@ class Resource:
 
     @property
     def count(self) -> int:
-        """Instances this resource declares (Terraform `count`, default 1)."""
+        """Instances this resource declares (Terraform `count` or `for_each`, default 1)."""
+        each = self.attrs.get("for_each")
+        if each is not None:
+            if isinstance(each, (dict, list)):
+                return len(each)
+            raise PricingError(
+                f"{self.address}: for_each {each!r} is not a literal collection; cannot price it"
+            )
         value = self.attrs.get("count", 1)
         if isinstance(value, bool) or not isinstance(value, int):
             raise PricingError(
