@@ -10,8 +10,10 @@ from constructs import Construct
 from paymig import naming
 from paymig.config import PaymigConfig
 from paymig.infra.app import AppProps, AppTier, DatabaseTarget
+from paymig.infra.automation import AutomationProps, AutomationTier
 from paymig.infra.data import POSTGRES_PORT, DataProps, DataTier
 from paymig.infra.network import NetworkProps, NetworkTier
+from paymig.infra.observability import ObservabilityProps, ObservabilityTier
 from paymig.infra.replication import ReplicationProps, ReplicationTier
 from paymig.infra.security import SecurityProps, SecurityTier
 from paymig.infra.tagging import TagEverything
@@ -130,6 +132,44 @@ class PaymentMigrationStack(TerraformStack):
                 initial_aws_weight=config.migration.initial_phase,
                 alb_dns_name=str(self.app.load_balancer.dns_name),
                 alb_zone_id=str(self.app.load_balancer.zone_id),
+            ),
+        )
+        self.observability = ObservabilityTier(
+            self,
+            "observability",
+            ObservabilityProps(
+                name=name,
+                environment=config.environment,
+                region=config.region,
+                account_id=account_id,
+                observability=config.observability,
+                alb_arn_suffix=str(self.app.load_balancer.arn_suffix),
+                target_group_arn_suffixes={
+                    alias: str(group.arn_suffix) for alias, group in self.app.target_groups.items()
+                },
+                function_name=str(self.app.function.function_name),
+                cluster_identifier=str(self.database.cluster.cluster_identifier),
+                dms_instance_identifier=naming.dms_instance_identifier(name),
+                dms_task_arn=str(self.replication.task.replication_task_arn),
+                log_retention_days=config.database.log_retention_days,
+            ),
+        )
+        self.automation = AutomationTier(
+            self,
+            "automation",
+            AutomationProps(
+                name=name,
+                environment=config.environment,
+                region=config.region,
+                account_id=account_id,
+                dns=config.dns,
+                controller=config.controller,
+                vpc_id=self.network.vpc_id,
+                app_subnet_ids=self.network.app_subnet_ids,
+                alarm_topic_arn=str(self.observability.topic.arn),
+                alarm_topic_key_arn=self.observability.key.arn,
+                https_listener_arn=str(self.app.https_listener.arn),
+                log_retention_days=config.app.log_retention_days,
             ),
         )
 
