@@ -12,7 +12,7 @@ import sys
 import typer
 from typer._click.exceptions import NoArgsIsHelpError
 
-from paymig.cli import infra_commands
+from paymig.cli import infra_commands, validate_commands
 from paymig.errors import PaymigError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 infra_commands.register(app)
+validate_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""Plain Python that runs at migration time: validator, controller, Lambda handlers."""
