@@ -50,6 +50,7 @@ from paymig.runtime.validator.plan import (
     estimate_rows,
     in_scope,
     quantiles,
+    sample_method,
     sample_percent,
     segment_count,
     split_range,
@@ -274,9 +275,9 @@ class Side:
         """Return the row hash by key of those of ``keys`` that exist."""
         return {tuple(row[:-1]): int(row[-1]) for row in self.fetch(spec, *spec.lookup(keys))}
 
-    def sample(self, spec: TableSpec, percent: float) -> list[Key]:
+    def sample(self, spec: TableSpec, method: str, percent: float) -> list[Key]:
         """Return an ordered sample of keys."""
-        return [tuple(row) for row in self.fetch(spec, *spec.sample(percent))]
+        return [tuple(row) for row in self.fetch(spec, *spec.sample(method, percent))]
 
 
 @dataclass
@@ -425,7 +426,7 @@ class Validator:
             return [KeyRange()]
         side, spec = self._side(pair, pair.larger)
         percent = sample_percent(pair.estimate, count * SAMPLE_KEYS_PER_RANGE)
-        sample = side.sample(spec, percent)
+        sample = side.sample(spec, sample_method(pair.estimate), percent)
         return split_range(KeyRange(), quantiles(sample, count))
 
     # ------------------------------------------------------------------ first pass

@@ -130,6 +130,16 @@ def estimate_rows(reltuples: int, relpages: int, pages: int) -> int:
     return pages * ROWS_PER_PAGE_GUESS
 
 
+#: Below this many rows a sample reads every page (``BERNOULLI``) for an even spread;
+#: above it, whole random pages (``SYSTEM``), which reads only the sampled pages.
+PAGE_SAMPLING_ROWS = 1_000_000
+
+
+def sample_method(estimated_rows: int) -> str:
+    """Choose the ``TABLESAMPLE`` method for a table of about ``estimated_rows`` rows."""
+    return "SYSTEM" if estimated_rows >= PAGE_SAMPLING_ROWS else "BERNOULLI"
+
+
 def sample_percent(estimated_rows: int, wanted_keys: int) -> float:
     """Return the ``TABLESAMPLE SYSTEM`` percentage expected to yield ``wanted_keys`` keys."""
     if estimated_rows <= 0:

@@ -163,10 +163,16 @@ class TableSpec:
         params: Params = [[key[i] for key in keys] for i in range(len(self.key))]
         return query, params
 
-    def sample(self, percent: float) -> tuple[Query, Params]:
-        """Keys of a ``TABLESAMPLE SYSTEM`` sample, in key order."""
-        query = sql.SQL("SELECT {} FROM {} TABLESAMPLE SYSTEM (%s) ORDER BY {}").format(
-            self.key_text(), self.relation, self.key_list()
+    def sample(self, method: str, percent: float) -> tuple[Query, Params]:
+        """Keys of a ``TABLESAMPLE`` sample (``SYSTEM`` or ``BERNOULLI``), in key order."""
+        if method not in ("SYSTEM", "BERNOULLI"):
+            raise ValueError(f"unknown sampling method {method!r}")
+        # ORDER BY the qualified columns: the bare names would mean the text outputs.
+        query = sql.SQL("SELECT {} FROM {} AS t TABLESAMPLE {} (%s) ORDER BY {}").format(
+            self.key_text("t"),
+            self.relation,
+            sql.SQL(method),
+            sql.SQL(", ").join(self._cols(self.key, "t")),
         )
         return query, [percent]
 
