@@ -65,8 +65,9 @@ class RichProgress:
         self._progress.update(task, completed=self._progress.tasks[task].total)
 
     def stop(self) -> None:
-        """Stop the live display."""
-        self._progress.stop()
+        """Stop the live display, if it was started."""
+        if self._tasks:
+            self._progress.stop()
 
 
 def validate(  # noqa: PLR0917 (a typer command takes its options as parameters)

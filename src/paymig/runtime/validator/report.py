@@ -103,10 +103,9 @@ class Report:
     def render(self, console: Console) -> None:
         """Print a summary table, then the differing keys of each table."""
         summary = Table(title="paymig validate")
-        for name in ("table", "source rows", "target rows", "missing", "extra", "different"):
-            summary.add_column(name, justify="left" if name == "table" else "right")
-        summary.add_column("seconds", justify="right")
-        summary.add_column("result")
+        summary.add_column("table", overflow="fold")
+        for name in ("source", "target", "missing", "extra", "different", "seconds"):
+            summary.add_column(name, justify="right", no_wrap=True)
         for t in self.tables:
             summary.add_row(
                 t.table,
@@ -116,7 +115,7 @@ class Report:
                 f"{t.extra_in_target.count:,}",
                 f"{t.different.count:,}",
                 f"{t.seconds:.2f}",
-                "[green]consistent[/]" if t.consistent else "[red]DIFFERENT[/]",
+                style="green" if t.consistent else "red",
             )
         console.print(summary)
         for t in self.tables:
