@@ -503,6 +503,7 @@ class Validator:
         executor: ThreadPoolExecutor,
     ) -> None:
         """After the grace period, report the candidates that still differ."""
+        entry.candidates = spool.count
         if spool.count == 0:
             return
         remaining = observed + self.settings.grace_seconds - time.monotonic()

@@ -44,6 +44,8 @@ class TableReport:
     source_rows: int = 0
     target_rows: int = 0
     seconds: float = 0.0
+    #: Keys that differed in the first pass and were re-checked (not in the JSON).
+    candidates: int = 0
     missing_in_target: KeyList = field(init=False)
     extra_in_target: KeyList = field(init=False)
     different: KeyList = field(init=False)
