@@ -25,7 +25,9 @@ by the worker count, leaf ranges are small, and candidate keys spill to disk.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -135,6 +137,10 @@ def error_line(exc: BaseException) -> str:
     return _URL_PASSWORD.sub(r"\1***@", text)
 
 
+#: Starts the transaction that imports the exported snapshot.
+_BEGIN = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
     """Fix the session's text forms and make transactions snapshot-consistent reads."""
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -153,6 +159,11 @@ class Side:
         self._holder: psycopg.Connection[Any] | None = None
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self.snapshot: str | None = None
+        # While the snapshot is held, each worker thread keeps one pooled connection in
+        # a transaction that imported it, so a query costs one round trip.
+        self._local = threading.local()
+        self._held: list[psycopg.Connection[Any]] = []
+        self._held_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -171,8 +182,9 @@ class Side:
             self.snapshot = str(row[0]) if row else None
             pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 self._dsn,
-                min_size=self._settings.workers,
-                max_size=self._settings.workers,
+                # one connection per worker thread, plus one for the planning thread
+                min_size=self._settings.workers + 1,
+                max_size=self._settings.workers + 1,
                 kwargs={"autocommit": True, "connect_timeout": self._settings.connect_timeout},
                 configure=_configure,
                 open=False,
@@ -184,8 +196,19 @@ class Side:
             raise ValidatorError(f"{self.name}: {error_line(exc)}") from None
 
     def release_snapshot(self) -> None:
-        """End the snapshot; later reads each see the latest committed state."""
+        """End the snapshot; later reads each see the latest committed state.
+
+        Call only while no worker is running a query.
+        """
         self.snapshot = None
+        with self._held_lock:
+            held, self._held = self._held, []
+            self._local = threading.local()
+        for conn in held:
+            with contextlib.suppress(psycopg.Error):  # if broken, the pool replaces it
+                conn.rollback()
+            if self._pool is not None:
+                self._pool.putconn(conn)
         if self._holder is not None:
             self._holder.close()
             self._holder = None
@@ -240,18 +263,32 @@ class Side:
 
     # ------------------------------------------------------------------ data
 
+    def _snapshot_connection(
+        self, pool: ConnectionPool[psycopg.Connection[Any]]
+    ) -> psycopg.Connection[Any]:
+        """Return the calling thread's connection inside the exported snapshot."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = pool.getconn()
+            with self._held_lock:
+                self._held.append(conn)
+                self._local.conn = conn
+            conn.execute(_BEGIN)
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
+        return conn
+
     def fetch(self, spec: TableSpec, query: sql.Composed, params: Sequence[Any]) -> list[Any]:
-        """Run a query on a pooled connection, in the snapshot while one is held."""
-        if self._pool is None:
+        """Run a query in the snapshot while one is held, else in a fresh transaction."""
+        pool = self._pool
+        if pool is None:
             raise ValidatorError(f"{self.name}: not connected")
+        rows: list[Any]
         try:
-            with self._pool.connection() as conn, conn.transaction():
-                snapshot = self.snapshot
-                if snapshot is not None:
-                    conn.execute(
-                        sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot))
-                    )
-                rows: list[Any] = conn.execute(query, params).fetchall()
+            if self.snapshot is not None:
+                rows = self._snapshot_connection(pool).execute(query, params).fetchall()
+                return rows
+            with pool.connection() as conn, conn.transaction():
+                rows = conn.execute(query, params).fetchall()
                 return rows
         except psycopg.Error as exc:
             message = f"{self.name}: table {spec.qualified}: {error_line(exc)}"
@@ -262,6 +299,14 @@ class Side:
         rows = self.fetch(spec, *spec.aggregate(bounds))
         count, digest = rows[0]
         return Aggregate(int(count), int(digest))
+
+    def buckets(self, spec: TableSpec, bounds: KeyRange, edges: Sequence[Key]) -> list[Aggregate]:
+        """Return the count and hash sum of each piece of a range cut at ``edges``."""
+        found = {
+            int(b): Aggregate(int(c), int(d))
+            for b, c, d in self.fetch(spec, *spec.buckets(bounds, edges))
+        }
+        return [found.get(index, Aggregate(0, 0)) for index in range(len(edges) + 1)]
 
     def boundaries(self, spec: TableSpec, bounds: KeyRange, step: int) -> list[Key]:
         """Return keys that cut a range into pieces of ``step`` rows."""
@@ -286,7 +331,7 @@ class _Outcome:
 
     source: Aggregate
     target: Aggregate
-    children: list[KeyRange] = field(default_factory=list)
+    children: list[tuple[KeyRange, Aggregate, Aggregate]] = field(default_factory=list)
     candidates: list[tuple[Kind, Key]] = field(default_factory=list)
 
 
@@ -297,6 +342,7 @@ class _Task:
     bounds: KeyRange
     segment: int
     top: bool
+    known: tuple[Aggregate, Aggregate] | None = None
 
 
 @dataclass
@@ -431,25 +477,44 @@ class Validator:
 
     # ------------------------------------------------------------------ first pass
 
-    def _compare(self, pair: _Pair, bounds: KeyRange, other: ThreadPoolExecutor) -> _Outcome:
-        """Compare one range: aggregates on both sides at once, then fetch or split."""
-        target_future = other.submit(self.target.aggregate, pair.target, bounds)
-        source = self.source.aggregate(pair.source, bounds)
-        target = target_future.result()
+    def _compare(self, pair: _Pair, task: _Task, other: ThreadPoolExecutor) -> _Outcome:
+        """Compare one range: aggregates on both sides at once, then fetch or split.
+
+        Runs on a source worker thread; every target query goes through ``other``, so
+        each side's queries run on that side's own threads (and held connections).
+        """
+        bounds = task.bounds
+        if task.known is None:
+            target_future = other.submit(self.target.aggregate, pair.target, bounds)
+            source = self.source.aggregate(pair.source, bounds)
+            target = target_future.result()
+        else:
+            source, target = task.known
         step = decide(source, target, self.settings.leaf_rows)
         if step is Step.EQUAL:
             return _Outcome(source, target)
         if step is Step.SPLIT:
-            larger = "source" if source.rows >= target.rows else "target"
-            side, spec = self._side(pair, larger)
             rows = max(source.rows, target.rows)
-            cuts = side.boundaries(spec, bounds, split_step(rows, self.settings.fanout))
-            children = split_range(bounds, cuts)
-            if len(children) > 1:
+            cut_step = split_step(rows, self.settings.fanout)
+            if source.rows >= target.rows:
+                cuts = self.source.boundaries(pair.source, bounds, cut_step)
+            else:
+                cuts = other.submit(self.target.boundaries, pair.target, bounds, cut_step).result()
+            pieces = split_range(bounds, cuts)
+            if len(pieces) > 1:
+                edges = [piece.lower for piece in pieces[1:] if piece.lower is not None]
+                target_future_b = other.submit(self.target.buckets, pair.target, bounds, edges)
+                source_buckets = self.source.buckets(pair.source, bounds, edges)
+                target_buckets = target_future_b.result()
+                children = [
+                    (piece, s, t)
+                    for piece, s, t in zip(pieces, source_buckets, target_buckets, strict=True)
+                    if s != t
+                ]
                 return _Outcome(source, target, children=children)
-        target_rows_future = other.submit(self.target.rows, pair.target, bounds)
+        target_rows = other.submit(self.target.rows, pair.target, bounds)
         source_rows = self.source.rows(pair.source, bounds)
-        candidates = list(classify(source_rows, target_rows_future.result()))
+        candidates = list(classify(source_rows, target_rows.result()))
         return _Outcome(source, target, candidates=candidates)
 
     def _first_pass(
@@ -473,7 +538,7 @@ class Validator:
         while stack or inflight:
             while stack and len(inflight) < limit:
                 task = stack.pop()
-                inflight[ranges.submit(self._compare, pair, task.bounds, other)] = task
+                inflight[ranges.submit(self._compare, pair, task, other)] = task
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             for future in done:
                 task = inflight.pop(future)
@@ -483,7 +548,10 @@ class Validator:
                     entry.target_rows += outcome.target.rows
                 for _, key in outcome.candidates:
                     spool.add(key)
-                stack.extend(_Task(b, task.segment, False) for b in reversed(outcome.children))
+                stack.extend(
+                    _Task(piece, task.segment, False, (s, t))
+                    for piece, s, t in reversed(outcome.children)
+                )
                 outstanding[task.segment] += len(outcome.children) - 1
                 if outstanding[task.segment] == 0:
                     del outstanding[task.segment]

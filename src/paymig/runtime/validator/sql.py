@@ -132,6 +132,29 @@ class TableSpec:
         )
         return query, params
 
+    def buckets(self, bounds: KeyRange, edges: Sequence[Key]) -> tuple[Query, Params]:
+        """Count and hash sum of each piece of a range cut at ``edges``, in one scan.
+
+        Piece ``i`` holds the keys below ``edges[i]`` and not below ``edges[i - 1]``; the
+        last piece holds the rest. Pieces without rows are absent from the result.
+        """
+        where, params = self.predicate(bounds)
+        whens = [
+            sql.SQL("WHEN {} < {} THEN {}").format(
+                self._key_expr(), self._value_expr(), sql.Literal(index)
+            )
+            for index in range(len(edges))
+        ]
+        bucket = sql.SQL("CASE {} ELSE {} END").format(
+            sql.SQL(" ").join(whens), sql.Literal(len(edges))
+        )
+        query = sql.SQL(
+            "SELECT paymig_b, count(*), sum(paymig_h) FROM (SELECT {bucket} AS paymig_b,"
+            " {hash} AS paymig_h FROM {rel} WHERE {where}) AS s GROUP BY paymig_b"
+        ).format(bucket=bucket, hash=self.row_hash(), rel=self.relation, where=where)
+        bucket_params: Params = [value for edge in edges for value in edge]
+        return query, bucket_params + params
+
     def rows(self, bounds: KeyRange) -> tuple[Query, Params]:
         """Key text and row hash of every row in a range."""
         where, params = self.predicate(bounds)
