@@ -27,7 +27,7 @@ from paymig.config import PaymigConfig
 from paymig.cost.model import budget_gate
 from paymig.cost.report import estimate_environment, lambda_by_volume
 from paymig.runbook.commands import paymig_line
-from paymig.runbook.facts import StackFacts, stack_facts
+from paymig.runbook.facts import RunbookError, StackFacts, stack_facts
 from paymig.runtime.controller.core import (
     ROLLBACK_LIMIT_SECONDS,
     ROLLBACK_TARGET_SECONDS,
@@ -89,17 +89,20 @@ class _Doc:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self._step = 0
+        self._indent = ""
 
     def add(self, *lines: str) -> None:
         """Append lines verbatim."""
         self.lines.extend(lines)
 
     def para(self, text: str) -> None:
-        """A paragraph followed by a blank line."""
+        """A top-level paragraph (it ends a numbered list) followed by a blank line."""
+        self._indent = ""
         self.lines.extend([text, ""])
 
     def heading(self, level: int, text: str) -> None:
-        """A heading followed by a blank line."""
+        """A heading followed by a blank line; it ends a numbered list."""
+        self._indent = ""
         self.lines.extend(["#" * level + " " + text, ""])
 
     def steps(self) -> None:
@@ -107,13 +110,16 @@ class _Doc:
         self._step = 0
 
     def step(self, text: str) -> None:
-        """A numbered step (its body follows as indented blocks or paragraphs)."""
+        """A numbered step; code blocks after it are indented into its list item."""
         self._step += 1
+        self._indent = "   "
         self.lines.extend([f"{self._step}. {text}", ""])
 
-    def code(self, *commands: str, lang: str = "bash") -> None:
-        """A fenced code block."""
-        self.lines.extend([f"```{lang}", *commands, "```", ""])
+    def code(self, *commands: str, lang: str = "bash", indent: str | None = None) -> None:
+        """A fenced code block, indented into the current list item if there is one."""
+        pad = self._indent if indent is None else indent
+        block = [f"```{lang}", *commands, "```"]
+        self.lines.extend([pad + line for line in block] + [""])
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         """A Markdown table."""
@@ -358,7 +364,7 @@ def _checklist(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         "Run, and expect exit 0 with every row `pass`:",
         "",
     )
-    doc.code(cmd("preflight", "--source-dsn", "$PAYMIG_SOURCE_DSN"))
+    doc.code(cmd("preflight", "--source-dsn", "$PAYMIG_SOURCE_DSN"), indent="  ")
     doc.add(
         "  A `FAIL` names the table or setting; fix it on the source (the on-call DBA owns "
         "this) and run it again. Exit 2 means it could not connect: check the DSN, the VPN "
@@ -370,7 +376,7 @@ def _checklist(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         "- [ ] The stack is valid, secure and within budget:",
         "",
     )
-    doc.code(cmd("check"))
+    doc.code(cmd("check"), indent="  ")
     doc.add(
         "  Good: `terraform validate` valid, `checkov: … 0 failed`, and the budget line "
         f"within ${cfg.budget_usd:,.0f}. Anything else stops the deployment.",
@@ -777,22 +783,56 @@ def _rollback(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
     doc.code(cmd("rollback", "--reason", "manual: <what you saw>"))
     doc.para(
         "Then `paymig status` as above. If `paymig` itself cannot run (no Python, API "
-        "errors), set the weights with the AWS CLI; the `aws` record is an alias to the "
-        "load balancer, so look its DNS name up first:"
+        "errors), do the same two changes with the AWS CLI:"
     )
     legacy = facts.record(naming.LEGACY_SET_ID)
+    stable = cfg.controller.stable_alias
+    groups = {alias: naming.target_group_name(stack, alias) for alias in naming.DEPLOYMENT_ALIASES}
+    for name in groups.values():
+        if name not in facts.target_groups:
+            raise RunbookError(
+                f"runbook: target group {name} (paymig.naming) is not in the synthesized stack"
+            )
+    fqdn = facts.record_name.rstrip(".") + "."
+    doc.steps()
+    doc.step(
+        "**Route 53 back to legacy.** Read the live records first: an UPSERT replaces the "
+        "whole record, so it must carry the health check and the alias target:"
+    )
     doc.code(
-        f"ALB=$(aws elbv2 describe-load-balancers --names {facts.alb_name} \\",
-        "  --query 'LoadBalancers[0].[DNSName,CanonicalHostedZoneId]' --output text)",
-        'read -r ALB_DNS ALB_ZONE <<<"$ALB"',
+        f"HC_LEGACY=$(aws route53 list-resource-record-sets --hosted-zone-id {facts.hosted_zone_id} \\",
+        f"  --query \"ResourceRecordSets[?Name=='{fqdn}' && SetIdentifier=='{legacy.set_identifier}'].HealthCheckId\" --output text)",
+        f"HC_AWS=$(aws route53 list-resource-record-sets --hosted-zone-id {facts.hosted_zone_id} \\",
+        f"  --query \"ResourceRecordSets[?Name=='{fqdn}' && SetIdentifier=='{naming.AWS_SET_ID}'].HealthCheckId\" --output text)",
+        f"read -r ALB_DNS ALB_ZONE <<<\"$(aws elbv2 describe-load-balancers --names {facts.alb_name} \\",
+        "  --query 'LoadBalancers[0].[DNSName,CanonicalHostedZoneId]' --output text)\"",
         f"aws route53 change-resource-record-sets --hosted-zone-id {facts.hosted_zone_id} --change-batch '{{\"Changes\":[",
-        f"  {{\"Action\":\"UPSERT\",\"ResourceRecordSet\":{{\"Name\":\"{facts.record_name}\",\"Type\":\"{legacy.record_type}\",\"SetIdentifier\":\"{legacy.set_identifier}\",\"Weight\":100,\"TTL\":{legacy.ttl},\"ResourceRecords\":[{{\"Value\":\"{legacy.target}\"}}]}}}},",
-        f"  {{\"Action\":\"UPSERT\",\"ResourceRecordSet\":{{\"Name\":\"{facts.record_name}\",\"Type\":\"A\",\"SetIdentifier\":\"{naming.AWS_SET_ID}\",\"Weight\":0,\"AliasTarget\":{{\"HostedZoneId\":\"'\"$ALB_ZONE\"'\",\"DNSName\":\"'\"$ALB_DNS\"'\",\"EvaluateTargetHealth\":true}}}}}}]}}'",
+        f"  {{\"Action\":\"UPSERT\",\"ResourceRecordSet\":{{\"Name\":\"{facts.record_name}\",\"Type\":\"{legacy.record_type}\",\"SetIdentifier\":\"{legacy.set_identifier}\",\"Weight\":100,\"TTL\":{legacy.ttl},\"ResourceRecords\":[{{\"Value\":\"{legacy.target}\"}}],\"HealthCheckId\":\"'\"$HC_LEGACY\"'\"}}}},",
+        f"  {{\"Action\":\"UPSERT\",\"ResourceRecordSet\":{{\"Name\":\"{facts.record_name}\",\"Type\":\"A\",\"SetIdentifier\":\"{naming.AWS_SET_ID}\",\"Weight\":0,\"HealthCheckId\":\"'\"$HC_AWS\"'\",\"AliasTarget\":{{\"HostedZoneId\":\"'\"$ALB_ZONE\"'\",\"DNSName\":\"'\"$ALB_DNS\"'\",\"EvaluateTargetHealth\":true}}}}}}]}}'",
+        "aws route53 get-change --id <ChangeInfo.Id from the output>   # repeat until INSYNC",
+    )  # fmt: skip
+    doc.step(
+        f"**Listener back to the stable alias `{stable}`** (all HTTPS traffic of "
+        f"`{facts.alb_name}` to `{groups[stable]}`):"
+    )
+    others = [a for a in naming.DEPLOYMENT_ALIASES if a != stable]
+    lookups = [
+        f"TG_{alias.upper()}=$(aws elbv2 describe-target-groups --names {groups[alias]} --query 'TargetGroups[0].TargetGroupArn' --output text)"
+        for alias in naming.DEPLOYMENT_ALIASES
+    ]
+    weights = ",".join(
+        f'{{"TargetGroupArn":"\'"$TG_{alias.upper()}"\'","Weight":{100 if alias == stable else 0}}}'
+        for alias in [stable, *others]
+    )
+    doc.code(
+        f"LB_ARN=$(aws elbv2 describe-load-balancers --names {facts.alb_name} --query 'LoadBalancers[0].LoadBalancerArn' --output text)",
+        "LISTENER_ARN=$(aws elbv2 describe-listeners --load-balancer-arn \"$LB_ARN\" --query 'Listeners[?Port==`443`].ListenerArn' --output text)",
+        *lookups,
+        f"aws elbv2 modify-listener --listener-arn \"$LISTENER_ARN\" --default-actions '[{{\"Type\":\"forward\",\"ForwardConfig\":{{\"TargetGroups\":[{weights}]}}}}]'",
     )  # fmt: skip
     doc.para(
-        "Keep the health-check ids of the records as they are (the AWS CLI upsert above "
-        "drops them: run `terraform apply` afterwards to restore them). Record what you did "
-        "with `paymig rollback` as soon as it runs again, so the audit trail stays whole."
+        "Record what you did with `paymig rollback` as soon as it runs again (it finds "
+        "nothing to change and records the event), so the audit trail stays whole."
     )
     doc.heading(3, "Infrastructure rollback (versioned state)")
     doc.para(
