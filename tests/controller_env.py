@@ -40,6 +40,7 @@ from paymig.naming import (
     alb_name,
     audit_table_name,
     cdc_latency_dimensions,
+    dms_task_identifier,
     target_group_name,
 )
 from paymig.runtime.controller.aws import AuditTrail, ControllerAws, Route53Weights, TokenBucket
@@ -108,7 +109,27 @@ class MigrationEnv:
             AlarmName=f"{self.stack}-{metric}", StateValue=state, StateReason="test"
         )
 
+    def dms_task_resource_id(self) -> str:
+        """Create the environment's DMS task in moto once; return its resource id."""
+        dms = self.client("dms")
+        found = dms.describe_replication_tasks(
+            Filters=[{"Name": "replication-task-id", "Values": [dms_task_identifier(self.stack)]}]
+        )["ReplicationTasks"]
+        if found:
+            return str(found[0]["ReplicationTaskArn"]).rsplit(":", 1)[-1]
+        arn = "arn:aws:dms:us-east-2:123456789012:{}:{}"
+        task = dms.create_replication_task(
+            ReplicationTaskIdentifier=dms_task_identifier(self.stack),
+            SourceEndpointArn=arn.format("endpoint", "SOURCE"),
+            TargetEndpointArn=arn.format("endpoint", "TARGET"),
+            ReplicationInstanceArn=arn.format("rep", "INSTANCE"),
+            MigrationType="full-load-and-cdc",
+            TableMappings='{"rules": []}',
+        )["ReplicationTask"]
+        return str(task["ReplicationTaskArn"]).rsplit(":", 1)[-1]
+
     def put_cdc_latency(self, seconds: float) -> None:
+        task_id = self.dms_task_resource_id()
         self.client("cloudwatch").put_metric_data(
             Namespace=CDC_LATENCY_NAMESPACE,
             MetricData=[
@@ -116,7 +137,7 @@ class MigrationEnv:
                     "MetricName": CDC_LATENCY_METRIC,
                     "Dimensions": [
                         {"Name": k, "Value": v}
-                        for k, v in cdc_latency_dimensions(self.stack).items()
+                        for k, v in cdc_latency_dimensions(self.stack, task_id).items()
                     ],
                     "Timestamp": datetime.now(UTC),
                     "Value": seconds,

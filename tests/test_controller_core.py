@@ -497,3 +497,14 @@ def test_lambda_settings_from_env_reject_bad_numbers(value, message):
     assert settings_from_env(env).insync_timeout_seconds == 60.0
     with pytest.raises(Exception, match=message):
         settings_from_env({**env, "PAYMIG_ROUTE53_INSYNC_TIMEOUT_SECONDS": value})
+
+
+def test_notification_endpoints_are_validated(prod_config: PaymigConfig):
+    data = prod_config.model_dump(mode="json")
+    data["observability"]["notification_https_endpoints"] = ["http://hooks.example.com/x"]
+    with pytest.raises(ConfigError, match=r"observability\.notification_https_endpoints\[0\]"):
+        parse_config(json.dumps(data), Path("x.yaml"))
+    data["observability"]["notification_https_endpoints"] = []
+    data["observability"]["notification_emails"] = ["oncall"]
+    with pytest.raises(ConfigError, match=r"observability\.notification_emails\[0\]"):
+        parse_config(json.dumps(data), Path("x.yaml"))

@@ -435,6 +435,33 @@ def test_rollback_restores_weights_and_listener_then_is_idempotent(make_env, cap
     assert subjects[1].startswith("paymig rollback NO-CHANGE: already rolled back")
 
 
+def test_rollback_reapplies_when_a_late_shift_lands_during_its_insync_wait(make_env):
+    """A shift that confirmed its lock just before the take-over lands its change late."""
+    env = make_env(aws_weight=10)
+    aws = env.controller()
+    landed: list[bool] = []
+
+    def late_shift(**_: Any) -> None:
+        if landed:
+            return
+        landed.append(True)
+        records = env.client("route53").list_resource_record_sets(HostedZoneId=env.zone_id)
+        changes = [
+            {"Action": "UPSERT", "ResourceRecordSet": {**r, "Weight": 50}}
+            for r in records["ResourceRecordSets"]
+            if "SetIdentifier" in r
+        ]
+        env.client("route53").change_resource_record_sets(
+            HostedZoneId=env.zone_id, ChangeBatch={"Changes": changes}
+        )
+
+    hook(aws.route53.client, "after-call", "GetChange", late_shift)
+    outcome = actions.rollback(aws, env.settings.rollback, reason="pager")
+    assert outcome.result == "succeeded"
+    assert "weights moved to legacy 50 / aws 50 meanwhile: re-applied" in outcome.detail
+    assert env.weights() == {"legacy": 100, "aws": 0}
+
+
 def test_rollback_pending_past_timeout_is_recorded_and_notified(make_env):
     env = make_env(aws_weight=10)
     aws = env.controller()

@@ -161,9 +161,10 @@ def test_cdc_threshold_from_config_in_validation_and_dms(
         f"latency ≤ {gate:g} s (`controller.cdc_latency_threshold_seconds`)"
         in (sections[SECTIONS[4]])
     )
-    post = prod_config.replication.cdc_latency_threshold_seconds
+    alarm = prod_config.observability.alarms["cdc-latency"].threshold
     assert (
-        f"at most {post} s (`replication.cdc_latency_threshold_seconds`)" in (sections[SECTIONS[4]])
+        f"fires above {alarm:g} s (`observability.alarms.cdc-latency.threshold`)"
+        in (sections[SECTIONS[4]])
     )
 
 
@@ -259,7 +260,7 @@ def test_facts_are_read_from_the_document(prod_doc: dict[str, Any]) -> None:
     facts = stack_facts(prod_doc)
     assert facts.stack_name == "paymig-prod"
     assert facts.state_key == "paymig/prod/terraform.tfstate"
-    assert facts.dms_task_id == naming.dms_replication_task_id("paymig-prod")
+    assert facts.dms_task_id == naming.dms_task_identifier("paymig-prod")
     assert facts.target_groups == ("paymig-prod-blue", "paymig-prod-green")
     assert [(r.set_identifier, r.weight) for r in facts.records] == [("aws", 0), ("legacy", 100)]
     assert facts.rotation_days == (30,)

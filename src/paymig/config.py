@@ -335,9 +335,6 @@ class AppConfig(_Model):
         lt=1,
         description="Target of LambdaProvisionedConcurrencyUtilization for scaling.",
     )
-    live_alias: Literal["blue", "green"] = Field(
-        default="blue", description="The stable alias: autoscaled, and the rollback target."
-    )
     listener_weights: dict[Literal["blue", "green"], int] = Field(
         default={"blue": 100, "green": 0},
         description="Weights of the blue and green target groups on the HTTPS listener.",
@@ -593,12 +590,6 @@ class ReplicationConfig(_Model):
         description="DMS writes a heartbeat on the source this often so the slot's restart "
         "LSN advances (and WAL is recycled) even when the replicated tables are idle.",
     )
-    cdc_latency_threshold_seconds: int = Field(
-        default=60,
-        ge=1,
-        le=3600,
-        description="CDC latency above which alarms fire and the cut-over gates refuse.",
-    )
     max_full_load_subtasks: int = Field(
         default=8, ge=1, le=49, description="Tables loaded in parallel during the full load."
     )
@@ -741,6 +732,10 @@ def _default_alarms() -> dict[AlarmMetric, AlarmSettings]:
     }
 
 
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")]
+HttpsUrl = Annotated[str, Field(pattern=r"^https://[^\s]+$")]
+
+
 class ObservabilityConfig(_Model):
     """Alarm settings the alarms are built from, and who is notified."""
 
@@ -751,12 +746,12 @@ class ObservabilityConfig(_Model):
             "5xx-rate, p99-latency, cdc-latency, dms-task-failure, aurora-cpu, replica-lag."
         ),
     )
-    notification_emails: list[
-        Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")]
-    ] = Field(default_factory=list, description="E-mail subscriptions of the alarm topic.")
-    notification_https_endpoints: list[
-        Annotated[str, Field(pattern=r"^https://[^\s]+$")]
-    ] = Field(default_factory=list, description="HTTPS subscriptions of the alarm topic.")
+    notification_emails: list[EmailAddress] = Field(
+        default_factory=list, description="E-mail subscriptions of the alarm topic."
+    )
+    notification_https_endpoints: list[HttpsUrl] = Field(
+        default_factory=list, description="HTTPS subscriptions of the alarm topic."
+    )
 
     @field_validator("alarms")
     @classmethod
@@ -1175,7 +1170,7 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling)"
         location = _format_location(tuple(item["loc"]))
-        if message.startswith(location.split("[")[0] + ":"):
+        if not item["loc"] or message.startswith(location.split("[")[0] + ":"):
             parts.append(message)
         else:
             parts.append(f"{location}: {message}")

@@ -71,27 +71,7 @@ def payment_api_function(stack_name: str) -> str:
     return f"{stack_name}-payment-api"
 
 
-def load_balancer(stack_name: str) -> str:
-    """Name of the API's Application Load Balancer (at most 32 characters)."""
-    return f"{stack_name}-alb"
-
-
-def target_group(stack_name: str, alias: str) -> str:
-    """Name of the target group in front of one alias (`blue` or `green`)."""
-    return f"{stack_name}-{alias}"
-
-
 # --------------------------------------------------------------------------- replication (DMS)
-
-
-def dms_replication_instance_id(stack_name: str) -> str:
-    """Return the identifier of the DMS replication instance."""
-    return f"{resource_prefix(stack_name)}-dms"
-
-
-def dms_replication_task_id(stack_name: str) -> str:
-    """Return the identifier of the full-load-and-CDC replication task (the runbook starts it)."""
-    return f"{resource_prefix(stack_name)}-full-load-and-cdc"
 
 
 def dms_source_endpoint_id(stack_name: str) -> str:
@@ -202,11 +182,15 @@ CDC_LATENCY_NAMESPACE = "AWS/DMS"
 CDC_LATENCY_METRIC = "CDCLatencyTarget"
 
 
-def cdc_latency_dimensions(stack_name: str) -> dict[str, str]:
-    """Dimensions of the CDC latency metric of this environment's task."""
+def cdc_latency_dimensions(stack_name: str, task_resource_id: str) -> dict[str, str]:
+    """Dimensions of the CDC latency metric of this environment's task.
+
+    CloudWatch names a DMS task by its resource id (the last field of the task's ARN),
+    not by the identifier we give it; callers look the id up from the ARN.
+    """
     return {
         "ReplicationInstanceIdentifier": dms_instance_identifier(stack_name),
-        "ReplicationTaskIdentifier": dms_task_identifier(stack_name),
+        "ReplicationTaskIdentifier": task_resource_id,
     }
 
 

@@ -40,7 +40,7 @@ def _synth(config: PaymigConfig, out: Path) -> tuple[Path, dict[str, int]]:
 
 def _print_summary(console: Console, json_path: Path, counts: dict[str, int]) -> None:
     """Print where the stack went and its resources by type."""
-    console.print(f"Synthesized {sum(counts.values())} resources to {json_path}")
+    console.print(f"Synthesized {sum(counts.values())} resources to {json_path}", soft_wrap=True)
     table = Table()
     table.add_column("resource type")
     table.add_column("count", justify="right")
@@ -77,7 +77,7 @@ def check(
     cfg = load(env, config)
     err = Console(stderr=True)
     for sample in sample_values_in_use(cfg):
-        err.print(f"[yellow]warning:[/] sample value still in place: {sample}")
+        err.print(f"[yellow]warning:[/] sample value still in place: {sample}", soft_wrap=True)
     console = Console()
     json_path, counts = _synth(cfg, out)
     _print_summary(console, json_path, counts)

@@ -555,10 +555,8 @@ def _dms(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         f"(`controller.cdc_latency_threshold_seconds`) over the last "
         f"{cfg.controller.cdc_latency_lookback_seconds} s. The alarm "
         f"`{naming.alarm_name(cfg.stack_name, 'cdc-latency')}` fires above "
-        f"{cfg.observability.alarms['cdc-latency'].threshold:g} s, and the post-migration "
-        "check allows at most "
-        f"{cfg.replication.cdc_latency_threshold_seconds} s "
-        "(`replication.cdc_latency_threshold_seconds`). Latency that keeps growing means "
+        f"{cfg.observability.alarms['cdc-latency'].threshold:g} s "
+        "(`observability.alarms.cdc-latency.threshold`). Latency that keeps growing means "
         "the task cannot keep up: tell the on-call DBA before any traffic moves.",
         "",
     )

@@ -446,20 +446,42 @@ def _rollback_locked(
         weights_after=_weights_dict(plan.route53 or records.weights),
         listener_after=dict(plan.listener or live_listener),
     )
-    change_id, waited = None, None
+    change_id: str | None = None
+    waited: float | None = None
+    notes = ""
     if plan.route53 is not None:
-        change_id = aws.route53.change(records, ROLLED_BACK, f"paymig rollback: {event['reason']}")
-        event["change_id"] = change_id
-        try:
-            waited = aws.route53.wait_insync(change_id, settings.insync_timeout_seconds)
-        except ChangeNotInSyncError as exc:
-            _publish_weights(aws, ROLLED_BACK)
-            _record(aws, now, {**event, "result": RESULT_UNCONFIRMED, "detail": str(exc)})
-            raise
+        change_id, waited = _rollback_route53(aws, settings, records, event, now)
+        # A shift that confirmed its lock just before the take-over may land its change
+        # during the INSYNC wait: verify, and re-apply once if the weights moved again.
+        again = aws.route53.read()
+        if again.weights != ROLLED_BACK:
+            notes = f"; weights moved to {again.weights.describe()} meanwhile: re-applied"
+            change_id, more = _rollback_route53(aws, settings, again, event, now)
+            waited += more
     _publish_weights(aws, ROLLED_BACK)
-    detail = plan.describe() + (f"; INSYNC after {waited:.1f} s" if waited is not None else "")
+    detail = plan.describe() + notes
+    detail += f"; INSYNC after {waited:.1f} s" if waited is not None else ""
     _record(aws, now, {**event, "result": RESULT_SUCCEEDED, "detail": detail})
     return RollbackOutcome(RESULT_SUCCEEDED, plan, detail, change_id, waited)
+
+
+def _rollback_route53(
+    aws: ControllerAws,
+    settings: RollbackSettings,
+    records: WeightedRecords,
+    event: dict[str, Any],
+    now: Clock,
+) -> tuple[str, float]:
+    """Set legacy 100 / aws 0 and wait for INSYNC; record and re-raise if it is not."""
+    change_id = aws.route53.change(records, ROLLED_BACK, f"paymig rollback: {event['reason']}")
+    event["change_id"] = change_id
+    try:
+        waited = aws.route53.wait_insync(change_id, settings.insync_timeout_seconds)
+    except ChangeNotInSyncError as exc:
+        _publish_weights(aws, ROLLED_BACK)
+        _record(aws, now, {**event, "result": RESULT_UNCONFIRMED, "detail": str(exc)})
+        raise
+    return change_id, waited
 
 
 def _notify(notifier: Any, headline: str, message: Mapping[str, Any]) -> str | None:

@@ -42,6 +42,7 @@ from paymig.naming import (
     alb_name,
     audit_table_name,
     cdc_latency_dimensions,
+    dms_task_identifier,
     target_group_name,
 )
 from paymig.runtime.controller.core import (
@@ -356,11 +357,29 @@ class ListenerWeights:
 class Metrics:
     """Alarm states, the CDC latency, and the traffic-split metric."""
 
-    def __init__(self, client: Any, stack_name: str, environment: str) -> None:
-        """Wrap a CloudWatch client for one environment."""
+    def __init__(
+        self, client: Any, stack_name: str, environment: str, dms: Any | None = None
+    ) -> None:
+        """Wrap a CloudWatch client (and a DMS client, for the task id) for one environment."""
         self.client = client
         self.stack_name = stack_name
         self.environment = environment
+        self.dms = dms
+
+    def dms_task_resource_id(self) -> str | None:
+        """Resource id of the environment's DMS task (the last field of its ARN), if any."""
+        if self.dms is None:
+            return None
+        response = self.dms.describe_replication_tasks(
+            Filters=[
+                {"Name": "replication-task-id", "Values": [dms_task_identifier(self.stack_name)]}
+            ],
+            WithoutSettings=True,
+        )
+        tasks = response.get("ReplicationTasks", [])
+        if not tasks:
+            return None
+        return str(tasks[0]["ReplicationTaskArn"]).rsplit(":", 1)[-1]
 
     def alarm_states(self) -> dict[str, str]:
         """State of each of the environment's alarms that exists (metric and composite)."""
@@ -375,12 +394,19 @@ class Metrics:
         return states
 
     def cdc_latency(self, now: datetime, lookback_seconds: int) -> tuple[float, datetime] | None:
-        """Latest per-minute maximum of CDCLatencyTarget in the window, or None."""
+        """Latest per-minute maximum of CDCLatencyTarget in the window, or None.
+
+        None also when the task does not exist: a gate that cannot be read fails.
+        """
+        task_id = self.dms_task_resource_id()
+        if task_id is None:
+            return None
         response = self.client.get_metric_statistics(
             Namespace=CDC_LATENCY_NAMESPACE,
             MetricName=CDC_LATENCY_METRIC,
             Dimensions=[
-                {"Name": k, "Value": v} for k, v in cdc_latency_dimensions(self.stack_name).items()
+                {"Name": k, "Value": v}
+                for k, v in cdc_latency_dimensions(self.stack_name, task_id).items()
             ],
             StartTime=now - timedelta(seconds=lookback_seconds),
             EndTime=now + timedelta(seconds=60),
@@ -718,7 +744,10 @@ class ControllerAws:
             route53=Route53Weights(route53, settings.hosted_zone_id, settings.record_name),
             listener=ListenerWeights(session.client("elbv2", config=config), stack),
             metrics=Metrics(
-                session.client("cloudwatch", config=config), stack, settings.environment
+                session.client("cloudwatch", config=config),
+                stack,
+                settings.environment,
+                dms=session.client("dms", config=config),
             ),
             audit=AuditTrail(session.client("dynamodb", config=config), audit_table_name(stack)),
             sts=session.client("sts", config=config),
