@@ -266,6 +266,26 @@ def test_facts_are_read_from_the_document(prod_doc: dict[str, Any]) -> None:
     assert facts.rotation_days == (30,)
 
 
+def test_payment_api_and_its_repository_are_found_among_others(prod_doc: dict[str, Any]) -> None:
+    """A second function and repository (e.g. the rollback Lambda) do not confuse the facts."""
+    doc = copy.deepcopy(prod_doc)
+    doc["resource"]["aws_lambda_function"]["other_fn"] = {
+        "function_name": "paymig-prod-rollback",
+        "//": {"metadata": {"path": "paymig-prod/observability/rollback"}},
+    }
+    doc["resource"]["aws_ecr_repository"]["other_repo"] = {
+        "name": "paymig-prod/other",
+        "//": {"metadata": {"path": "paymig-prod/automation/repository"}},
+    }
+    facts = stack_facts(doc)
+    assert facts.function_name == naming.payment_api_function("paymig-prod")
+    assert facts.ecr_repository == "paymig-prod/payment-api"
+    assert facts.function_names == ("paymig-prod-payment-api", "paymig-prod-rollback")
+    del doc["resource"]["aws_lambda_function"][facts.function_address.split(".")[1]]
+    with pytest.raises(RunbookError, match="no aws_lambda_function named paymig-prod-payment-api"):
+        stack_facts(doc)
+
+
 def test_a_missing_resource_is_an_error_naming_it(prod_doc: dict[str, Any]) -> None:
     broken = copy.deepcopy(prod_doc)
     del broken["resource"]["aws_dms_replication_task"]
@@ -285,8 +305,16 @@ def test_consistency_warnings_track_names_and_alarms(
         dms_task_id=naming.dms_task_identifier(stack),
         metric_alarms=tuple(naming.alarm_name(stack, m) for m in naming.ALARM_METRICS),
         composite_alarms=(naming.composite_alarm_name(stack),),
+        function_names=(*facts.function_names, naming.rollback_function_name(stack)),
+        sns_topics=(*facts.sns_topics, naming.alarm_topic_name(stack)),
+        dynamodb_tables=(naming.audit_table_name(stack),),
     )
     assert consistency_warnings(prod_config, aligned) == []
+    (warning,) = consistency_warnings(prod_config, dataclasses.replace(aligned, dynamodb_tables=()))
+    assert warning == (
+        f"the audit table `{naming.audit_table_name(stack)}` that the controller uses is not "
+        "in the synthesized stack"
+    )
     no_alarms = dataclasses.replace(aligned, metric_alarms=(), composite_alarms=())
     (warning,) = consistency_warnings(prod_config, no_alarms)
     assert f"`{naming.composite_alarm_name(stack)}`" in warning

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from paymig import naming
 from paymig.errors import PaymigError
 
 #: `${aws_type.logical_id...}` references between resources.
@@ -135,6 +136,8 @@ class StackFacts:  # pylint: disable=too-many-instance-attributes
     web_acl_name: str
     log_groups: tuple[str, ...]
     sns_topics: tuple[str, ...]
+    function_names: tuple[str, ...] = field(default=())
+    dynamodb_tables: tuple[str, ...] = field(default=())
     metric_alarms: tuple[str, ...] = field(default=())
     composite_alarms: tuple[str, ...] = field(default=())
     dashboards: tuple[str, ...] = field(default=())
@@ -253,6 +256,27 @@ def _https_listener(document: Mapping[str, Any], stack: str) -> Resource:
     return found[0]
 
 
+def _payment_api(document: Mapping[str, Any], stack: str) -> Resource:
+    """The payment API function, by the name both halves agree on."""
+    name = naming.payment_api_function(stack)
+    for res in _resources(document, "aws_lambda_function"):
+        if res.get("function_name") == name:
+            return res
+    raise RunbookError(f"synthesized stack {stack}: no aws_lambda_function named {name}")
+
+
+def _image_repository(document: Mapping[str, Any], function: Resource, stack: str) -> Resource:
+    """The ECR repository the payment API's image comes from (its `image_uri` says which)."""
+    refs = {lid for kind, lid in function.references() if kind == "aws_ecr_repository"}
+    found = [r for r in _resources(document, "aws_ecr_repository") if r.logical_id in refs]
+    if len(found) != 1:
+        raise RunbookError(
+            f"synthesized stack {stack}: {function.address} does not take its image from "
+            "exactly one aws_ecr_repository"
+        )
+    return found[0]
+
+
 def stack_facts(document: Mapping[str, Any]) -> StackFacts:
     """Read the runbook's facts from a synthesized `cdk.tf.json` document."""
     meta = document.get("//", {}).get("metadata", {})
@@ -267,8 +291,8 @@ def stack_facts(document: Mapping[str, Any]) -> StackFacts:
     cluster = _one(document, "aws_rds_cluster", stack)
     db_instances = _resources(document, "aws_rds_cluster_instance")
     zone, record_name, records = _records(document, stack)
-    function = _one(document, "aws_lambda_function", stack)
-    ecr = _one(document, "aws_ecr_repository", stack)
+    function = _payment_api(document, stack)
+    ecr = _image_repository(document, function, stack)
     rotation = [
         (r.get("rotation_rules") or {}).get("automatically_after_days")
         for r in _resources(document, "aws_secretsmanager_secret_rotation")
@@ -307,6 +331,8 @@ def stack_facts(document: Mapping[str, Any]) -> StackFacts:
         web_acl_name=_text(_one(document, "aws_wafv2_web_acl", stack), "name", stack),
         log_groups=_names(document, "aws_cloudwatch_log_group", "name"),
         sns_topics=_names(document, "aws_sns_topic", "name"),
+        function_names=_names(document, "aws_lambda_function", "function_name"),
+        dynamodb_tables=_names(document, "aws_dynamodb_table", "name"),
         metric_alarms=_names(document, "aws_cloudwatch_metric_alarm", "alarm_name"),
         composite_alarms=_names(document, "aws_cloudwatch_composite_alarm", "alarm_name"),
         dashboards=_names(document, "aws_cloudwatch_dashboard", "dashboard_name"),

@@ -205,6 +205,16 @@ def consistency_warnings(cfg: PaymigConfig, facts: StackFacts) -> list[str]:
             "stack: " + ", ".join(_code(a) for a in missing_alarms) + " (every `alarm:` gate "
             "fails and no automatic rollback fires until they exist)"
         )
+    expected = (
+        ("rollback function", naming.rollback_function_name(stack), facts.function_names),
+        ("alarm topic", naming.alarm_topic_name(stack), facts.sns_topics),
+        ("audit table", naming.audit_table_name(stack), facts.dynamodb_tables),
+    )
+    for what, name, present_names in expected:
+        if name not in present_names:
+            warnings.append(
+                f"the {what} {_code(name)} that the controller uses is not in the synthesized stack"
+            )
     return warnings
 
 
@@ -295,7 +305,13 @@ def _prerequisites(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         "- **Configuration**: `config/" + cfg.environment + ".yaml` has no `# SAMPLE` value "
         "left (`paymig check` warns about each one).",
         "- **Change window**: agree the traffic windows with the payments lead (see "
-        "contacts); phases 10 % and 50 % hold for their dwell times before the next step.",
+        "contacts); "
+        + ", ".join(
+            f"phase {p} % holds for {m} min"
+            for p, m in sorted(cfg.controller.dwell_minutes.items())
+            if m
+        )
+        + " (`controller.dwell_minutes`) before the next step.",
         "",
     )
 
@@ -618,7 +634,9 @@ def _validation(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         (
             "CP2 after apply",
             "`" + cmd("status") + "`",
-            f"phase 0, weights legacy 100 / aws 0, listener on `{cfg.controller.stable_alias}`",
+            f"phase {cfg.migration.initial_phase}, weights {naming.LEGACY_SET_ID} "
+            f"{100 - cfg.migration.initial_phase} / {naming.AWS_SET_ID} "
+            f"{cfg.migration.initial_phase}, listener on `{cfg.controller.stable_alias}`",
             "apply again / infrastructure rollback (section 8)",
         ),
         (
