@@ -375,6 +375,23 @@ def test_cli_writes_and_checks_the_runbook(
     assert err.startswith(f"paymig: {out} is stale") and err.count("\n") == 1
 
 
+def test_cli_check_and_write_errors_are_one_line(
+    tmp_path: Path, prod_doc: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc_path = tmp_path / "cdk.tf.json"
+    doc_path.write_text(json.dumps(prod_doc))
+    base = ["runbook", "--from-json", str(doc_path)]
+    absent = tmp_path / "absent.md"
+    assert main([*base, "--output", str(absent), "--check"]) == 2
+    assert capsys.readouterr().err == (
+        f"paymig: --output {absent}: cannot read: No such file or directory\n"
+    )
+    assert main([*base, "--output", str(tmp_path)]) == 2  # a directory
+    err = capsys.readouterr().err
+    assert err.startswith(f"paymig: --output {tmp_path}: cannot write: ")
+    assert err.count("\n") == 1
+
+
 def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "none.json"
     assert main(["runbook", "--from-json", str(missing), "--output", str(tmp_path / "x")]) == 2

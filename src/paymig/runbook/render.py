@@ -209,6 +209,7 @@ def consistency_warnings(cfg: PaymigConfig, facts: StackFacts) -> list[str]:
         ("rollback function", naming.rollback_function_name(stack), facts.function_names),
         ("alarm topic", naming.alarm_topic_name(stack), facts.sns_topics),
         ("audit table", naming.audit_table_name(stack), facts.dynamodb_tables),
+        ("DMS event topic", naming.dms_event_topic_name(stack), facts.sns_topics),
     )
     for what, name, present_names in expected:
         if name not in present_names:
@@ -548,10 +549,11 @@ def _dms(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         "  --query 'TableStatistics[].[SchemaName,TableName,TableState,FullLoadRows,ValidationState]' --output table",
     )  # fmt: skip
     doc.add(
-        "   Good: `Status` `running`, `Progress` rising, `Errored` 0. Events (failure, state "
-        "change, configuration change) also arrive on the SNS topic "
-        + ", ".join(f"`{t}`" for t in facts.sns_topics if "dms" in t)
-        + ".",
+        "   Good: `Status` `running`, `Progress` rising, `Errored` 0. Task events ("
+        + ", ".join(cfg.replication.event_subscription.task_categories)
+        + ") also arrive on the SNS topic "
+        + f"`{naming.dms_event_topic_name(cfg.stack_name)}`.",
+        "",
         "   Not good: `Status` `stopped` or `failed`, or `Errored` > 0. Read "
         "`ReplicationTasks[0].LastFailureMessage` and the task log, fix the cause, then "
         "resume with `--start-replication-task-type resume-processing` (or "
