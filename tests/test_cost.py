@@ -471,7 +471,7 @@ def test_removing_a_nat_gateway_and_its_eip_from_the_prod_stack(prod_tf: dict[st
 def test_changing_flow_log_retention_in_the_prod_stack(prod_tf: dict[str, Any]) -> None:
     longer = copy.deepcopy(prod_tf)
     groups = longer["resource"]["aws_cloudwatch_log_group"]
-    (group_id,) = groups
+    (group_id,) = [k for k, g in groups.items() if g["name"].endswith("/vpc-flow-logs")]
     assert groups[group_id]["retention_in_days"] == 365
     groups[group_id]["retention_in_days"] = 731
     delta = price(longer).total_monthly_usd - price(prod_tf).total_monthly_usd
@@ -500,7 +500,9 @@ def test_every_type_in_the_synthesized_prod_stack_is_priced_or_free(
     nats = prod_tf["resource"]["aws_nat_gateway"]
     assert sum(1 for i in est.items if i.unit == "NAT gateway-hour") == len(nats)
     eips = prod_tf["resource"]["aws_eip"]
-    assert sum(1 for i in est.items if i.unit == "public IPv4 address-hour") == len(eips)
+    ipv4 = [i for i in est.items if i.unit == "public IPv4 address-hour"]
+    # one item per NAT EIP, plus one for the internet-facing ALB's per-AZ addresses
+    assert len(ipv4) == len(eips) + len(prod_tf["resource"]["aws_lb"])
     assert sum(1 for i in est.items if i.unit == "VPN connection-hour") == len(
         prod_tf["resource"]["aws_vpn_connection"]
     )

@@ -188,6 +188,8 @@ def test_rollback_budget_comes_from_the_controller(runbook: str, prod_config: Pa
         assert f"| {step.name} | {step.seconds} | {step.detail} |" in body
     assert "paymig rollback --reason 'manual: <what you saw>' --env prod" in body
     assert "state push -force previous.tfstate" in body
+    values = ",".join(f'{{"Value":"{a}"}}' for a in prod_config.dns.legacy_addresses)
+    assert f'"SetIdentifier":"legacy","Weight":100,"TTL":60,"ResourceRecords":[{values}]' in body
 
 
 def test_rotation_days_and_ca_identifier(runbook: str, prod_config: PaymigConfig) -> None:
@@ -256,8 +258,13 @@ def test_a_config_change_moves_the_runbook(
 # --------------------------------------------------------------------------- facts
 
 
-def test_facts_are_read_from_the_document(prod_doc: dict[str, Any]) -> None:
+def test_facts_are_read_from_the_document(
+    prod_doc: dict[str, Any], prod_config: PaymigConfig
+) -> None:
     facts = stack_facts(prod_doc)
+    legacy = facts.record(naming.LEGACY_SET_ID)
+    assert legacy.values == tuple(str(a) for a in prod_config.dns.legacy_addresses)
+    assert not legacy.is_alias and facts.record(naming.AWS_SET_ID).is_alias
     assert facts.stack_name == "paymig-prod"
     assert facts.state_key == "paymig/prod/terraform.tfstate"
     assert facts.dms_task_id == naming.dms_task_identifier("paymig-prod")

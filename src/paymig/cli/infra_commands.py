@@ -73,7 +73,7 @@ def check(
         typer.Option("--provider-mirror", help="Local Terraform provider mirror, used if present."),
     ] = DEFAULT_MIRROR,
 ) -> None:
-    """Synthesize, `terraform init -backend=false` + `terraform validate`, checkov, budget gate."""
+    """Synthesize, `terraform init -backend=false` + `validate`, checkov, then the budget gate."""
     cfg = load(env, config)
     err = Console(stderr=True)
     for sample in sample_values_in_use(cfg):

@@ -82,7 +82,15 @@ class WeightedRecord:
     record_type: str
     weight: int
     ttl: int | None
-    target: str
+    #: The record's values (addresses or a name); empty for an alias record.
+    values: tuple[str, ...]
+    #: True when the record is an alias (to the load balancer).
+    is_alias: bool
+
+    @property
+    def target(self) -> str:
+        """What the record answers, in words."""
+        return "alias to the load balancer" if self.is_alias else ", ".join(self.values)
 
 
 @dataclass(frozen=True)
@@ -229,19 +237,14 @@ def _records(
     records = []
     for res in weighted:
         policy = res.get("weighted_routing_policy") or {}
-        alias = res.get("alias")
-        target = (
-            "alias to the load balancer"
-            if isinstance(alias, Mapping)
-            else ", ".join(str(v) for v in res.get("records", []))
-        )
         records.append(
             WeightedRecord(
                 set_identifier=str(res.get("set_identifier")),
                 record_type=str(res.get("type")),
                 weight=int(policy.get("weight", 0)),
                 ttl=res.get("ttl") if isinstance(res.get("ttl"), int) else None,
-                target=target,
+                values=tuple(str(v) for v in res.get("records", [])),
+                is_alias=isinstance(res.get("alias"), Mapping),
             )
         )
     records.sort(key=lambda r: r.set_identifier)

@@ -812,6 +812,7 @@ def _rollback(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
                 f"runbook: target group {name} (paymig.naming) is not in the synthesized stack"
             )
     fqdn = facts.record_name.rstrip(".") + "."
+    legacy_values = ",".join(f'{{"Value":"{value}"}}' for value in legacy.values)
     doc.steps()
     doc.step(
         "**Route 53 back to legacy.** Read the live records first: an UPSERT replaces the "
@@ -825,7 +826,7 @@ def _rollback(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         f"read -r ALB_DNS ALB_ZONE <<<\"$(aws elbv2 describe-load-balancers --names {facts.alb_name} \\",
         "  --query 'LoadBalancers[0].[DNSName,CanonicalHostedZoneId]' --output text)\"",
         f"aws route53 change-resource-record-sets --hosted-zone-id {facts.hosted_zone_id} --change-batch '{{\"Changes\":[",
-        f"  {{\"Action\":\"UPSERT\",\"ResourceRecordSet\":{{\"Name\":\"{facts.record_name}\",\"Type\":\"{legacy.record_type}\",\"SetIdentifier\":\"{legacy.set_identifier}\",\"Weight\":100,\"TTL\":{legacy.ttl},\"ResourceRecords\":[{{\"Value\":\"{legacy.target}\"}}],\"HealthCheckId\":\"'\"$HC_LEGACY\"'\"}}}},",
+        f"  {{\"Action\":\"UPSERT\",\"ResourceRecordSet\":{{\"Name\":\"{facts.record_name}\",\"Type\":\"{legacy.record_type}\",\"SetIdentifier\":\"{legacy.set_identifier}\",\"Weight\":100,\"TTL\":{legacy.ttl},\"ResourceRecords\":[{legacy_values}],\"HealthCheckId\":\"'\"$HC_LEGACY\"'\"}}}},",
         f"  {{\"Action\":\"UPSERT\",\"ResourceRecordSet\":{{\"Name\":\"{facts.record_name}\",\"Type\":\"A\",\"SetIdentifier\":\"{naming.AWS_SET_ID}\",\"Weight\":0,\"HealthCheckId\":\"'\"$HC_AWS\"'\",\"AliasTarget\":{{\"HostedZoneId\":\"'\"$ALB_ZONE\"'\",\"DNSName\":\"'\"$ALB_DNS\"'\",\"EvaluateTargetHealth\":true}}}}}}]}}'",
         "aws route53 get-change --id <ChangeInfo.Id from the output>   # repeat until INSYNC",
     )  # fmt: skip
