@@ -317,6 +317,46 @@ def _prerequisites(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
     )
 
 
+#: Resource types that wire others together; the diagram names the resources they wire.
+_PLUMBING = re.compile(
+    r"_(policy|policy_attachment|association|attachment|permission|alias|rule|route|"
+    r"lifecycle_policy|versioning|public_access_block|notification|"
+    r"server_side_encryption_configuration|lifecycle_configuration|logging_configuration|"
+    r"validation)$"
+)
+
+
+#: Types a reader looks for first in a box of the diagram (presentation order only).
+_HEADLINE = (
+    "aws_lb",
+    "aws_lambda_function",
+    "aws_ecr_repository",
+    "aws_rds_cluster",
+    "aws_rds_cluster_instance",
+    "aws_dms_replication_instance",
+    "aws_dms_replication_task",
+    "aws_dms_endpoint",
+    "aws_vpc",
+    "aws_subnet",
+    "aws_nat_gateway",
+    "aws_vpn_connection",
+    "aws_wafv2_web_acl",
+    "aws_route53_record",
+    "aws_route53_health_check",
+    "aws_cloudwatch_dashboard",
+    "aws_cloudwatch_metric_alarm",
+    "aws_cloudwatch_composite_alarm",
+    "aws_dynamodb_table",
+    "aws_secretsmanager_secret",
+    "aws_kms_key",
+)
+
+
+def _is_plumbing(kind: str) -> bool:
+    """Whether a resource type only connects or configures other resources."""
+    return bool(_PLUMBING.search(kind))
+
+
 def _mermaid_id(name: str) -> str:
     """A Mermaid-safe node id."""
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
@@ -340,7 +380,15 @@ def _architecture(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
     lines.append(f'  legacy["Legacy API<br/>{legacy.target}"]')
     lines.append(f'  subgraph {_mermaid_id(facts.stack_name)}["{facts.stack_name} ({cfg.region})"]')
     for construct in facts.constructs:
-        top = "<br/>".join(f"{kind.removeprefix('aws_')} x{n}" for kind, n in construct.counts[:4])
+        main = sorted(
+            [(k, n) for k, n in construct.counts if not _is_plumbing(k)] or construct.counts,
+            key=lambda kn: (
+                _HEADLINE.index(kn[0]) if kn[0] in _HEADLINE else len(_HEADLINE),
+                -kn[1],
+                kn[0],
+            ),
+        )
+        top = "<br/>".join(f"{kind.removeprefix('aws_')} x{n}" for kind, n in main[:4])
         lines.append(
             f'    {_mermaid_id(construct.name)}["{construct.name} '
             f'({construct.total} resources)<br/>{top}"]'
