@@ -382,6 +382,20 @@ def test_cli_writes_and_checks_the_runbook(
     assert err.startswith(f"paymig: {out} is stale") and err.count("\n") == 1
 
 
+def test_cli_with_config_path_puts_it_on_every_command(
+    tmp_path: Path, prod_doc: dict[str, Any]
+) -> None:
+    doc_path = tmp_path / "cdk.tf.json"
+    doc_path.write_text(json.dumps(prod_doc))
+    out = tmp_path / "runbook.md"
+    config = str(REPO / "config" / "prod.yaml")
+    args = ["runbook", "--config", config, "--from-json", str(doc_path), "--output", str(out)]
+    assert main(args) == 0
+    lines = _paymig_lines(out.read_text(encoding="utf-8"))
+    assert lines
+    assert all(line.endswith(f"--env prod --config {config}") for line in lines)
+
+
 def test_cli_check_and_write_errors_are_one_line(
     tmp_path: Path, prod_doc: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
