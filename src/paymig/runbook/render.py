@@ -1029,11 +1029,14 @@ def _cleanup(doc: _Doc, inputs: RunbookInputs, facts: StackFacts, steady_usd: fl
         "**Stop DMS** once the last source change has reached Aurora (CDC latency 0, no new source writes):"
     )
     doc.code(
+        f"TASK_ARN=$(aws dms describe-replication-tasks --filters Name=replication-task-id,Values={facts.dms_task_id} \\",
+        "  --query 'ReplicationTasks[0].ReplicationTaskArn' --output text)",
         'aws dms stop-replication-task --replication-task-arn "$TASK_ARN"',
-        f'psql "$PAYMIG_SOURCE_DSN" -c "SELECT pg_drop_replication_slot(\'{cfg.replication.slot_name}\');"',
-    )
+        f'psql "$PAYMIG_SOURCE_DSN user=<DMS source login>" -c "SELECT pg_drop_replication_slot(\'{cfg.replication.slot_name}\');"',
+    )  # fmt: skip
     doc.add(
-        "   Drop the slot: a slot nobody reads makes the source keep WAL until its disk fills.",
+        "   Drop the slot as a role with the REPLICATION attribute (the last `user=` of a "
+        "DSN wins): a slot nobody reads makes the source keep WAL until its disk fills.",
         "",
     )
     doc.step(
@@ -1041,7 +1044,8 @@ def _cleanup(doc: _Doc, inputs: RunbookInputs, facts: StackFacts, steady_usd: fl
         "reviewed commit (a `terraform destroy -target` would leave code and state apart), "
         "then plan and apply. The plan must destroy only the `replication` construct's "
         "resources (task, endpoints, instance, subnet group, certificate, event "
-        "subscriptions, its key and secret)."
+        "subscriptions, its key and secret). The stack has no configuration switch for "
+        "this yet: it is a code change to `PaymentMigrationStack`, reviewed like any other."
     )
     doc.step(
         f"**Decommission the legacy record**: remove the `{naming.LEGACY_SET_ID}` weighted "
