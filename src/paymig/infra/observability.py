@@ -47,6 +47,8 @@ DMS_ERROR_PATTERN = '"]E:"'
 #: Migration-progress metrics DMS exposes only as table statistics; the controller
 #: publishes them (``paymig status``) under the traffic metric namespace.
 TABLE_STATISTICS_METRICS = ("ValidationFailedRecords", "ValidationSuspendedRecords")
+#: Full-load progress, published from the same table statistics.
+LOAD_PROGRESS_METRIC = "TablesLoadedPercent"
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,11 @@ class ObservabilityTier(Construct):
                 "DMS CDC incoming changes",
                 (Metric(DMS, "CDCIncomingChanges", dms, "Maximum"),),
                 width=8,
+            ),
+            GraphWidget(
+                "DMS full load progress (% of tables loaded)",
+                (Metric(naming.TRAFFIC_METRIC_NAMESPACE, LOAD_PROGRESS_METRIC, env, "Maximum"),),
+                width=12,
             ),
             GraphWidget(
                 "Validation failures and suspended records (from table statistics)",
