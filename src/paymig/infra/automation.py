@@ -32,6 +32,7 @@ from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunctionTracingConfig,
     LambdaFunctionVpcConfig,
 )
+from cdktf_cdktf_provider_aws.lambda_invocation import LambdaInvocation
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
@@ -48,6 +49,16 @@ from paymig.infra.lambda_package import build_package
 LAMBDA_VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 XRAY_WRITE_POLICY = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
 PYTHON_RUNTIME = "python3.11"
+
+#: Modules and installed distributions the validation function needs.
+VALIDATION_MODULES = ("errors.py", "naming.py", "config.py", "runtime/__init__.py",
+                      "runtime/preflight.py", "runtime/validator", "runtime/controller",
+                      "lambdas/__init__.py", "lambdas/validation.py")  # fmt: skip
+VALIDATION_DISTRIBUTIONS = ("psycopg", "psycopg-binary", "psycopg-pool", "typing-extensions",
+                            "pydantic", "pydantic-core", "annotated-types",
+                            "typing-inspection", "pyyaml")  # fmt: skip
+#: Where the on-prem CA certificate sits inside the validation package.
+SOURCE_CA_IN_PACKAGE = "ca/onprem-ca.pem"
 
 #: Modules of paymig the rollback function needs (boto3 comes with the runtime).
 ROLLBACK_MODULES = ("errors.py", "naming.py", "runtime/__init__.py", "runtime/controller",
@@ -70,6 +81,29 @@ class AutomationProps:
     alarm_topic_key_arn: str
     https_listener_arn: str
     log_retention_days: int
+    validation: ValidationTarget | None = None
+
+
+@dataclass(frozen=True)
+class ValidationTarget:
+    """What the validation function checks: both databases and the migration settings."""
+
+    source_secret_arn: str
+    source_key_arn: str
+    source_database: str
+    source_port: int
+    source_ca_pem: str
+    onprem_cidr: str
+    target_secret_arn: str
+    target_key_arn: str
+    target_database: str
+    target_security_group_id: str
+    table_rules_json: str
+    lob_mode: str
+    grace_seconds: float
+    cdc_threshold_seconds: float
+    cdc_lookback_seconds: int
+    post_migration_check: bool
 
 
 class AutomationTier(Construct):
@@ -308,3 +342,186 @@ class AutomationTier(Construct):
             filter_policy_scope="MessageAttributes",
             filter_policy=json.dumps({"paymig_source": [{"exists": False}]}),
         )
+
+
+class ValidationChecks(Construct):
+    """The validation function and its invocations during apply (pre, and post if enabled).
+
+    Attributes: :attr:`function`, :attr:`security_group`, :attr:`pre_check`,
+    :attr:`post_check` (None until config enables it).
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, props: AutomationProps, tier: AutomationTier
+    ) -> None:
+        """Create the function and invoke it from Terraform."""
+        super().__init__(scope, construct_id)
+        target = props.validation
+        if target is None:
+            raise ValueError("ValidationChecks needs AutomationProps.validation")
+        stack = props.name
+        function_name = f"{stack}-validation"
+        log_group_name = f"/aws/lambda/{function_name}"
+        log_group_arn = f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
+        self.log_group = CloudwatchLogGroup(
+            self,
+            "log-group",
+            name=log_group_name,
+            retention_in_days=props.log_retention_days,
+            kms_key_id=tier.key.arn,
+        )
+        self.role = IamRole(
+            self,
+            "role",
+            name=function_name,
+            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
+        )
+        for index, managed in enumerate((LAMBDA_VPC_POLICY, XRAY_WRITE_POLICY)):
+            IamRolePolicyAttachment(
+                self, f"role-managed-{index}", role=self.role.name, policy_arn=managed
+            )
+        IamRolePolicy(
+            self,
+            "role-policy",
+            role=self.role.id,
+            policy=policy_document(
+                statement(
+                    "ReadTheTwoSecrets",
+                    ["secretsmanager:GetSecretValue"],
+                    [target.source_secret_arn, target.target_secret_arn],
+                ),
+                statement(
+                    "DecryptTheTwoSecrets",
+                    ["kms:Decrypt"],
+                    [target.source_key_arn, target.target_key_arn],
+                    condition={
+                        "StringEquals": {
+                            "kms:ViaService": f"secretsmanager.{props.region}.amazonaws.com"
+                        }
+                    },
+                ),
+                statement(
+                    "RecordValidation",
+                    ["dynamodb:PutItem", "dynamodb:Query"],
+                    [str(tier.audit_table.arn)],
+                ),
+                statement("AuditTableKey", ["kms:Decrypt", "kms:GenerateDataKey"], [tier.key.arn]),
+                statement(
+                    # Reads without resource-level permission: metric statistics and the
+                    # DMS task lookup (the CDC latency check).
+                    "ReadCdcLatency",
+                    ["cloudwatch:GetMetricStatistics", "dms:DescribeReplicationTasks"],
+                    "*",
+                ),
+                statement(
+                    "WriteOwnLogs",
+                    ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    [f"{log_group_arn}:*"],
+                ),
+                statement("DeadLetters", ["sqs:SendMessage"], [str(tier.dead_letter_queue.arn)]),
+            ),
+        )
+        self.security_group = SecurityGroup(
+            self,
+            "sg",
+            name=f"{function_name}-lambda",
+            description="Validation Lambda: PostgreSQL to both databases, HTTPS to AWS APIs",
+            vpc_id=props.vpc_id,
+        )
+        for rule_id, port, cidr, group, why in (
+            (
+                "source",
+                target.source_port,
+                target.onprem_cidr,
+                None,
+                "PostgreSQL to the on-prem source",
+            ),
+            ("target", 5432, None, target.target_security_group_id, "PostgreSQL to Aurora"),
+            (
+                "https",
+                443,
+                "0.0.0.0/0",
+                None,
+                "HTTPS to Secrets Manager, DynamoDB, CloudWatch, DMS",
+            ),
+        ):
+            VpcSecurityGroupEgressRule(
+                self,
+                f"egress-{rule_id}",
+                security_group_id=self.security_group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ipv4=cidr,
+                referenced_security_group_id=group,
+                description=why,
+            )
+        package = build_package(
+            "validation",
+            VALIDATION_MODULES,
+            VALIDATION_DISTRIBUTIONS,
+            extra_files={SOURCE_CA_IN_PACKAGE: target.source_ca_pem.encode()},
+        )
+        self.package = package
+        asset = TerraformAsset(self, "package", path=str(package.path), type=AssetType.FILE)
+        self.function = LambdaFunction(
+            self,
+            "function",
+            function_name=function_name,
+            description="paymig: pre- and post-migration checks, invoked during apply",
+            role=self.role.arn,
+            runtime=PYTHON_RUNTIME,
+            handler="paymig.lambdas.validation.handler",
+            filename=asset.path,
+            source_code_hash=package.sha256_base64,
+            memory_size=1024,
+            timeout=900,
+            reserved_concurrent_executions=2,
+            kms_key_arn=tier.key.arn,
+            tracing_config=LambdaFunctionTracingConfig(mode="Active"),
+            vpc_config=LambdaFunctionVpcConfig(
+                subnet_ids=props.app_subnet_ids, security_group_ids=[self.security_group.id]
+            ),
+            dead_letter_config=LambdaFunctionDeadLetterConfig(
+                target_arn=tier.dead_letter_queue.arn
+            ),
+            environment=LambdaFunctionEnvironment(
+                variables={
+                    "PAYMIG_STACK_NAME": stack,
+                    "PAYMIG_ENVIRONMENT": props.environment,
+                    "PAYMIG_SOURCE_SECRET_ARN": target.source_secret_arn,
+                    "PAYMIG_TARGET_SECRET_ARN": target.target_secret_arn,
+                    "PAYMIG_SOURCE_DATABASE": target.source_database,
+                    "PAYMIG_TARGET_DATABASE": target.target_database,
+                    "PAYMIG_SOURCE_CA_FILE": f"/var/task/{SOURCE_CA_IN_PACKAGE}",
+                    "PAYMIG_TABLE_RULES": target.table_rules_json,
+                    "PAYMIG_LOB_MODE": target.lob_mode,
+                    "PAYMIG_GRACE_SECONDS": str(target.grace_seconds),
+                    "PAYMIG_CDC_THRESHOLD_SECONDS": str(target.cdc_threshold_seconds),
+                    "PAYMIG_CDC_LOOKBACK_SECONDS": str(target.cdc_lookback_seconds),
+                }
+            ),
+            logging_config=LambdaFunctionLoggingConfig(
+                log_format="JSON", log_group=self.log_group.name
+            ),
+            depends_on=[self.log_group],
+        )
+        # Re-run whenever the code or what it checks changes.
+        triggers = {"package": package.sha256_base64, "settings": target.table_rules_json}
+        self.pre_check = LambdaInvocation(
+            self,
+            "pre-check",
+            function_name=self.function.function_name,
+            input=json.dumps({"check": "pre"}),
+            triggers=triggers,
+        )
+        self.post_check: LambdaInvocation | None = None
+        if target.post_migration_check:
+            self.post_check = LambdaInvocation(
+                self,
+                "post-check",
+                function_name=self.function.function_name,
+                input=json.dumps({"check": "post"}),
+                triggers=triggers,
+                depends_on=[self.pre_check],
+            )

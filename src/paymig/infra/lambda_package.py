@@ -16,7 +16,7 @@ import importlib.metadata
 import io
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,7 @@ def _distribution_files(names: Iterable[str]) -> dict[str, bytes]:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
             raise ToolMissingError(f"{name}: not installed; run scripts/setup.sh") from None
+        check_lambda_compatible(name, dist.read_text("WHEEL") or "")
         for file in dist.files or ():
             text = file.as_posix()
             if "__pycache__" in text or text.endswith(".pyc") or text.startswith(".."):
@@ -66,11 +67,40 @@ def _distribution_files(names: Iterable[str]) -> dict[str, bytes]:
     return out
 
 
+#: Wheel tags the Lambda python3.11 x86_64 runtime (Amazon Linux 2, glibc 2.26) can load.
+LAMBDA_TAGS = (
+    "py3-none-any",
+    "cp311-cp311-manylinux2014_x86_64",
+    "cp311-cp311-manylinux_2_17_x86_64",
+)
+
+
+def check_lambda_compatible(name: str, wheel_metadata: str) -> None:
+    """Refuse a distribution whose installed wheel Lambda's runtime cannot load."""
+    tags = [
+        line.split(":", 1)[1].strip()
+        for line in wheel_metadata.splitlines()
+        if line.startswith("Tag:")
+    ]
+    if not any(tag in LAMBDA_TAGS for tag in tags):
+        raise ToolMissingError(
+            f"{name}: installed wheel ({', '.join(tags) or 'no tag'}) does not run on Lambda "
+            "python3.11 x86_64"
+        )
+
+
 def build_package(
-    name: str, modules: Iterable[str], distributions: Iterable[str] = ()
+    name: str,
+    modules: Iterable[str],
+    distributions: Iterable[str] = (),
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> LambdaPackage:
     """Build (or reuse) the zip of one function; its file name carries its hash."""
-    files = {**_distribution_files(distributions), **_source_files(["__init__.py", *modules])}
+    files = {
+        **_distribution_files(distributions),
+        **_source_files(["__init__.py", *modules]),
+        **(extra_files or {}),
+    }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for arcname in sorted(files):

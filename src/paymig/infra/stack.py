@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from cdktf import Aspects, S3Backend, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.provider import AwsProvider
@@ -10,7 +12,12 @@ from constructs import Construct
 from paymig import naming
 from paymig.config import PaymigConfig
 from paymig.infra.app import AppProps, AppTier, DatabaseTarget
-from paymig.infra.automation import AutomationProps, AutomationTier
+from paymig.infra.automation import (
+    AutomationProps,
+    AutomationTier,
+    ValidationChecks,
+    ValidationTarget,
+)
 from paymig.infra.data import POSTGRES_PORT, DataProps, DataTier
 from paymig.infra.network import NetworkProps, NetworkTier
 from paymig.infra.observability import ObservabilityProps, ObservabilityTier
@@ -170,7 +177,16 @@ class PaymentMigrationStack(TerraformStack):
                 alarm_topic_key_arn=self.observability.key.arn,
                 https_listener_arn=str(self.app.https_listener.arn),
                 log_retention_days=config.app.log_retention_days,
+                validation=self._validation_target(),
             ),
+        )
+        self.validation = ValidationChecks(
+            self, "validation", self.automation.props, self.automation
+        )
+        self.database.allow_postgres_from(
+            "validation",
+            str(self.validation.security_group.id),
+            "PostgreSQL from the validation Lambda (read-only checks)",
         )
 
         # ------------------------------------------------------------ outputs and tags
@@ -206,4 +222,26 @@ class PaymentMigrationStack(TerraformStack):
             secret_arn=self.database.master_secret_arn,
             secret_key_arn=self.database.key.arn,
             security_group_id=str(self.database.security_group.id),
+        )
+
+    def _validation_target(self) -> ValidationTarget:
+        """What the deployment checks compare: the DMS logins and the migration settings."""
+        rep = self.config.replication
+        return ValidationTarget(
+            source_secret_arn=str(self.replication.source_secret.arn),
+            source_key_arn=self.replication.key.arn,
+            source_database=rep.source.database_name,
+            source_port=rep.source.port,
+            source_ca_pem=self.replication.ca_pem,
+            onprem_cidr=str(self.config.onprem.cidr),
+            target_secret_arn=str(self.database.dms_secret.arn),
+            target_key_arn=self.database.key.arn,
+            target_database=self.config.database.database_name,
+            target_security_group_id=str(self.database.security_group.id),
+            table_rules_json=json.dumps([r.model_dump() for r in rep.table_rules]),
+            lob_mode=rep.lob_mode,
+            grace_seconds=self.config.validation.grace_seconds,
+            cdc_threshold_seconds=self.config.controller.cdc_latency_threshold_seconds,
+            cdc_lookback_seconds=self.config.controller.cdc_latency_lookback_seconds,
+            post_migration_check=self.config.validation.post_migration_check,
         )
