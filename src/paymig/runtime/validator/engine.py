@@ -7,7 +7,8 @@ How a table is compared:
 2. The table is cut into top-level key ranges at quantiles of a ``TABLESAMPLE SYSTEM``
    key sample (so skewed, uuid, text and composite keys split evenly).
 3. For each range, both sides compute ``count(*)`` and the exact sum of 64-bit row
-   hashes at the same time; only these two numbers cross the network.
+   hashes at the same time; only these two numbers cross the network. (How a row is
+   hashed: :mod:`paymig.runtime.validator.sql`.)
 4. A range whose aggregates differ is split ``fanout`` ways at keys taken from the
    larger side, until it is small enough to fetch (key, row hash) pairs from both sides
    and classify every key exactly.
@@ -26,6 +27,7 @@ by the worker count, leaf ranges are small, and candidate keys spill to disk.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import threading
 import time
@@ -66,6 +68,7 @@ from paymig.runtime.validator.sql import (
     PRIMARY_KEY_QUERY,
     SETTINGS_QUERY,
     TABLE_QUERY,
+    VALUE_HASH_TYPES,
     TableSpec,
 )
 
@@ -241,8 +244,11 @@ class Side:
         except psycopg.Error as exc:
             raise ValidatorError(f"{self.name}: {error_line(exc)}") from None
 
-    def describe(self, schema: str, name: str) -> tuple[TableSpec, int]:
-        """Return the table's spec and row estimate; errors name what is missing."""
+    def describe(self, schema: str, name: str) -> tuple[TableSpec, dict[str, str], int]:
+        """Return the table's spec, column types and row estimate.
+
+        Errors name what is missing.
+        """
         qualified = f"{schema}.{name}"
         found = self._catalog(TABLE_QUERY, [schema, name])
         if not found:
@@ -259,7 +265,7 @@ class Side:
             key=tuple(n for n, _ in key),
             key_types=tuple(t for _, t in key),
         )
-        return spec, estimate_rows(int(reltuples), int(relpages), int(pages))
+        return spec, dict(columns), estimate_rows(int(reltuples), int(relpages), int(pages))
 
     # ------------------------------------------------------------------ data
 
@@ -446,8 +452,8 @@ class Validator:
             schema, table = name.split(".", 1)
         except ValueError:
             raise ValidatorError(f"table {name!r}: expected SCHEMA.NAME") from None
-        source, source_rows = self.source.describe(schema, table)
-        target, target_rows = self.target.describe(schema, table)
+        source, source_types, source_rows = self.source.describe(schema, table)
+        target, target_types, target_rows = self.target.describe(schema, table)
         mismatch = column_mismatch(name, source.columns, target.columns)
         if mismatch is not None:
             raise ValidatorError(mismatch)
@@ -456,6 +462,13 @@ class Validator:
                 f"table {name}: primary keys differ (source: {', '.join(source.key)}; "
                 f"target: {', '.join(target.key)})"
             )
+        by_value = frozenset(
+            column
+            for column, kind in source_types.items()
+            if kind in VALUE_HASH_TYPES and target_types.get(column) == kind
+        )
+        source = dataclasses.replace(source, by_value=by_value)
+        target = dataclasses.replace(target, by_value=by_value)
         larger = "source" if source_rows >= target_rows else "target"
         return _Pair(source, target, max(source_rows, target_rows), larger)
 

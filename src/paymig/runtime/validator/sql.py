@@ -6,6 +6,18 @@ range predicates stay index range scans on the primary key. A row's hash is
 ``hashtextextended`` of the row text of its columns in *name* order: both sides hash the
 same text whatever their column positions are, and the row text keeps NULL (nothing)
 apart from an empty string (``""``).
+
+The row hash is ``hashint8extended(hash_record_extended(ROW(<columns in name order>), 0),
+0)``. The outer hash matters: the record hash is a linear combination of its column
+hashes, so a plain sum of record hashes could not tell two tables apart whose rows
+exchanged values of a column (the same values, paired with other keys). A column is
+hashed by its value only when both sides have the same type and that type is in
+:data:`VALUE_HASH_TYPES`, types whose equality is exactly equality of their canonical
+text (integers, booleans, uuids, dates, timestamps, bytea), which skips the costly text
+conversion. Every other column is hashed as its text (``::text COLLATE "C"``, compared
+byte for byte), so numerics keep their scale, floats and intervals their text form, and
+jsonb is compared by value through its canonical text. NULL contributes nothing to the
+hash and so differs from an empty string, which hashes like any other value.
 """
 
 from __future__ import annotations
@@ -36,6 +48,21 @@ SETTINGS_QUERY = sql.SQL("SELECT {}").format(
     )
 )
 
+#: Types hashed by value: for these, equal values and equal canonical text coincide.
+VALUE_HASH_TYPES = frozenset(
+    {
+        "smallint",
+        "integer",
+        "bigint",
+        "boolean",
+        "uuid",
+        "date",
+        "timestamp without time zone",
+        "timestamp with time zone",
+        "bytea",
+    }
+)
+
 Query = sql.Composed
 Params = list[Any]
 
@@ -49,6 +76,8 @@ class TableSpec:
     columns: tuple[str, ...]
     key: tuple[str, ...]
     key_types: tuple[str, ...]
+    #: Columns hashed by value rather than by text (see :data:`VALUE_HASH_TYPES`).
+    by_value: frozenset[str] = frozenset()
 
     @property
     def qualified(self) -> str:
@@ -68,9 +97,15 @@ class TableSpec:
         return [sql.Identifier(alias, n) for n in names]
 
     def row_hash(self, alias: str | None = None) -> sql.Composed:
-        """``hashtextextended(ROW(<columns in name order>)::text, 0)``."""
-        return sql.SQL("hashtextextended(ROW({})::text, 0)").format(
-            sql.SQL(", ").join(self._cols(self.columns, alias))
+        """Build the row hash (see the module docstring)."""
+        parts: list[sql.Composable] = []
+        for name, column in zip(self.columns, self._cols(self.columns, alias), strict=True):
+            if name in self.by_value:
+                parts.append(column)
+            else:
+                parts.append(sql.SQL('CAST({} AS text) COLLATE "C"').format(column))
+        return sql.SQL("hashint8extended(hash_record_extended(ROW({}), 0), 0)").format(
+            sql.SQL(", ").join(parts)
         )
 
     def key_text(self, alias: str | None = None) -> sql.Composed:
@@ -210,7 +245,7 @@ TABLE_QUERY = sql.SQL(
 )
 
 COLUMNS_QUERY = sql.SQL(
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+    "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a"
     " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attname"
 )
 
