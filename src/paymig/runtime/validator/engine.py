@@ -314,9 +314,13 @@ class Side:
         }
         return [found.get(index, Aggregate(0, 0)) for index in range(len(edges) + 1)]
 
-    def boundaries(self, spec: TableSpec, bounds: KeyRange, step: int) -> list[Key]:
-        """Return keys that cut a range into pieces of ``step`` rows."""
-        return [tuple(row) for row in self.fetch(spec, *spec.boundaries(bounds, step))]
+    def split(
+        self, spec: TableSpec, bounds: KeyRange, step: int
+    ) -> tuple[list[Key], list[Aggregate]]:
+        """Cut a range into pieces of ``step`` rows; return the cuts and each piece's sums."""
+        rows = self.fetch(spec, *spec.split(bounds, step))
+        edges = [tuple(row[3:]) for row in rows[1:]]
+        return edges, [Aggregate(int(row[1]), int(row[2])) for row in rows]
 
     def rows(self, spec: TableSpec, bounds: KeyRange) -> dict[Key, int]:
         """Return the row hash by key of every row in a range."""
@@ -507,28 +511,45 @@ class Validator:
         if step is Step.EQUAL:
             return _Outcome(source, target)
         if step is Step.SPLIT:
-            rows = max(source.rows, target.rows)
-            cut_step = split_step(rows, self.settings.fanout)
-            if source.rows >= target.rows:
-                cuts = self.source.boundaries(pair.source, bounds, cut_step)
-            else:
-                cuts = other.submit(self.target.boundaries, pair.target, bounds, cut_step).result()
-            pieces = split_range(bounds, cuts)
-            if len(pieces) > 1:
-                edges = [piece.lower for piece in pieces[1:] if piece.lower is not None]
-                target_future_b = other.submit(self.target.buckets, pair.target, bounds, edges)
-                source_buckets = self.source.buckets(pair.source, bounds, edges)
-                target_buckets = target_future_b.result()
-                children = [
-                    (piece, s, t)
-                    for piece, s, t in zip(pieces, source_buckets, target_buckets, strict=True)
-                    if s != t
-                ]
+            children = self._split(pair, bounds, source, target, other)
+            if children is not None:
                 return _Outcome(source, target, children=children)
         target_rows = other.submit(self.target.rows, pair.target, bounds)
         source_rows = self.source.rows(pair.source, bounds)
         candidates = list(classify(source_rows, target_rows.result()))
         return _Outcome(source, target, candidates=candidates)
+
+    def _split(
+        self,
+        pair: _Pair,
+        bounds: KeyRange,
+        source: Aggregate,
+        target: Aggregate,
+        other: ThreadPoolExecutor,
+    ) -> list[tuple[KeyRange, Aggregate, Aggregate]] | None:
+        """Split a differing range; return its differing pieces, or None if it cannot be.
+
+        The side with more rows cuts the range into ``fanout`` pieces by row number and
+        sums each piece in the same scan; the other side then sums the same pieces.
+        """
+        cut_step = split_step(max(source.rows, target.rows), self.settings.fanout)
+        if source.rows >= target.rows:
+            edges, source_sums = self.source.split(pair.source, bounds, cut_step)
+            pieces = split_range(bounds, edges)
+            target_sums = other.submit(self.target.buckets, pair.target, bounds, edges).result()
+        else:
+            edges, target_sums = other.submit(
+                self.target.split, pair.target, bounds, cut_step
+            ).result()
+            pieces = split_range(bounds, edges)
+            source_sums = self.source.buckets(pair.source, bounds, edges)
+        if len(pieces) < 2 or not len(pieces) == len(source_sums) == len(target_sums):
+            return None  # nothing to cut (or keys out of order): compare row by row
+        return [
+            (piece, s, t)
+            for piece, s, t in zip(pieces, source_sums, target_sums, strict=True)
+            if s != t
+        ]
 
     def _first_pass(
         self,

@@ -151,43 +151,61 @@ class TableSpec:
         )
         return query, params
 
-    def boundaries(self, bounds: KeyRange, step: int) -> tuple[Query, Params]:
-        """Every ``step``-th key of a range (after the first), in key order."""
+    def split(self, bounds: KeyRange, step: int) -> tuple[Query, Params]:
+        """Cut a range into pieces of ``step`` rows and aggregate each, in one scan.
+
+        One row per piece, in key order: piece number, row count, hash sum, and the
+        text of the piece's first key (its lower edge; the first piece's is the range's).
+        """
         where, params = self.predicate(bounds)
+        first_keys = sql.SQL(", ").join(
+            sql.SQL("(array_agg({}::text) FILTER (WHERE (paymig_rn - 1) %% {} = 0))[1]").format(
+                column, sql.Literal(step)
+            )
+            for column in self._cols(self.key)
+        )
         query = sql.SQL(
-            "SELECT {keys} FROM (SELECT {cols}, row_number() OVER (ORDER BY {cols}) AS paymig_rn"
-            " FROM {rel} WHERE {where}) AS s WHERE paymig_rn > 1 AND (paymig_rn - 1) %% {step} = 0"
-            " ORDER BY paymig_rn"
+            "SELECT (paymig_rn - 1) / {step} AS paymig_b, count(*), sum(paymig_h), {first}"
+            " FROM (SELECT {cols}, {hash} AS paymig_h,"
+            " row_number() OVER (ORDER BY {cols}) AS paymig_rn FROM {rel} WHERE {where}) AS s"
+            " GROUP BY paymig_b ORDER BY paymig_b"
         ).format(
-            keys=self.key_text(),
+            step=sql.Literal(step),
+            first=first_keys,
             cols=self.key_list(),
+            hash=self.row_hash(),
             rel=self.relation,
             where=where,
-            step=sql.Literal(step),
         )
         return query, params
+
+    def _bucket_tree(
+        self, edges: Sequence[Key], low: int, high: int, params: Params
+    ) -> sql.Composable:
+        """Piece number of a key known to lie in pieces ``low..high``: a binary search."""
+        if low == high:
+            return sql.Literal(low)
+        middle = (low + high + 1) // 2
+        params.extend(edges[middle - 1])
+        condition = sql.SQL("{} < {}").format(self._key_expr(), self._value_expr())
+        below = self._bucket_tree(edges, low, middle - 1, params)
+        above = self._bucket_tree(edges, middle, high, params)
+        return sql.SQL("CASE WHEN {} THEN {} ELSE {} END").format(condition, below, above)
 
     def buckets(self, bounds: KeyRange, edges: Sequence[Key]) -> tuple[Query, Params]:
         """Count and hash sum of each piece of a range cut at ``edges``, in one scan.
 
         Piece ``i`` holds the keys below ``edges[i]`` and not below ``edges[i - 1]``; the
-        last piece holds the rest. Pieces without rows are absent from the result.
+        last piece holds the rest. A key's piece is found by binary search over the
+        edges. Pieces without rows are absent from the result.
         """
+        bucket_params: Params = []
+        bucket = self._bucket_tree(edges, 0, len(edges), bucket_params)
         where, params = self.predicate(bounds)
-        whens = [
-            sql.SQL("WHEN {} < {} THEN {}").format(
-                self._key_expr(), self._value_expr(), sql.Literal(index)
-            )
-            for index in range(len(edges))
-        ]
-        bucket = sql.SQL("CASE {} ELSE {} END").format(
-            sql.SQL(" ").join(whens), sql.Literal(len(edges))
-        )
         query = sql.SQL(
             "SELECT paymig_b, count(*), sum(paymig_h) FROM (SELECT {bucket} AS paymig_b,"
             " {hash} AS paymig_h FROM {rel} WHERE {where}) AS s GROUP BY paymig_b"
         ).format(bucket=bucket, hash=self.row_hash(), rel=self.relation, where=where)
-        bucket_params: Params = [value for edge in edges for value in edge]
         return query, bucket_params + params
 
     def rows(self, bounds: KeyRange) -> tuple[Query, Params]:
