@@ -871,7 +871,7 @@ class ValidationConfig(_Model):
         default=4, ge=1, le=64, description="Parallel queries per side (connection pool size)."
     )
     range_rows: int = Field(
-        default=20_000,
+        default=5_000,
         ge=100,
         description="Target rows per top-level key range whose aggregate hash is compared.",
     )

@@ -7,7 +7,8 @@ How a table is compared:
 2. The table is cut into top-level key ranges at quantiles of a ``TABLESAMPLE SYSTEM``
    key sample (so skewed, uuid, text and composite keys split evenly).
 3. For each range, both sides compute ``count(*)`` and the exact sum of 64-bit row
-   hashes at the same time; only these two numbers cross the network.
+   hashes at the same time; only these two numbers cross the network. (How a row is
+   hashed: :mod:`paymig.runtime.validator.sql`.)
 4. A range whose aggregates differ is split ``fanout`` ways at keys taken from the
    larger side, until it is small enough to fetch (key, row hash) pairs from both sides
    and classify every key exactly.
@@ -26,6 +27,7 @@ by the worker count, leaf ranges are small, and candidate keys spill to disk.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import threading
 import time
@@ -44,6 +46,7 @@ from paymig.runtime.validator.plan import (
     Key,
     KeyRange,
     Kind,
+    SamplePlan,
     ScopeRule,
     Step,
     classify,
@@ -52,8 +55,7 @@ from paymig.runtime.validator.plan import (
     estimate_rows,
     in_scope,
     quantiles,
-    sample_method,
-    sample_percent,
+    sample_plan,
     segment_count,
     split_range,
     split_step,
@@ -66,6 +68,7 @@ from paymig.runtime.validator.sql import (
     PRIMARY_KEY_QUERY,
     SETTINGS_QUERY,
     TABLE_QUERY,
+    VALUE_HASH_TYPES,
     TableSpec,
 )
 
@@ -73,7 +76,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: Sampled keys per top-level range: more gives evener ranges, at the cost of memory.
-SAMPLE_KEYS_PER_RANGE = 8
+SAMPLE_KEYS_PER_RANGE = 4
 
 
 class ValidatorError(PaymigError):
@@ -87,7 +90,7 @@ class Settings:
     workers: int = 4
     grace_seconds: float = 0.0
     max_keys_reported: int = 100
-    range_rows: int = 20_000
+    range_rows: int = 5_000
     leaf_rows: int = 1_000
     fanout: int = 16
     max_ranges: int = 10_000
@@ -241,8 +244,11 @@ class Side:
         except psycopg.Error as exc:
             raise ValidatorError(f"{self.name}: {error_line(exc)}") from None
 
-    def describe(self, schema: str, name: str) -> tuple[TableSpec, int]:
-        """Return the table's spec and row estimate; errors name what is missing."""
+    def describe(self, schema: str, name: str) -> tuple[TableSpec, dict[str, str], int, int]:
+        """Return the table's spec, column types, row estimate and size in pages.
+
+        Errors name what is missing.
+        """
         qualified = f"{schema}.{name}"
         found = self._catalog(TABLE_QUERY, [schema, name])
         if not found:
@@ -259,7 +265,8 @@ class Side:
             key=tuple(n for n, _ in key),
             key_types=tuple(t for _, t in key),
         )
-        return spec, estimate_rows(int(reltuples), int(relpages), int(pages))
+        estimate = estimate_rows(int(reltuples), int(relpages), int(pages))
+        return spec, dict(columns), estimate, int(pages)
 
     # ------------------------------------------------------------------ data
 
@@ -308,9 +315,13 @@ class Side:
         }
         return [found.get(index, Aggregate(0, 0)) for index in range(len(edges) + 1)]
 
-    def boundaries(self, spec: TableSpec, bounds: KeyRange, step: int) -> list[Key]:
-        """Return keys that cut a range into pieces of ``step`` rows."""
-        return [tuple(row) for row in self.fetch(spec, *spec.boundaries(bounds, step))]
+    def split(
+        self, spec: TableSpec, bounds: KeyRange, step: int
+    ) -> tuple[list[Key], list[Aggregate]]:
+        """Cut a range into pieces of ``step`` rows; return the cuts and each piece's sums."""
+        rows = self.fetch(spec, *spec.split(bounds, step))
+        edges = [tuple(row[3:]) for row in rows[1:]]
+        return edges, [Aggregate(int(row[1]), int(row[2])) for row in rows]
 
     def rows(self, spec: TableSpec, bounds: KeyRange) -> dict[Key, int]:
         """Return the row hash by key of every row in a range."""
@@ -320,9 +331,10 @@ class Side:
         """Return the row hash by key of those of ``keys`` that exist."""
         return {tuple(row[:-1]): int(row[-1]) for row in self.fetch(spec, *spec.lookup(keys))}
 
-    def sample(self, spec: TableSpec, method: str, percent: float) -> list[Key]:
+    def sample(self, spec: TableSpec, plan: SamplePlan) -> list[Key]:
         """Return an ordered sample of keys."""
-        return [tuple(row) for row in self.fetch(spec, *spec.sample(method, percent))]
+        query = spec.sample(plan.method, plan.percent, plan.thin)
+        return [tuple(row) for row in self.fetch(spec, *query)]
 
 
 @dataclass
@@ -352,6 +364,7 @@ class _Pair:
     source: TableSpec
     target: TableSpec
     estimate: int
+    pages: int
     larger: str
 
 
@@ -446,8 +459,8 @@ class Validator:
             schema, table = name.split(".", 1)
         except ValueError:
             raise ValidatorError(f"table {name!r}: expected SCHEMA.NAME") from None
-        source, source_rows = self.source.describe(schema, table)
-        target, target_rows = self.target.describe(schema, table)
+        source, source_types, source_rows, source_pages = self.source.describe(schema, table)
+        target, target_types, target_rows, target_pages = self.target.describe(schema, table)
         mismatch = column_mismatch(name, source.columns, target.columns)
         if mismatch is not None:
             raise ValidatorError(mismatch)
@@ -456,8 +469,16 @@ class Validator:
                 f"table {name}: primary keys differ (source: {', '.join(source.key)}; "
                 f"target: {', '.join(target.key)})"
             )
-        larger = "source" if source_rows >= target_rows else "target"
-        return _Pair(source, target, max(source_rows, target_rows), larger)
+        by_value = frozenset(
+            column
+            for column, kind in source_types.items()
+            if kind in VALUE_HASH_TYPES and target_types.get(column) == kind
+        )
+        source = dataclasses.replace(source, by_value=by_value)
+        target = dataclasses.replace(target, by_value=by_value)
+        if source_rows >= target_rows:
+            return _Pair(source, target, source_rows, source_pages, "source")
+        return _Pair(source, target, target_rows, target_pages, "target")
 
     def _side(self, pair: _Pair, name: str) -> tuple[Side, TableSpec]:
         """Return a side and its spec of the table."""
@@ -471,8 +492,8 @@ class Validator:
         if count <= 1:
             return [KeyRange()]
         side, spec = self._side(pair, pair.larger)
-        percent = sample_percent(pair.estimate, count * SAMPLE_KEYS_PER_RANGE)
-        sample = side.sample(spec, sample_method(pair.estimate), percent)
+        plan = sample_plan(pair.estimate, pair.pages, count * SAMPLE_KEYS_PER_RANGE)
+        sample = side.sample(spec, plan)
         return split_range(KeyRange(), quantiles(sample, count))
 
     # ------------------------------------------------------------------ first pass
@@ -494,28 +515,45 @@ class Validator:
         if step is Step.EQUAL:
             return _Outcome(source, target)
         if step is Step.SPLIT:
-            rows = max(source.rows, target.rows)
-            cut_step = split_step(rows, self.settings.fanout)
-            if source.rows >= target.rows:
-                cuts = self.source.boundaries(pair.source, bounds, cut_step)
-            else:
-                cuts = other.submit(self.target.boundaries, pair.target, bounds, cut_step).result()
-            pieces = split_range(bounds, cuts)
-            if len(pieces) > 1:
-                edges = [piece.lower for piece in pieces[1:] if piece.lower is not None]
-                target_future_b = other.submit(self.target.buckets, pair.target, bounds, edges)
-                source_buckets = self.source.buckets(pair.source, bounds, edges)
-                target_buckets = target_future_b.result()
-                children = [
-                    (piece, s, t)
-                    for piece, s, t in zip(pieces, source_buckets, target_buckets, strict=True)
-                    if s != t
-                ]
+            children = self._split(pair, bounds, source, target, other)
+            if children is not None:
                 return _Outcome(source, target, children=children)
         target_rows = other.submit(self.target.rows, pair.target, bounds)
         source_rows = self.source.rows(pair.source, bounds)
         candidates = list(classify(source_rows, target_rows.result()))
         return _Outcome(source, target, candidates=candidates)
+
+    def _split(
+        self,
+        pair: _Pair,
+        bounds: KeyRange,
+        source: Aggregate,
+        target: Aggregate,
+        other: ThreadPoolExecutor,
+    ) -> list[tuple[KeyRange, Aggregate, Aggregate]] | None:
+        """Split a differing range; return its differing pieces, or None if it cannot be.
+
+        The side with more rows cuts the range into ``fanout`` pieces by row number and
+        sums each piece in the same scan; the other side then sums the same pieces.
+        """
+        cut_step = split_step(max(source.rows, target.rows), self.settings.fanout)
+        if source.rows >= target.rows:
+            edges, source_sums = self.source.split(pair.source, bounds, cut_step)
+            pieces = split_range(bounds, edges)
+            target_sums = other.submit(self.target.buckets, pair.target, bounds, edges).result()
+        else:
+            edges, target_sums = other.submit(
+                self.target.split, pair.target, bounds, cut_step
+            ).result()
+            pieces = split_range(bounds, edges)
+            source_sums = self.source.buckets(pair.source, bounds, edges)
+        if len(pieces) < 2 or not len(pieces) == len(source_sums) == len(target_sums):
+            return None  # nothing to cut (or keys out of order): compare row by row
+        return [
+            (piece, s, t)
+            for piece, s, t in zip(pieces, source_sums, target_sums, strict=True)
+            if s != t
+        ]
 
     def _first_pass(
         self,

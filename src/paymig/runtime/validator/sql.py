@@ -6,6 +6,18 @@ range predicates stay index range scans on the primary key. A row's hash is
 ``hashtextextended`` of the row text of its columns in *name* order: both sides hash the
 same text whatever their column positions are, and the row text keeps NULL (nothing)
 apart from an empty string (``""``).
+
+The row hash is ``hashint8extended(hash_record_extended(ROW(<columns in name order>), 0),
+0)``. The outer hash matters: the record hash is a linear combination of its column
+hashes, so a plain sum of record hashes could not tell two tables apart whose rows
+exchanged values of a column (the same values, paired with other keys). A column is
+hashed by its value only when both sides have the same type and that type is in
+:data:`VALUE_HASH_TYPES`, types whose equality is exactly equality of their canonical
+text (integers, booleans, uuids, dates, timestamps, bytea), which skips the costly text
+conversion. Every other column is hashed as its text (``::text COLLATE "C"``, compared
+byte for byte), so numerics keep their scale, floats and intervals their text form, and
+jsonb is compared by value through its canonical text. NULL contributes nothing to the
+hash and so differs from an empty string, which hashes like any other value.
 """
 
 from __future__ import annotations
@@ -36,6 +48,21 @@ SETTINGS_QUERY = sql.SQL("SELECT {}").format(
     )
 )
 
+#: Types hashed by value: for these, equal values and equal canonical text coincide.
+VALUE_HASH_TYPES = frozenset(
+    {
+        "smallint",
+        "integer",
+        "bigint",
+        "boolean",
+        "uuid",
+        "date",
+        "timestamp without time zone",
+        "timestamp with time zone",
+        "bytea",
+    }
+)
+
 Query = sql.Composed
 Params = list[Any]
 
@@ -49,6 +76,8 @@ class TableSpec:
     columns: tuple[str, ...]
     key: tuple[str, ...]
     key_types: tuple[str, ...]
+    #: Columns hashed by value rather than by text (see :data:`VALUE_HASH_TYPES`).
+    by_value: frozenset[str] = frozenset()
 
     @property
     def qualified(self) -> str:
@@ -68,9 +97,15 @@ class TableSpec:
         return [sql.Identifier(alias, n) for n in names]
 
     def row_hash(self, alias: str | None = None) -> sql.Composed:
-        """``hashtextextended(ROW(<columns in name order>)::text, 0)``."""
-        return sql.SQL("hashtextextended(ROW({})::text, 0)").format(
-            sql.SQL(", ").join(self._cols(self.columns, alias))
+        """Build the row hash (see the module docstring)."""
+        parts: list[sql.Composable] = []
+        for name, column in zip(self.columns, self._cols(self.columns, alias), strict=True):
+            if name in self.by_value:
+                parts.append(column)
+            else:
+                parts.append(sql.SQL('CAST({} AS text) COLLATE "C"').format(column))
+        return sql.SQL("hashint8extended(hash_record_extended(ROW({}), 0), 0)").format(
+            sql.SQL(", ").join(parts)
         )
 
     def key_text(self, alias: str | None = None) -> sql.Composed:
@@ -116,43 +151,61 @@ class TableSpec:
         )
         return query, params
 
-    def boundaries(self, bounds: KeyRange, step: int) -> tuple[Query, Params]:
-        """Every ``step``-th key of a range (after the first), in key order."""
+    def split(self, bounds: KeyRange, step: int) -> tuple[Query, Params]:
+        """Cut a range into pieces of ``step`` rows and aggregate each, in one scan.
+
+        One row per piece, in key order: piece number, row count, hash sum, and the
+        text of the piece's first key (its lower edge; the first piece's is the range's).
+        """
         where, params = self.predicate(bounds)
+        first_keys = sql.SQL(", ").join(
+            sql.SQL("(array_agg({}::text) FILTER (WHERE (paymig_rn - 1) %% {} = 0))[1]").format(
+                column, sql.Literal(step)
+            )
+            for column in self._cols(self.key)
+        )
         query = sql.SQL(
-            "SELECT {keys} FROM (SELECT {cols}, row_number() OVER (ORDER BY {cols}) AS paymig_rn"
-            " FROM {rel} WHERE {where}) AS s WHERE paymig_rn > 1 AND (paymig_rn - 1) %% {step} = 0"
-            " ORDER BY paymig_rn"
+            "SELECT (paymig_rn - 1) / {step} AS paymig_b, count(*), sum(paymig_h), {first}"
+            " FROM (SELECT {cols}, {hash} AS paymig_h,"
+            " row_number() OVER (ORDER BY {cols}) AS paymig_rn FROM {rel} WHERE {where}) AS s"
+            " GROUP BY paymig_b ORDER BY paymig_b"
         ).format(
-            keys=self.key_text(),
+            step=sql.Literal(step),
+            first=first_keys,
             cols=self.key_list(),
+            hash=self.row_hash(),
             rel=self.relation,
             where=where,
-            step=sql.Literal(step),
         )
         return query, params
+
+    def _bucket_tree(
+        self, edges: Sequence[Key], low: int, high: int, params: Params
+    ) -> sql.Composable:
+        """Piece number of a key known to lie in pieces ``low..high``: a binary search."""
+        if low == high:
+            return sql.Literal(low)
+        middle = (low + high + 1) // 2
+        params.extend(edges[middle - 1])
+        condition = sql.SQL("{} < {}").format(self._key_expr(), self._value_expr())
+        below = self._bucket_tree(edges, low, middle - 1, params)
+        above = self._bucket_tree(edges, middle, high, params)
+        return sql.SQL("CASE WHEN {} THEN {} ELSE {} END").format(condition, below, above)
 
     def buckets(self, bounds: KeyRange, edges: Sequence[Key]) -> tuple[Query, Params]:
         """Count and hash sum of each piece of a range cut at ``edges``, in one scan.
 
         Piece ``i`` holds the keys below ``edges[i]`` and not below ``edges[i - 1]``; the
-        last piece holds the rest. Pieces without rows are absent from the result.
+        last piece holds the rest. A key's piece is found by binary search over the
+        edges. Pieces without rows are absent from the result.
         """
+        bucket_params: Params = []
+        bucket = self._bucket_tree(edges, 0, len(edges), bucket_params)
         where, params = self.predicate(bounds)
-        whens = [
-            sql.SQL("WHEN {} < {} THEN {}").format(
-                self._key_expr(), self._value_expr(), sql.Literal(index)
-            )
-            for index in range(len(edges))
-        ]
-        bucket = sql.SQL("CASE {} ELSE {} END").format(
-            sql.SQL(" ").join(whens), sql.Literal(len(edges))
-        )
         query = sql.SQL(
             "SELECT paymig_b, count(*), sum(paymig_h) FROM (SELECT {bucket} AS paymig_b,"
             " {hash} AS paymig_h FROM {rel} WHERE {where}) AS s GROUP BY paymig_b"
         ).format(bucket=bucket, hash=self.row_hash(), rel=self.relation, where=where)
-        bucket_params: Params = [value for edge in edges for value in edge]
         return query, bucket_params + params
 
     def rows(self, bounds: KeyRange) -> tuple[Query, Params]:
@@ -186,16 +239,21 @@ class TableSpec:
         params: Params = [[key[i] for key in keys] for i in range(len(self.key))]
         return query, params
 
-    def sample(self, method: str, percent: float) -> tuple[Query, Params]:
-        """Keys of a ``TABLESAMPLE`` sample (``SYSTEM`` or ``BERNOULLI``), in key order."""
+    def sample(self, method: str, percent: float, thin: int) -> tuple[Query, Params]:
+        """Every ``thin``-th key of a ``TABLESAMPLE`` sample, in key order."""
         if method not in ("SYSTEM", "BERNOULLI"):
             raise ValueError(f"unknown sampling method {method!r}")
-        # ORDER BY the qualified columns: the bare names would mean the text outputs.
-        query = sql.SQL("SELECT {} FROM {} AS t TABLESAMPLE {} (%s) ORDER BY {}").format(
-            self.key_text("t"),
-            self.relation,
-            sql.SQL(method),
-            sql.SQL(", ").join(self._cols(self.key, "t")),
+        columns = sql.SQL(", ").join(self._cols(self.key, "t"))
+        query = sql.SQL(
+            "SELECT {keys} FROM (SELECT {columns}, row_number() OVER (ORDER BY {columns})"
+            " AS paymig_rn FROM {rel} AS t TABLESAMPLE {method} (%s)) AS s"
+            " WHERE paymig_rn %% {thin} = 0 ORDER BY paymig_rn"
+        ).format(
+            keys=self.key_text("s"),
+            columns=columns,
+            rel=self.relation,
+            method=sql.SQL(method),
+            thin=sql.Literal(thin),
         )
         return query, [percent]
 
@@ -210,7 +268,7 @@ TABLE_QUERY = sql.SQL(
 )
 
 COLUMNS_QUERY = sql.SQL(
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+    "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a"
     " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attname"
 )
 
