@@ -250,3 +250,26 @@ def test_incompatible_wheels_are_refused() -> None:
         match=r"x: installed wheel \(cp312-cp312-macosx_11_0_arm64\) does not run on Lambda",
     ):
         check_lambda_compatible("x", "Wheel-Version: 1.0\nTag: cp312-cp312-macosx_11_0_arm64\n")
+
+
+def test_cli_validate_record_feeds_the_shift_gate(
+    lambda_env: MigrationEnv,
+    databases: tuple[LocalPostgres, LocalPostgres],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from paymig.cli import main
+
+    source, target = databases
+    args = ["validate", "--source-dsn", source.dsn("payments"), "--target-dsn", target.dsn("payments"),
+            "--config", str(lambda_env.config_path), "--format", "json", "--record"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["consistent"] is True
+    assert [t["table"] for t in report["tables"]] == [
+        "public.accounts",
+        "public.payments",
+        "public.refunds",
+    ]
+    latest = lambda_env.audit().latest_validation()
+    assert latest is not None
+    assert (latest["status"], latest["source"]) == ("consistent", "cli")

@@ -645,7 +645,7 @@ def _validation(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         f"running, differing keys are re-checked after {grace} s "
         "(`validation.grace_seconds`) before they are reported:"
     )
-    doc.code(cmd("validate", *_DSNS, "--grace", grace, "--format", "json"))
+    doc.code(cmd("validate", *_DSNS, "--grace", grace, "--format", "json", "--record"))
     doc.para(
         'Exit 0 and `"consistent": true`: GO. Exit 1: the JSON lists the keys missing, '
         "extra or different per table: NO-GO, hand the list to the on-call DBA. Exit 2: the "
@@ -703,7 +703,7 @@ def _validation(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         ),
         (
             "CP5 data consistent",
-            "`" + cmd("validate", *_DSNS, "--grace", grace, "--format", "json") + "`",
+            "`" + cmd("validate", *_DSNS, "--grace", grace, "--format", "json", "--record") + "`",
             "exit 0, `consistent: true`",
             "no shift; DBA works through the reported keys",
         ),
@@ -721,8 +721,8 @@ def _validation(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         f"latest result recorded in the audit table `{naming.audit_table_name(stack)}` "
         f"(`pk = VALIDATION`) and wants it `consistent` and at most "
         f"{cfg.controller.validation_max_age_minutes} min old "
-        "(`controller.validation_max_age_minutes`); `paymig validate` on the command line "
-        "prints a result but does not record it."
+        "(`controller.validation_max_age_minutes`). `paymig validate --record` writes its "
+        "verdict there, and so does the post-migration check the apply runs."
     )
 
 
@@ -1014,7 +1014,15 @@ def _cleanup(doc: _Doc, inputs: RunbookInputs, facts: StackFacts, steady_usd: fl
     doc.step("Final consistency check with CDC caught up (latency near 0):")
     doc.code(
         cmd("status"),
-        cmd("validate", *_DSNS, "--grace", f"{cfg.validation.grace_seconds:g}", "--format", "json"),
+        cmd(
+            "validate",
+            *_DSNS,
+            "--grace",
+            f"{cfg.validation.grace_seconds:g}",
+            "--format",
+            "json",
+            "--record",
+        ),
     )
     doc.step(
         f"**Switch the writes to Aurora**: set `app.write_target: aurora` in "
