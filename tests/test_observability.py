@@ -28,11 +28,7 @@ def real_dimension_values(doc: dict[str, Any]) -> dict[str, set[str]]:
     alb_id, _ = only(doc, "aws_lb")
     cluster_id, _ = only(doc, "aws_rds_cluster")
     _, instance = only(doc, "aws_dms_replication_instance")
-    fn_id, _fn = (
-        only(doc, "aws_lambda_function")
-        if len(resources(doc, "aws_lambda_function")) == 1
-        else by_path(doc, "aws_lambda_function", "/app/function")
-    )
+    fn_id, _ = by_path(doc, "aws_lambda_function", "/app/function")
     groups = {
         ref("aws_lb_target_group", k, "arn_suffix") for k in resources(doc, "aws_lb_target_group")
     }

@@ -287,7 +287,11 @@ def test_payment_api_and_its_repository_are_found_among_others(prod_doc: dict[st
     facts = stack_facts(doc)
     assert facts.function_name == naming.payment_api_function("paymig-prod")
     assert facts.ecr_repository == "paymig-prod/payment-api"
-    assert facts.function_names == ("paymig-prod-payment-api", "paymig-prod-rollback")
+    assert facts.function_names == (
+        "paymig-prod-payment-api",
+        "paymig-prod-rollback",
+        "paymig-prod-validation",
+    )
     del doc["resource"]["aws_lambda_function"][facts.function_address.split(".")[1]]
     with pytest.raises(RunbookError, match="no aws_lambda_function named paymig-prod-payment-api"):
         stack_facts(doc)

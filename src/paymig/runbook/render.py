@@ -721,8 +721,8 @@ def _validation(doc: _Doc, inputs: RunbookInputs, facts: StackFacts) -> None:
         f"latest result recorded in the audit table `{naming.audit_table_name(stack)}` "
         f"(`pk = VALIDATION`) and wants it `consistent` and at most "
         f"{cfg.controller.validation_max_age_minutes} min old "
-        "(`controller.validation_max_age_minutes`). `paymig validate --record` writes its "
-        "verdict there, and so does the post-migration check the apply runs."
+        "(`controller.validation_max_age_minutes`). The validate command's `--record` option "
+        "writes its verdict there, and so does the post-migration check the apply runs."
     )
 
 
