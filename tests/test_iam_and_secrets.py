@@ -129,3 +129,25 @@ def test_no_secret_values_in_the_repository() -> None:
             if literal not in allowed and path.parts[len(REPO.parts)] != "tests":
                 offenders.append(f"{path.relative_to(REPO)}: {match.group(0)}")
     assert offenders == []
+
+
+def test_every_security_group_and_rule_is_described_and_no_open_ingress_but_the_alb(
+    prod_tf: dict[str, Any],
+) -> None:
+    groups = prod_tf["resource"]["aws_security_group"]
+    assert all(g["description"] for g in groups.values())
+    rules = [
+        *prod_tf["resource"]["aws_vpc_security_group_ingress_rule"].values(),
+        *prod_tf["resource"]["aws_vpc_security_group_egress_rule"].values(),
+    ]
+    assert len(rules) >= 10
+    assert all(r.get("description") for r in rules)
+    open_ingress = [
+        path_of(r)
+        for r in prod_tf["resource"]["aws_vpc_security_group_ingress_rule"].values()
+        if r.get("cidr_ipv4") == "0.0.0.0/0"
+    ]
+    assert sorted(open_ingress) == [
+        "paymig-prod/app/alb-ingress-443",
+        "paymig-prod/app/alb-ingress-80",
+    ]
