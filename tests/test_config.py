@@ -70,6 +70,8 @@ def test_sample_values_are_reported(prod_config: PaymigConfig) -> None:
         "dns.zone_name",
         "dns.api_record_name",
         "dns.legacy_endpoint",
+        "replication.source.host",
+        "replication.source.ca_certificate_path",
     ]
 
 
@@ -82,6 +84,9 @@ def test_real_values_are_not_reported_as_samples() -> None:
         zone_name="pay.acme.io",
         api_record_name="api.pay.acme.io",
         legacy_endpoint="legacy.pay.acme.io",
+    )
+    data["replication"]["source"].update(
+        host="172.20.1.10", ca_certificate_path="config/certs/acme-onprem-ca.pem"
     )
     config = PaymigConfig.model_validate(data)
     assert sample_values_in_use(config) == []
@@ -102,7 +107,7 @@ BAD_CASES = [
     ("misspelt nested key", mutate("network.vpc_cdir", "10.0.0.0/16"), "network.vpc_cdir: unknown key"),
     ("malformed CIDR", mutate("network.vpc_cidr", "10.0.0.300/16"), "network.vpc_cidr: malformed CIDR"),
     ("host bits set", mutate("network.vpc_cidr", "10.0.0.1/16"), "network.vpc_cidr: malformed CIDR"),
-    ("overlapping on-prem CIDR", mutate("onprem.cidr", "10.0.128.0/20"),
+    ("overlapping on-prem CIDR", {**mutate("onprem.cidr", "10.0.128.0/20"), "replication": {**prod_data()["replication"], "source": {**prod_data()["replication"]["source"], "host": "10.0.128.9"}}},
      "network.vpc_cidr: 10.0.0.0/16 overlaps the on-prem CIDR 10.0.128.0/20"),
     ("subnet plan too big", mutate("network.subnet_prefix_length", 18),
      "network.subnet_prefix_length: 9 subnets of /18 do not fit in 10.0.0.0/16 (room for 4)"),

@@ -391,7 +391,7 @@ def test_task_is_full_load_and_cdc_and_not_started(tf: dict[str, Any]) -> None:
         for k, v in task.items()
         if k not in ("table_mappings", "replication_task_settings", "depends_on")
     } == {
-        "replication_task_id": "paymig-test-full-load-and-cdc",
+        "replication_task_id": "paymig-test-task",
         "migration_type": "full-load-and-cdc",
         "start_replication_task": False,
         "replication_instance_arn": ref(
@@ -513,7 +513,7 @@ def test_iam_least_privilege(synth: dict[str, dict[str, Any]]) -> None:
 def test_exposed_attributes(synth: dict[str, dict[str, Any]]) -> None:
     tier = synth["created"]["_tier"]
     assert tier.replication_instance.replication_instance_id_input == "paymig-test-dms"
-    assert tier.task.replication_task_id_input == "paymig-test-full-load-and-cdc"
+    assert tier.task.replication_task_id_input == "paymig-test-task"
     assert tier.source_endpoint.endpoint_id_input == "paymig-test-onprem-source"
     assert tier.target_endpoint.endpoint_id_input == "paymig-test-aurora-target"
     assert tier.source_secret.name_input == "paymig-test/dms/source"

@@ -16,7 +16,7 @@ import ipaddress
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -335,9 +335,6 @@ class AppConfig(_Model):
         lt=1,
         description="Target of LambdaProvisionedConcurrencyUtilization for scaling.",
     )
-    live_alias: Literal["blue", "green"] = Field(
-        default="blue", description="The stable alias: autoscaled, and the rollback target."
-    )
     listener_weights: dict[Literal["blue", "green"], int] = Field(
         default={"blue": 100, "green": 0},
         description="Weights of the blue and green target groups on the HTTPS listener.",
@@ -593,12 +590,6 @@ class ReplicationConfig(_Model):
         description="DMS writes a heartbeat on the source this often so the slot's restart "
         "LSN advances (and WAL is recycled) even when the replicated tables are idle.",
     )
-    cdc_latency_threshold_seconds: int = Field(
-        default=60,
-        ge=1,
-        le=3600,
-        description="CDC latency above which alarms fire and the cut-over gates refuse.",
-    )
     max_full_load_subtasks: int = Field(
         default=8, ge=1, le=49, description="Tables loaded in parallel during the full load."
     )
@@ -630,6 +621,385 @@ class ReplicationConfig(_Model):
         return self
 
 
+AlarmMetric = Literal[
+    "5xx-rate", "p99-latency", "cdc-latency", "dms-task-failure", "aurora-cpu", "replica-lag"
+]
+
+#: Periods CloudWatch alarms accept: 10 and 30 s (high-resolution metrics only) or a
+#: multiple of 60 s.
+HIGH_RESOLUTION_PERIODS = (10, 30)
+
+
+class AlarmSettings(_Model):
+    """Threshold and evaluation of one metric alarm."""
+
+    threshold: float = Field(
+        ge=0,
+        description=(
+            "Alarm when the metric is above this value; unit per alarm: 5xx-rate percent, "
+            "p99-latency seconds, cdc-latency seconds, dms-task-failure count, aurora-cpu "
+            "percent, replica-lag milliseconds."
+        ),
+    )
+    period_seconds: int = Field(
+        default=60,
+        description=(
+            "Evaluation period: 10 or 30 (only for a metric published at high resolution) "
+            "or a multiple of 60."
+        ),
+    )
+    evaluation_periods: int = Field(
+        default=3, ge=1, le=100, description="Number of most recent periods evaluated (N)."
+    )
+    datapoints_to_alarm: int = Field(
+        default=2, ge=1, le=100, description="Breaching datapoints among them that alarm (M)."
+    )
+    treat_missing_data: Literal["breaching", "notBreaching", "ignore", "missing"] = Field(
+        default="missing", description="How a period without data counts."
+    )
+    missing_data_reason: str = Field(
+        min_length=10, description="Why this missing-data treatment is right for this metric."
+    )
+    high_resolution: bool = Field(
+        default=False,
+        description=(
+            "The metric is published with 1 s storage resolution (required for 10/30 s "
+            "periods; AWS service metrics such as ALB or RDS are not)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _valid_evaluation(self) -> AlarmSettings:
+        """CloudWatch's own rules: allowed periods and M of N with M <= N."""
+        if self.period_seconds in HIGH_RESOLUTION_PERIODS:
+            if not self.high_resolution:
+                raise ValueError(
+                    f"period_seconds {self.period_seconds} needs a high-resolution metric "
+                    "(set high_resolution: true only if the metric is published at 1 s)"
+                )
+        elif self.period_seconds < 60 or self.period_seconds % 60:
+            raise ValueError(
+                f"period_seconds must be 10, 30 or a multiple of 60, got {self.period_seconds}"
+            )
+        if self.datapoints_to_alarm > self.evaluation_periods:
+            raise ValueError(
+                f"datapoints_to_alarm {self.datapoints_to_alarm} exceeds evaluation_periods "
+                f"{self.evaluation_periods}"
+            )
+        return self
+
+    @property
+    def detection_seconds(self) -> int:
+        """Worst-case time from a sustained breach to ALARM: M consecutive periods."""
+        return self.period_seconds * self.datapoints_to_alarm
+
+
+def _default_alarms() -> dict[AlarmMetric, AlarmSettings]:
+    """Safe defaults for every alarm (the YAML files state each one explicitly)."""
+    return {
+        "5xx-rate": AlarmSettings(
+            threshold=1.0,
+            treat_missing_data="notBreaching",
+            missing_data_reason="No requests in a period means no errors either.",
+        ),
+        "p99-latency": AlarmSettings(
+            threshold=1.0,
+            treat_missing_data="notBreaching",
+            missing_data_reason="No requests in a period means no slow responses either.",
+        ),
+        "cdc-latency": AlarmSettings(
+            threshold=30.0,
+            treat_missing_data="breaching",
+            missing_data_reason="A CDC task that stops reporting has stopped replicating.",
+        ),
+        "dms-task-failure": AlarmSettings(
+            threshold=0.0,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data="notBreaching",
+            missing_data_reason="Failure events are counted only when they happen.",
+        ),
+        "aurora-cpu": AlarmSettings(
+            threshold=80.0,
+            treat_missing_data="breaching",
+            missing_data_reason="A writer that stops reporting CPU is down or unreachable.",
+        ),
+        "replica-lag": AlarmSettings(
+            threshold=1000.0,
+            treat_missing_data="breaching",
+            missing_data_reason="A reader that stops reporting lag has lost replication.",
+        ),
+    }
+
+
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")]
+HttpsUrl = Annotated[str, Field(pattern=r"^https://[^\s]+$")]
+
+
+class ObservabilityConfig(_Model):
+    """Alarm settings the alarms are built from, and who is notified."""
+
+    alarms: dict[AlarmMetric, AlarmSettings] = Field(
+        default_factory=_default_alarms,
+        description=(
+            "One entry per alarm feeding the composite `migration-health` alarm: "
+            "5xx-rate, p99-latency, cdc-latency, dms-task-failure, aurora-cpu, replica-lag."
+        ),
+    )
+    notification_emails: list[EmailAddress] = Field(
+        default_factory=list, description="E-mail subscriptions of the alarm topic."
+    )
+    notification_https_endpoints: list[HttpsUrl] = Field(
+        default_factory=list, description="HTTPS subscriptions of the alarm topic."
+    )
+
+    @field_validator("alarms")
+    @classmethod
+    def _every_alarm(
+        cls, value: dict[AlarmMetric, AlarmSettings]
+    ) -> dict[AlarmMetric, AlarmSettings]:
+        """Each alarm of the composite has its settings; none is left to chance."""
+        missing = [m for m in get_args(AlarmMetric) if m not in value]
+        if missing:
+            raise ValueError(f"settings missing for alarm(s): {', '.join(missing)}")
+        return value
+
+
+class ControllerConfig(_Model):
+    """The migration controller: gates, rollback and its time budget, lock."""
+
+    cdc_latency_threshold_seconds: float = Field(
+        default=30.0, gt=0, description="A shift is refused while CDC latency is above this."
+    )
+    cdc_latency_lookback_seconds: int = Field(
+        default=300,
+        ge=60,
+        le=3600,
+        description="Window searched for the latest CDC latency datapoint; none = gate fails.",
+    )
+    validation_max_age_minutes: int = Field(
+        default=120,
+        ge=1,
+        description="A validation result older than this does not let a shift pass.",
+    )
+    stable_alias: Literal["blue", "green"] = Field(
+        default="blue", description="Alias the ALB listener returns to 100% on rollback."
+    )
+    dwell_minutes: dict[int, int] = Field(
+        default_factory=lambda: {10: 60, 50: 240},
+        description=(
+            "Minutes to stay at a phase (percent on AWS) before shifting to the next one; "
+            "phases not listed have none."
+        ),
+    )
+    composite_evaluation_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=300,
+        description="Budgeted delay from a metric alarm's ALARM to the composite's ALARM.",
+    )
+    rollback_lambda_start_seconds: int = Field(
+        default=15,
+        ge=1,
+        le=300,
+        description=(
+            "Budgeted SNS delivery, Lambda cold start and the ALB and Route 53 calls "
+            "before the INSYNC wait."
+        ),
+    )
+    route53_insync_timeout_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=300,
+        description="Longest wait for a Route 53 change to be INSYNC before failing.",
+    )
+    lock_ttl_seconds: int = Field(
+        default=600,
+        ge=30,
+        le=3600,
+        description="A controller lock older than this is considered abandoned.",
+    )
+
+    @field_validator("dwell_minutes")
+    @classmethod
+    def _dwell_valid(cls, value: dict[int, int]) -> dict[int, int]:
+        """Dwell times are non-negative and keyed by percentages."""
+        for phase, minutes in value.items():
+            if not 0 <= phase <= 100:
+                raise ValueError(f"phase {phase} is not a percentage")
+            if minutes < 0:
+                raise ValueError(f"dwell of phase {phase} is negative ({minutes})")
+        return value
+
+    @model_validator(mode="after")
+    def _lock_outlives_a_change(self) -> ControllerConfig:
+        """The lock must outlive a whole change, INSYNC wait included."""
+        if self.lock_ttl_seconds < 2 * self.route53_insync_timeout_seconds:
+            raise ValueError(
+                f"lock_ttl_seconds {self.lock_ttl_seconds} must be at least twice "
+                f"route53_insync_timeout_seconds ({self.route53_insync_timeout_seconds})"
+            )
+        return self
+
+
+class UsageConfig(_Model):
+    """Usage assumptions the cost estimate prices the stack with.
+
+    Volumes marked "scales" are multiplied by `paymig cost --scale`; counts and sizes that
+    do not follow traffic (the 500 GB full load, secrets, dashboards) are not.
+    """
+
+    transactions_per_day: int = Field(
+        default=50_000, gt=0, description="Payments per day at scale 1 (scales)."
+    )
+    api_requests_per_transaction: float = Field(
+        default=1.0, gt=0, description="HTTP requests reaching the ALB per payment."
+    )
+    request_bytes: int = Field(default=2_048, ge=0, description="Bytes of one API request.")
+    response_bytes: int = Field(default=1_024, ge=0, description="Bytes of one API response.")
+    db_bytes_per_transaction: int = Field(
+        default=8_192,
+        ge=0,
+        description="Bytes exchanged between the API and Aurora per payment (queries and results).",
+    )
+    cross_az_traffic_share: float = Field(
+        default=0.67,
+        ge=0,
+        le=1,
+        description="Share of API-to-database traffic crossing AZs (2 of 3 AZs reach a writer "
+        "in another AZ).",
+    )
+    log_bytes_per_request: int = Field(
+        default=1_024, ge=0, description="Lambda log bytes written per API request."
+    )
+    waf_log_bytes_per_request: int = Field(
+        default=1_500, ge=0, description="WAF log bytes per inspected request."
+    )
+    alb_log_bytes_per_request: int = Field(
+        default=500, ge=0, description="ALB access-log bytes per request (stored in S3)."
+    )
+    lambda_duration_ms: float = Field(
+        default=200.0, gt=0, description="Average duration of one API invocation in ms."
+    )
+    other_lambda_invocations_per_month: int = Field(
+        default=1_000,
+        ge=0,
+        description="Invocations of each Lambda function that does not serve the API "
+        "(rollback, rotation).",
+    )
+    xray_sampled_share: float = Field(
+        default=0.05, ge=0, le=1, description="Share of requests X-Ray records as traces."
+    )
+    dms_full_load_gb: float = Field(
+        default=500.0, ge=0, description="Data copied by the DMS initial (full) load, in GB."
+    )
+    cdc_gb_per_month: float = Field(
+        default=30.0, ge=0, description="Change data captured and applied per month (scales)."
+    )
+    dms_cross_az_share: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of DMS-to-Aurora traffic crossing AZs (1.0: assume the writer is "
+        "never in the replication instance's AZ).",
+    )
+    dms_log_gb_per_month: float = Field(
+        default=5.0, ge=0, description="DMS task log volume written to CloudWatch per month."
+    )
+    migration_months: int = Field(
+        default=3, ge=1, description="Months DMS runs before it is removed (steady state)."
+    )
+    aurora_storage_gb: float = Field(
+        default=500.0, ge=0, description="Aurora storage at cut-over, in GB."
+    )
+    aurora_storage_growth_gb_per_month: float = Field(
+        default=10.0, ge=0, description="Aurora storage growth per month (scales)."
+    )
+    storage_horizon_months: int = Field(
+        default=12,
+        ge=0,
+        description="Months of growth the estimate includes (prices the storage reached then).",
+    )
+    aurora_io_per_transaction: float = Field(
+        default=40.0, ge=0, description="Aurora storage I/O requests per payment."
+    )
+    aurora_backup_daily_change_gb: float = Field(
+        default=2.0,
+        ge=0,
+        description="Changed data per day kept by backups beyond the free allowance (scales).",
+    )
+    aurora_log_gb_per_month: float = Field(
+        default=5.0,
+        ge=0,
+        description="PostgreSQL log volume exported to CloudWatch per cluster (connections, "
+        "audit) per month (scales).",
+    )
+    enhanced_monitoring_bytes_per_sample: int = Field(
+        default=1_000,
+        ge=0,
+        description="Bytes of one enhanced-monitoring sample (RDSOSMetrics log) per instance.",
+    )
+    flow_log_gb_per_month: float = Field(
+        default=30.0, ge=0, description="VPC flow log volume per month (scales)."
+    )
+    other_log_gb_per_month: float = Field(
+        default=1.0,
+        ge=0,
+        description="Ingestion per month of any other log group the stack creates.",
+    )
+    log_storage_horizon_months: int = Field(
+        default=36,
+        ge=1,
+        description="Months of logs stored by a group whose retention never expires.",
+    )
+    nat_processed_gb_per_month: float = Field(
+        default=20.0,
+        ge=0,
+        description="Traffic through the NAT gateways per month (AWS API calls without an "
+        "endpoint, updates) (scales).",
+    )
+    dns_queries_per_request: float = Field(
+        default=1.0,
+        ge=0,
+        description="DNS queries reaching Route 53 per API request (1.0 ignores resolver "
+        "caching: conservative).",
+    )
+    custom_metric_count: int = Field(
+        default=20,
+        ge=0,
+        description="Custom metrics published (business KPIs, controller weights and DMS "
+        "table statistics).",
+    )
+    kms_requests_per_month: int = Field(
+        default=100_000, ge=0, description="KMS API requests per month (scales)."
+    )
+    secrets_api_calls_per_month: int = Field(
+        default=50_000, ge=0, description="Secrets Manager API calls per month."
+    )
+    ecr_storage_gb: float = Field(default=2.0, ge=0, description="Images kept in ECR, in GB.")
+    s3_log_retention_months: int = Field(
+        default=12, ge=1, description="Months of ALB access logs kept in S3."
+    )
+    s3_other_bucket_gb: float = Field(
+        default=1.0, ge=0, description="Stored GB of any other bucket the stack creates."
+    )
+    sns_publishes_per_month: int = Field(
+        default=10_000, ge=0, description="Publishes per SNS topic per month."
+    )
+    sqs_requests_per_month: int = Field(
+        default=100_000, ge=0, description="Requests per SQS queue per month (polling included)."
+    )
+    dynamodb_writes_per_month: int = Field(
+        default=10_000, ge=0, description="Write request units per DynamoDB table per month."
+    )
+    dynamodb_reads_per_month: int = Field(
+        default=100_000, ge=0, description="Read request units per DynamoDB table per month."
+    )
+    dynamodb_storage_gb: float = Field(
+        default=1.0, ge=0, description="Stored GB per DynamoDB table."
+    )
+
+
 class PaymigConfig(_Model):
     """One environment of the payment migration."""
 
@@ -657,6 +1027,15 @@ class PaymigConfig(_Model):
     waf: WafConfig = Field(default_factory=WafConfig, description="Web application firewall.")
     app: AppConfig = Field(description="Payment API on Lambda.")
     replication: ReplicationConfig = Field(description="AWS DMS replication from on-prem.")
+    observability: ObservabilityConfig = Field(
+        default_factory=ObservabilityConfig, description="Alarm settings and notifications."
+    )
+    controller: ControllerConfig = Field(
+        default_factory=ControllerConfig, description="Migration controller and rollback."
+    )
+    usage: UsageConfig = Field(
+        default_factory=UsageConfig, description="Usage assumptions of the cost estimate."
+    )
 
     @property
     def stack_name(self) -> str:
@@ -705,6 +1084,17 @@ class PaymigConfig(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _dwell_keys_are_phases(self) -> PaymigConfig:
+        """Every dwell time belongs to a configured phase."""
+        unknown = sorted(set(self.controller.dwell_minutes) - set(self.migration.phases))
+        if unknown:
+            raise ValueError(
+                f"controller.dwell_minutes: {unknown} not among migration.phases "
+                f"{self.migration.phases}"
+            )
+        return self
+
 
 # --------------------------------------------------------------------------- loading
 
@@ -728,7 +1118,7 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling)"
         location = _format_location(tuple(item["loc"]))
-        if message.startswith(location.split("[")[0] + ":"):
+        if not item["loc"] or message.startswith(location.split("[")[0] + ":"):
             parts.append(message)
         else:
             parts.append(f"{location}: {message}")

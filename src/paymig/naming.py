@@ -71,27 +71,7 @@ def payment_api_function(stack_name: str) -> str:
     return f"{stack_name}-payment-api"
 
 
-def load_balancer(stack_name: str) -> str:
-    """Name of the API's Application Load Balancer (at most 32 characters)."""
-    return f"{stack_name}-alb"
-
-
-def target_group(stack_name: str, alias: str) -> str:
-    """Name of the target group in front of one alias (`blue` or `green`)."""
-    return f"{stack_name}-{alias}"
-
-
 # --------------------------------------------------------------------------- replication (DMS)
-
-
-def dms_replication_instance_id(stack_name: str) -> str:
-    """Return the identifier of the DMS replication instance."""
-    return f"{resource_prefix(stack_name)}-dms"
-
-
-def dms_replication_task_id(stack_name: str) -> str:
-    """Return the identifier of the full-load-and-CDC replication task (the runbook starts it)."""
-    return f"{resource_prefix(stack_name)}-full-load-and-cdc"
 
 
 def dms_source_endpoint_id(stack_name: str) -> str:
@@ -112,3 +92,123 @@ def dms_source_secret_name(stack_name: str) -> str:
 def dms_event_topic_name(stack_name: str) -> str:
     """SNS topic that receives the DMS event subscriptions."""
     return f"{resource_prefix(stack_name)}-dms-events"
+
+
+# --------------------------------------------------------------------------- traffic
+
+#: Aliases of the payment API function; each has a target group behind the listener.
+DEPLOYMENT_ALIASES = ("blue", "green")
+
+#: Port of the ALB's HTTPS listener whose forward weights pick the alias.
+HTTPS_LISTENER_PORT = 443
+
+
+def alb_name(stack_name: str) -> str:
+    """Name of the Application Load Balancer in front of the payment API."""
+    return f"{resource_prefix(stack_name)}-alb"
+
+
+def target_group_name(stack_name: str, alias: str) -> str:
+    """Name of the lambda target group of one alias (`blue` or `green`)."""
+    if alias not in DEPLOYMENT_ALIASES:
+        raise ValueError(f"alias must be one of {DEPLOYMENT_ALIASES}, got {alias!r}")
+    return f"{resource_prefix(stack_name)}-{alias}"
+
+
+# --------------------------------------------------------------------------- alarms
+
+#: The metric alarms feeding the composite `migration-health` alarm, in display order.
+#: Units of their thresholds: 5xx-rate percent of requests, p99-latency seconds,
+#: cdc-latency seconds, dms-task-failure count of failure events, aurora-cpu percent,
+#: replica-lag milliseconds.
+ALARM_METRICS = (
+    "5xx-rate",
+    "p99-latency",
+    "cdc-latency",
+    "dms-task-failure",
+    "aurora-cpu",
+    "replica-lag",
+)
+
+#: Suffix of the composite alarm that triggers the automatic rollback.
+COMPOSITE_ALARM = "migration-health"
+
+
+def alarm_name(stack_name: str, metric: str) -> str:
+    """Name of the metric alarm on `metric` (one of :data:`ALARM_METRICS`)."""
+    if metric not in ALARM_METRICS:
+        raise ValueError(f"metric must be one of {ALARM_METRICS}, got {metric!r}")
+    return f"{resource_prefix(stack_name)}-{metric}"
+
+
+def composite_alarm_name(stack_name: str) -> str:
+    """Name of the composite alarm over every metric alarm."""
+    return f"{resource_prefix(stack_name)}-{COMPOSITE_ALARM}"
+
+
+def alarm_names(stack_name: str) -> tuple[str, ...]:
+    """Every alarm the controller's gates read: the metric alarms, then the composite."""
+    return (
+        *(alarm_name(stack_name, m) for m in ALARM_METRICS),
+        composite_alarm_name(stack_name),
+    )
+
+
+def alarm_topic_name(stack_name: str) -> str:
+    """SNS topic the alarms notify; it triggers the rollback Lambda and reaches people."""
+    return f"{resource_prefix(stack_name)}-migration-alarms"
+
+
+def rollback_function_name(stack_name: str) -> str:
+    """Name of the rollback Lambda function."""
+    return f"{resource_prefix(stack_name)}-rollback"
+
+
+# --------------------------------------------------------------------------- replication
+
+
+def dms_instance_identifier(stack_name: str) -> str:
+    """DMS replication instance identifier (dimension `ReplicationInstanceIdentifier`)."""
+    return f"{resource_prefix(stack_name)}-dms"
+
+
+def dms_task_identifier(stack_name: str) -> str:
+    """DMS replication task identifier (dimension `ReplicationTaskIdentifier`)."""
+    return f"{resource_prefix(stack_name)}-task"
+
+
+#: Namespace and metric of the DMS CDC latency the controller's gate reads.
+CDC_LATENCY_NAMESPACE = "AWS/DMS"
+CDC_LATENCY_METRIC = "CDCLatencyTarget"
+
+
+def cdc_latency_dimensions(stack_name: str, task_resource_id: str) -> dict[str, str]:
+    """Dimensions of the CDC latency metric of this environment's task.
+
+    CloudWatch names a DMS task by its resource id (the last field of the task's ARN),
+    not by the identifier we give it; callers look the id up from the ARN.
+    """
+    return {
+        "ReplicationInstanceIdentifier": dms_instance_identifier(stack_name),
+        "ReplicationTaskIdentifier": task_resource_id,
+    }
+
+
+# --------------------------------------------------------------------------- controller
+
+#: Custom metric of the live traffic split, published by the controller after each
+#: change: dimensions `Environment` (config `environment`) and `SetIdentifier`
+#: (`legacy` or `aws`), value the record's weight (percent of traffic), unit `Percent`.
+TRAFFIC_METRIC_NAMESPACE = "Paymig/Migration"
+TRAFFIC_METRIC_NAME = "TrafficWeight"
+
+
+def audit_table_name(stack_name: str) -> str:
+    """DynamoDB table of the controller's audit trail, lock and validation results."""
+    return f"{resource_prefix(stack_name)}-migration-audit"
+
+
+#: Key schema of the audit table: partition key `pk` (S) and sort key `sk` (S), both
+#: strings, no secondary indexes, no TTL (the trail is kept).
+AUDIT_PARTITION_KEY = "pk"
+AUDIT_SORT_KEY = "sk"

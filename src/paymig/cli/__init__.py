@@ -12,7 +12,7 @@ import sys
 import typer
 from typer._click.exceptions import NoArgsIsHelpError
 
-from paymig.cli import infra_commands, preflight_commands
+from paymig.cli import controller_commands, cost_commands, infra_commands, preflight_commands
 from paymig.errors import PaymigError
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 infra_commands.register(app)
 preflight_commands.register(app)
+controller_commands.register(app)
+cost_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

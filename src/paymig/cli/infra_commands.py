@@ -13,6 +13,7 @@ from rich.table import Table
 
 from paymig.cli.options import ConfigOption, EnvOption, load
 from paymig.config import PaymigConfig, sample_values_in_use
+from paymig.errors import CommandFailedError
 from paymig.security_scan import find_checkov_config, security_gate
 from paymig.terraform import DEFAULT_MIRROR, Terraform
 
@@ -39,7 +40,7 @@ def _synth(config: PaymigConfig, out: Path) -> tuple[Path, dict[str, int]]:
 
 def _print_summary(console: Console, json_path: Path, counts: dict[str, int]) -> None:
     """Print where the stack went and its resources by type."""
-    console.print(f"Synthesized {sum(counts.values())} resources to {json_path}")
+    console.print(f"Synthesized {sum(counts.values())} resources to {json_path}", soft_wrap=True)
     table = Table()
     table.add_column("resource type")
     table.add_column("count", justify="right")
@@ -72,11 +73,11 @@ def check(
         typer.Option("--provider-mirror", help="Local Terraform provider mirror, used if present."),
     ] = DEFAULT_MIRROR,
 ) -> None:
-    """Synthesize, `terraform init -backend=false` + `terraform validate`, then checkov."""
+    """Synthesize, `terraform init -backend=false` + `validate`, checkov, then the budget gate."""
     cfg = load(env, config)
     err = Console(stderr=True)
     for sample in sample_values_in_use(cfg):
-        err.print(f"[yellow]warning:[/] sample value still in place: {sample}")
+        err.print(f"[yellow]warning:[/] sample value still in place: {sample}", soft_wrap=True)
     console = Console()
     json_path, counts = _synth(cfg, out)
     _print_summary(console, json_path, counts)
@@ -88,6 +89,23 @@ def check(
     console.print(
         f"[green]checkov: {scan.passed} passed, 0 failed, {scan.skipped} skipped (justified in "
         ".checkov.yaml)[/]"
+    )
+    _budget_gate(console, cfg, json_path)
+
+
+def _budget_gate(console: Console, cfg: PaymigConfig, json_path: Path) -> None:
+    """Cost gate (issue 8): both the migration and steady-state estimates fit the budget."""
+    from paymig.cost.model import budget_gate
+    from paymig.cost.report import estimate_environment
+
+    document = json.loads(json_path.read_text(encoding="utf-8"))
+    estimate = estimate_environment(cfg, document)
+    failures = budget_gate(estimate, cfg.budget_usd)
+    if failures:
+        raise CommandFailedError(f"{cfg.stack_name}: " + "; ".join(failures))
+    console.print(
+        f"[green]budget: migration ${estimate.total_monthly_usd:,.2f}/month, steady state "
+        f"${estimate.steady_state_monthly_usd:,.2f}/month, within ${cfg.budget_usd:,.2f}[/]"
     )
 
 

@@ -139,6 +139,8 @@ class AppProps:
     api_record_name: str
     web_acl_arn: str
     database: DatabaseTarget
+    #: The stable alias: autoscaled, and where a rollback sends the listener.
+    live_alias: Literal["blue", "green"] = "blue"
 
 
 class AppTier(Construct):
@@ -365,7 +367,7 @@ class AppTier(Construct):
             )
             for alias in ALIASES
         }
-        live = self.aliases[app.live_alias]
+        live = self.aliases[props.live_alias]
 
         # ------------------------------------------------------------ scaling 2-10
         # Provisioned concurrency starts at the minimum; Application Auto Scaling owns
@@ -384,7 +386,7 @@ class AppTier(Construct):
             self,
             "scaling-target",
             service_namespace="lambda",
-            resource_id=f"function:{function_name}:{app.live_alias}",
+            resource_id=f"function:{function_name}:{props.live_alias}",
             scalable_dimension="lambda:function:ProvisionedConcurrency",
             min_capacity=app.provisioned_min,
             max_capacity=app.provisioned_max,
@@ -520,7 +522,7 @@ class AppTier(Construct):
         self.load_balancer = Lb(
             self,
             "alb",
-            name=naming.load_balancer(props.name),
+            name=naming.alb_name(props.name),
             internal=False,
             load_balancer_type="application",
             security_groups=[self.alb_security_group.id],
@@ -569,7 +571,7 @@ class AppTier(Construct):
             group = LbTargetGroup(
                 self,
                 f"tg-{alias_name}",
-                name=naming.target_group(props.name, alias_name),
+                name=naming.target_group_name(props.name, alias_name),
                 target_type="lambda",
                 health_check=LbTargetGroupHealthCheck(
                     enabled=True,

@@ -281,7 +281,7 @@ class ReplicationTier(Construct):
         self.replication_instance = DmsReplicationInstance(
             self,
             "instance",
-            replication_instance_id=naming.dms_replication_instance_id(stack),
+            replication_instance_id=naming.dms_instance_identifier(stack),
             replication_instance_class=rep.instance_class,
             allocated_storage=rep.allocated_storage_gb,
             engine_version=rep.engine_version,
@@ -357,7 +357,7 @@ class ReplicationTier(Construct):
         self.task = DmsReplicationTask(
             self,
             "task",
-            replication_task_id=naming.dms_replication_task_id(stack),
+            replication_task_id=naming.dms_task_identifier(stack),
             migration_type="full-load-and-cdc",
             replication_instance_arn=self.replication_instance.replication_instance_arn,
             source_endpoint_arn=self.source_endpoint.endpoint_arn,

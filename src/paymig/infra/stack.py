@@ -115,6 +115,7 @@ class PaymentMigrationStack(TerraformStack):
                 api_record_name=config.dns.api_record_name,
                 web_acl_arn=str(self.security.web_acl.arn),
                 database=self._api_database(),
+                live_alias=config.controller.stable_alias,
             ),
         )
         self.database.allow_postgres_from(

@@ -1,1 +1,1 @@
-"""AWS Lambda handlers. Each module here is self-contained: it runs in its own image."""
+"""AWS Lambda handlers whose code lives in this repository; each has its own package."""

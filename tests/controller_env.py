@@ -1,0 +1,342 @@
+"""Build a migration environment in the moto server for the controller's tests.
+
+Creates what the stack would: the hosted zone with the `legacy` and `aws` weighted
+records, the ALB with its HTTPS listener over the blue/green lambda target groups, the
+alarms (all OK), the DMS CDC latency metric, the audit table with the controller's key
+schema, the alarm topic (with an SQS queue subscribed, to read what was published) and a
+consistent validation result.
+
+moto does not implement composite alarms (put_composite_alarm answers HTTP 500), so
+`<stack>-migration-health` is created as a metric alarm of that name: the controller
+reads both kinds alike, but the composite's rule (ALARM when any child is in ALARM) is
+not exercised here. moto does not evaluate alarms from metric data either: states are
+driven with set_alarm_state, so the alarms' thresholds, periods and dimensions are not
+tested here (the synthesized-alarm tests cover those).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+from paymig.config import PaymigConfig, load_config
+from paymig.local.emulator import MotoServer
+from paymig.naming import (
+    AUDIT_PARTITION_KEY,
+    AUDIT_SORT_KEY,
+    CDC_LATENCY_METRIC,
+    CDC_LATENCY_NAMESPACE,
+    alarm_names,
+    alarm_topic_name,
+    alb_name,
+    audit_table_name,
+    cdc_latency_dimensions,
+    dms_task_identifier,
+    target_group_name,
+)
+from paymig.runtime.controller.aws import AuditTrail, ControllerAws, Route53Weights, TokenBucket
+from paymig.runtime.controller.core import ControllerSettings
+
+REGION = "us-east-2"
+
+
+@dataclass
+class MigrationEnv:
+    """Handles on the emulated environment."""
+
+    config: PaymigConfig
+    config_path: Path
+    session: Any
+    zone_id: str
+    queue_url: str
+
+    @property
+    def stack(self) -> str:
+        return self.config.stack_name
+
+    @property
+    def settings(self) -> ControllerSettings:
+        return ControllerSettings.from_config(self.config)
+
+    def controller(self) -> ControllerAws:
+        """A fresh controller shell (its own clients, so hooks stay local to it)."""
+        aws = ControllerAws.connect(self.settings.rollback, boto3.Session(region_name=REGION))
+        # Fast test timing: no real rate-limit waits between tests, short backoff and polls.
+        aws.route53 = Route53Weights(
+            aws.route53.client,
+            self.zone_id,
+            self.config.dns.api_record_name,
+            bucket=TokenBucket(5, 5),
+            base_delay=0.01,
+            max_delay=0.05,
+            poll_interval=0.2,
+        )
+        return aws
+
+    def client(self, name: str) -> Any:
+        return self.session.client(name)
+
+    def weights(self) -> dict[str, int]:
+        records = self.client("route53").list_resource_record_sets(HostedZoneId=self.zone_id)
+        return {
+            r["SetIdentifier"]: r["Weight"]
+            for r in records["ResourceRecordSets"]
+            if "SetIdentifier" in r
+        }
+
+    def listener_weights(self) -> dict[str, int]:
+        elb = self.client("elbv2")
+        lb = elb.describe_load_balancers(Names=[alb_name(self.stack)])["LoadBalancers"][0]
+        listener = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"][0]
+        arns = {
+            g["TargetGroupArn"]: g["TargetGroupName"].rsplit("-", 1)[1]
+            for g in elb.describe_target_groups()["TargetGroups"]
+        }
+        groups = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+        return {arns[g["TargetGroupArn"]]: g["Weight"] for g in groups}
+
+    def set_alarm(self, metric: str, state: str) -> None:
+        self.client("cloudwatch").set_alarm_state(
+            AlarmName=f"{self.stack}-{metric}", StateValue=state, StateReason="test"
+        )
+
+    def dms_task_resource_id(self) -> str:
+        """Create the environment's DMS task in moto once; return its resource id."""
+        dms = self.client("dms")
+        found = dms.describe_replication_tasks(
+            Filters=[{"Name": "replication-task-id", "Values": [dms_task_identifier(self.stack)]}]
+        )["ReplicationTasks"]
+        if found:
+            return str(found[0]["ReplicationTaskArn"]).rsplit(":", 1)[-1]
+        arn = "arn:aws:dms:us-east-2:123456789012:{}:{}"
+        task = dms.create_replication_task(
+            ReplicationTaskIdentifier=dms_task_identifier(self.stack),
+            SourceEndpointArn=arn.format("endpoint", "SOURCE"),
+            TargetEndpointArn=arn.format("endpoint", "TARGET"),
+            ReplicationInstanceArn=arn.format("rep", "INSTANCE"),
+            MigrationType="full-load-and-cdc",
+            TableMappings='{"rules": []}',
+        )["ReplicationTask"]
+        return str(task["ReplicationTaskArn"]).rsplit(":", 1)[-1]
+
+    def put_cdc_latency(self, seconds: float) -> None:
+        task_id = self.dms_task_resource_id()
+        self.client("cloudwatch").put_metric_data(
+            Namespace=CDC_LATENCY_NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": CDC_LATENCY_METRIC,
+                    "Dimensions": [
+                        {"Name": k, "Value": v}
+                        for k, v in cdc_latency_dimensions(self.stack, task_id).items()
+                    ],
+                    "Timestamp": datetime.now(UTC),
+                    "Value": seconds,
+                    "Unit": "Seconds",
+                }
+            ],
+        )
+
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self.client("dynamodb"), audit_table_name(self.stack))
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Messages the topic delivered to the test queue (raw SNS envelopes decoded)."""
+        sqs = self.client("sqs")
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            messages = got.get("Messages", [])
+            if not messages:
+                return out
+            for m in messages:
+                envelope = json.loads(m["Body"])
+                out.append({"subject": envelope.get("Subject"), **json.loads(envelope["Message"])})
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def _zone_with_real_shaped_id(route53: Any, name: str) -> str:
+    """Create the hosted zone until moto's random id starts with Z, as real ids do.
+
+    The config validates `hosted_zone_id` against Route 53's id format; moto draws ids
+    from [A-Z0-9], so about one zone in 36 qualifies. The others are deleted.
+    """
+    for _ in range(2000):
+        zone = route53.create_hosted_zone(Name=name, CallerReference=str(uuid.uuid4()))
+        zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+        if zone_id.startswith("Z"):
+            return str(zone_id)
+        route53.delete_hosted_zone(Id=zone_id)
+    raise AssertionError("moto never produced a zone id starting with Z")
+
+
+def _reset(moto: MotoServer) -> None:
+    """Reset the emulator; its control call has a 5 s timeout that a loaded machine exceeds."""
+    for attempt in range(3):
+        try:
+            moto.reset()
+            return
+        except (TimeoutError, urllib.error.URLError):
+            if attempt == 2:
+                raise
+
+
+def build_env(
+    moto: MotoServer,
+    monkeypatch: Any,
+    tmp_path: Path,
+    base: PaymigConfig,
+    *,
+    controller: dict[str, Any] | None = None,
+    cdc_latency: float | None = 5.0,
+    validation: str | None = "consistent",
+    aws_weight: int = 0,
+) -> MigrationEnv:
+    """Reset moto and create a whole environment for `base`'s stack."""
+    _reset(moto)
+    # A fixed seed makes moto's random ids repeatable (the first zone id then starts with Z).
+    urllib.request.urlopen(
+        urllib.request.Request(f"{moto.endpoint_url}/moto-api/seed?a=13", data=b"", method="POST")
+    ).close()
+    for key, value in moto.client_environment().items():
+        monkeypatch.setenv(key, value)
+    session = boto3.Session(region_name=REGION)
+    stack = base.stack_name
+
+    route53 = session.client("route53")
+    zone_id = _zone_with_real_shaped_id(route53, base.dns.zone_name)
+
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{z}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, z in enumerate("abc")
+    ]
+    elb = session.client("elbv2")
+    lb = elb.create_load_balancer(Name=alb_name(stack), Subnets=subnets)["LoadBalancers"][0]
+    groups = {
+        alias: elb.create_target_group(Name=target_group_name(stack, alias), TargetType="lambda")[
+            "TargetGroups"
+        ][0]["TargetGroupArn"]
+        for alias in ("blue", "green")
+    }
+    cert = session.client("acm").request_certificate(DomainName=base.dns.api_record_name)
+    elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTPS",
+        Port=443,
+        Certificates=[{"CertificateArn": cert["CertificateArn"]}],
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": groups["blue"], "Weight": 100},
+                        {"TargetGroupArn": groups["green"], "Weight": 0},
+                    ]
+                },
+            }
+        ],
+    )
+    route53.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": base.dns.api_record_name,
+                        "Type": "CNAME",
+                        "SetIdentifier": "legacy",
+                        "Weight": 100 - aws_weight,
+                        "TTL": base.dns.record_ttl_seconds,
+                        "ResourceRecords": [{"Value": base.dns.legacy_endpoint}],
+                    },
+                },
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": base.dns.api_record_name,
+                        "Type": "A",
+                        "SetIdentifier": "aws",
+                        "Weight": aws_weight,
+                        "AliasTarget": {
+                            "HostedZoneId": lb["CanonicalHostedZoneId"],
+                            "DNSName": lb["DNSName"],
+                            "EvaluateTargetHealth": True,
+                        },
+                    },
+                },
+            ]
+        },
+    )
+
+    cloudwatch = session.client("cloudwatch")
+    for name in alarm_names(stack):
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            Namespace="Paymig/Test",
+            MetricName=name,
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="test setup")
+
+    session.client("dynamodb").create_table(
+        TableName=audit_table_name(stack),
+        KeySchema=[
+            {"AttributeName": AUDIT_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": AUDIT_SORT_KEY, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": AUDIT_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": AUDIT_SORT_KEY, "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    sns = session.client("sns")
+    topic = sns.create_topic(Name=alarm_topic_name(stack))["TopicArn"]
+    sqs = session.client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"{stack}-test-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+
+    config = base.model_copy(
+        update={
+            "dns": base.dns.model_copy(update={"hosted_zone_id": zone_id}),
+            "controller": base.controller.model_copy(
+                update={
+                    "dwell_minutes": {},
+                    "route53_insync_timeout_seconds": 1,
+                    **(controller or {}),
+                }
+            ),
+        }
+    )
+    # Round-trip through YAML so the CLI loads exactly this config, validated.
+    config_path = tmp_path / f"{config.environment}.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
+    config = load_config(config_path)
+
+    env = MigrationEnv(config, config_path, session, zone_id, queue_url)
+    if cdc_latency is not None:
+        env.put_cdc_latency(cdc_latency)
+    if validation is not None:
+        env.audit().record_validation({"status": validation, "summary": "set up by the test"})
+    return env
