@@ -257,11 +257,11 @@ def build_env(
                     "Action": "CREATE",
                     "ResourceRecordSet": {
                         "Name": base.dns.api_record_name,
-                        "Type": "CNAME",
+                        "Type": "A",
                         "SetIdentifier": "legacy",
                         "Weight": 100 - aws_weight,
                         "TTL": base.dns.record_ttl_seconds,
-                        "ResourceRecords": [{"Value": base.dns.legacy_endpoint}],
+                        "ResourceRecords": [{"Value": str(ip)} for ip in base.dns.legacy_addresses],
                     },
                 },
                 {

@@ -258,8 +258,9 @@ def test_weighted_records_and_health_checks(prod_tf: dict[str, Any]) -> None:
     legacy, aws = records["legacy"], records["aws"]
     alb_id, _ = only(prod_tf, "aws_lb")
     assert legacy["name"] == aws["name"] == "api.payments.example.com"
-    assert legacy["type"] == "CNAME" and legacy["ttl"] == 60
-    assert legacy["records"] == ["legacy-api.payments.example.com"]
+    assert legacy["type"] == aws["type"] == "A"  # one type per weighted set
+    assert legacy["ttl"] == 60
+    assert legacy["records"] == ["203.0.113.20", "203.0.113.21"]
     assert aws["type"] == "A"
     assert aws["alias"] == {
         "name": ref("aws_lb", alb_id, "dns_name"),
@@ -285,4 +286,5 @@ def test_weighted_records_and_health_checks(prod_tf: dict[str, Any]) -> None:
             "/health",
         )
         assert (check["request_interval"], check["failure_threshold"]) == (30, 3)
+        assert check.get("ip_address") == ("203.0.113.20" if set_id == "legacy" else None)
         assert records[set_id]["health_check_id"] == ref("aws_route53_health_check", check_id)

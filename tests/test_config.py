@@ -70,6 +70,7 @@ def test_sample_values_are_reported(prod_config: PaymigConfig) -> None:
         "dns.zone_name",
         "dns.api_record_name",
         "dns.legacy_endpoint",
+        "dns.legacy_addresses",
         "replication.source.host",
         "replication.source.ca_certificate_path",
     ]
@@ -84,6 +85,7 @@ def test_real_values_are_not_reported_as_samples() -> None:
         zone_name="pay.acme.io",
         api_record_name="api.pay.acme.io",
         legacy_endpoint="legacy.pay.acme.io",
+        legacy_addresses=["52.1.2.4"],
     )
     data["replication"]["source"].update(
         host="172.20.1.10", ca_certificate_path="config/certs/acme-onprem-ca.pem"

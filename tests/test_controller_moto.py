@@ -111,7 +111,9 @@ def test_shift_happy_path_0_10_50_recorded_and_published(env, capsys):
     # The other fields of both records survive the UPSERT.
     records = env.client("route53").list_resource_record_sets(HostedZoneId=env.zone_id)
     by_id = {r["SetIdentifier"]: r for r in records["ResourceRecordSets"] if "SetIdentifier" in r}
-    assert by_id["legacy"]["ResourceRecords"] == [{"Value": env.config.dns.legacy_endpoint}]
+    assert by_id["legacy"]["ResourceRecords"] == [
+        {"Value": str(ip)} for ip in env.config.dns.legacy_addresses
+    ]
     assert by_id["legacy"]["TTL"] == 60
     assert by_id["aws"]["AliasTarget"]["EvaluateTargetHealth"] is True
     # The traffic split is published as the dashboard's custom metric.

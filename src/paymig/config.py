@@ -178,7 +178,13 @@ class DnsConfig(_Model):
         "Public name of the payment API; also the ACM certificate's domain."
     )
     legacy_endpoint: HostName = _operator_field(
-        "DNS name of the on-premises API that the `legacy` weighted record points to."
+        "DNS name of the on-premises API (the Host/SNI name its health check uses)."
+    )
+    legacy_addresses: list[ipaddress.IPv4Address] = _operator_field(
+        "Public IPv4 addresses of the on-premises API: the `legacy` weighted A record. "
+        "Route 53 needs both weighted records of one type, and `aws` is an alias A record.",
+        min_length=1,
+        max_length=8,
     )
     record_ttl_seconds: int = Field(
         default=60, ge=10, le=300, description="TTL of the weighted records."
@@ -1198,8 +1204,14 @@ def _normalise_sample(value: Any) -> Any:
 
 
 def _is_sample(value: Any) -> bool:
-    """Whether a value comes from a range reserved for documentation."""
-    value = _normalise_sample(value)
+    """Whether a value (or any item of a list) comes from a documentation range."""
+    if isinstance(value, list):
+        return any(_is_sample(item) for item in value)
+    return _is_sample_scalar(_normalise_sample(value))
+
+
+def _is_sample_scalar(value: Any) -> bool:
+    """Whether one value comes from a range reserved for documentation."""
     if isinstance(value, ipaddress.IPv4Network):
         return any(value.subnet_of(doc) for doc in _DOC_NETWORKS)
     if isinstance(value, ipaddress.IPv4Address):

@@ -1,7 +1,9 @@
 """Traffic migration (requirement 5): Route 53 weighted records, legacy and AWS.
 
-Two weighted records share the public API name: ``legacy`` (a CNAME to the on-premises
-endpoint, TTL 60 s) and ``aws`` (an alias to the ALB that evaluates target health). The
+Two weighted A records share the public API name: ``legacy`` (the on-premises API's
+addresses, TTL 60 s) and ``aws`` (an alias to the ALB that evaluates target health).
+Route 53 requires one record type within a weighted set, and a CNAME cannot share a
+name with other records, which is why ``legacy`` holds addresses, not a CNAME. The
 first apply sets the weights from the configured starting phase. After that the
 migration controller owns them (``paymig shift`` / ``paymig rollback`` and the rollback
 Lambda), so Terraform ignores changes to ``weighted_routing_policy``: a later apply can
@@ -55,9 +57,12 @@ class TrafficTier(Construct):
         """Create both weighted records and their health checks."""
         super().__init__(scope, construct_id)
         weights = initial_weights(props.initial_aws_weight)
-        targets = {
-            naming.LEGACY_SET_ID: props.dns.legacy_endpoint,
-            naming.AWS_SET_ID: props.alb_dns_name,
+        # The legacy check probes the first on-prem address with the API's host name
+        # (SNI and Host header); the AWS check probes the ALB by its DNS name.
+        legacy_ip = str(props.dns.legacy_addresses[0])
+        targets: dict[str, tuple[str, str | None]] = {
+            naming.LEGACY_SET_ID: (props.dns.legacy_endpoint, legacy_ip),
+            naming.AWS_SET_ID: (props.alb_dns_name, None),
         }
         self.health_checks = {
             set_id: Route53HealthCheck(
@@ -65,6 +70,7 @@ class TrafficTier(Construct):
                 f"health-{set_id}",
                 type="HTTPS",
                 fqdn=fqdn,
+                ip_address=address,
                 port=443,
                 resource_path=HEALTH_PATH,
                 request_interval=HEALTH_INTERVAL_SECONDS,
@@ -72,7 +78,7 @@ class TrafficTier(Construct):
                 enable_sni=True,
                 tags={"Name": f"{props.name}-{set_id}"},
             )
-            for set_id, fqdn in targets.items()
+            for set_id, (fqdn, address) in targets.items()
         }
         ignore_weights = TerraformResourceLifecycle(ignore_changes=["weighted_routing_policy"])
         self.records = {
@@ -81,9 +87,9 @@ class TrafficTier(Construct):
                 "legacy",
                 zone_id=props.dns.hosted_zone_id,
                 name=props.dns.api_record_name,
-                type="CNAME",
+                type="A",
                 ttl=props.dns.record_ttl_seconds,
-                records=[props.dns.legacy_endpoint],
+                records=[str(address) for address in props.dns.legacy_addresses],
                 set_identifier=naming.LEGACY_SET_ID,
                 weighted_routing_policy=Route53RecordWeightedRoutingPolicy(
                     weight=weights[naming.LEGACY_SET_ID]
