@@ -1005,6 +1005,54 @@ class UsageConfig(_Model):
         default=1.0, ge=0, description="Stored GB per DynamoDB table."
     )
 
+class ValidationConfig(_Model):
+    """The data-consistency validator (`paymig validate`, gate and post-migration check)."""
+
+    grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds after which a differing key is re-checked before it is reported, so "
+            "that replication in flight is not reported as corruption. Used by the "
+            "controller's gate and the post-migration check; `paymig validate` defaults to 0."
+        ),
+    )
+    max_keys_reported: int = Field(
+        default=100,
+        ge=0,
+        le=100_000,
+        description="Keys listed per kind of difference and table; the full count is always given.",
+    )
+    workers: int = Field(
+        default=4, ge=1, le=64, description="Parallel queries per side (connection pool size)."
+    )
+    range_rows: int = Field(
+        default=5_000,
+        ge=100,
+        description="Target rows per top-level key range whose aggregate hash is compared.",
+    )
+    leaf_rows: int = Field(
+        default=1_000,
+        ge=1,
+        description=(
+            "A differing range with at most this many rows on each side is compared row by "
+            "row (key and row hash); larger ones are split further."
+        ),
+    )
+    fanout: int = Field(
+        default=16, ge=2, le=256, description="Pieces a differing range is split into."
+    )
+
+    @model_validator(mode="after")
+    def _leaf_below_range(self) -> ValidationConfig:
+        """Require leaf ranges smaller than top-level ranges."""
+        if self.leaf_rows >= self.range_rows:
+            raise ValueError(
+                f"leaf_rows ({self.leaf_rows}) must be smaller than range_rows ({self.range_rows})"
+            )
+        return self
+
 
 class PaymigConfig(_Model):
     """One environment of the payment migration."""
@@ -1041,6 +1089,9 @@ class PaymigConfig(_Model):
     )
     usage: UsageConfig = Field(
         default_factory=UsageConfig, description="Usage assumptions of the cost estimate."
+    )
+    validation: ValidationConfig = Field(
+        default_factory=ValidationConfig, description="Data-consistency validator."
     )
 
     @property

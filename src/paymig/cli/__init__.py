@@ -12,7 +12,13 @@ import sys
 import typer
 from typer._click.exceptions import NoArgsIsHelpError
 
-from paymig.cli import controller_commands, cost_commands, infra_commands, preflight_commands
+from paymig.cli import (
+    controller_commands,
+    cost_commands,
+    infra_commands,
+    preflight_commands,
+    validate_commands,
+)
 from paymig.errors import PaymigError
 
 app = typer.Typer(
@@ -26,6 +32,7 @@ infra_commands.register(app)
 preflight_commands.register(app)
 controller_commands.register(app)
 cost_commands.register(app)
+validate_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

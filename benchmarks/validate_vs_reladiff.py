@@ -1,0 +1,282 @@
+"""Benchmark `paymig validate` against reladiff 0.6.0 and the in-database floor.
+
+Starts two local PostgreSQL servers, loads the same payments table into both (5,000,000
+rows by default), and measures, side by side:
+
+* the floor: ``sum(hashtextextended(t::text, 0))`` over both tables at once (one query
+  per server, in parallel): the least any tool that reads every row must spend;
+* ``paymig validate`` (a subprocess, JSON output);
+* ``python -m reladiff`` 0.6.0 with all columns (a subprocess, JSONL output);
+
+first on identical tables, then after 100 scattered differences on the target (updates,
+deletes and inserts of new keys between existing ones). For each tool: wall time, rows
+per second (rows of one table / wall time), peak memory (max RSS of the process, from
+``wait4``), client CPU seconds, and whether exactly the injected keys were reported.
+
+reladiff reaches PostgreSQL through psycopg2, which paymig itself does not use. When it
+is not importable, put it on a path and pass ``--reladiff-path``, e.g.::
+
+    pip install --target /tmp/bench-deps psycopg2-binary
+    python benchmarks/validate_vs_reladiff.py --reladiff-path /tmp/bench-deps
+
+Run from the repository root: ``python benchmarks/validate_vs_reladiff.py [--rows N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from paymig.local.postgres import LocalPostgres  # noqa: E402
+
+#: Both servers: room for the table in shared buffers; one core per query, like the floor.
+SERVER_SETTINGS = {"shared_buffers": "1GB", "max_parallel_workers_per_gather": "0"}
+
+DDL = """CREATE TABLE payments (
+    id bigint PRIMARY KEY,
+    account bigint NOT NULL,
+    amount numeric(12,2) NOT NULL,
+    currency text NOT NULL,
+    status text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+)"""
+
+# Even ids, so that inserted rows (odd ids) land between existing keys.
+LOAD = """INSERT INTO payments
+SELECT 2 * g,
+       (g::bigint * 7919) % 100000,
+       ((g::bigint * 2654435761) % 10000000) / 100.0,
+       (ARRAY['USD', 'EUR', 'GBP'])[1 + g % 3],
+       (ARRAY['authorized', 'settled', 'refunded', 'failed'])[1 + g % 4],
+       timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second',
+       timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
+           + (g % 3600) * interval '1 second'
+FROM generate_series(1, {rows}) AS g"""
+
+FLOOR = "SELECT sum(hashtextextended(t::text, 0)) FROM payments AS t"
+
+
+@dataclass
+class Result:
+    """One measured run."""
+
+    scenario: str
+    tool: str
+    seconds: float
+    rows: int
+    peak_mb: float | None = None
+    cpu_seconds: float | None = None
+    exact: bool | None = None
+    note: str = ""
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Expected:
+    """The injected differences, as key text."""
+
+    missing: set[str] = field(default_factory=set)
+    extra: set[str] = field(default_factory=set)
+    different: set[str] = field(default_factory=set)
+
+
+def on_both(servers: tuple[LocalPostgres, LocalPostgres], statement: str, params=None) -> float:
+    """Run one statement on both servers at the same time; return the wall time."""
+    errors: list[BaseException] = []
+
+    def run(server: LocalPostgres) -> None:
+        try:
+            with psycopg.connect(server.dsn(), autocommit=True) as conn:
+                conn.execute(statement, params)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in servers]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def inject(target: LocalPostgres, rows: int, count: int, seed: int) -> Expected:
+    """Change ``count`` scattered rows on the target: a third each updated, deleted, new."""
+    rng = random.Random(seed)
+    picked = rng.sample(range(1, rows + 1), count)
+    expected = Expected()
+    with psycopg.connect(target.dsn(), autocommit=True) as conn:
+        for index, g in enumerate(picked):
+            key = 2 * g
+            if index % 3 == 0:
+                conn.execute(
+                    "UPDATE payments SET status = 'disputed',"
+                    " updated_at = updated_at + interval '1 second' WHERE id = %s",
+                    [key],
+                )
+                expected.different.add(str(key))
+            elif index % 3 == 1:
+                conn.execute("DELETE FROM payments WHERE id = %s", [key])
+                expected.missing.add(str(key))
+            else:
+                conn.execute(
+                    "INSERT INTO payments SELECT id + 1, account, amount + 1, currency, status,"
+                    " created_at, updated_at FROM payments WHERE id = %s",
+                    [key],
+                )
+                expected.extra.add(str(key + 1))
+    return expected
+
+
+def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
+    """Run a command; return wall seconds, peak RSS MB, CPU seconds, exit code, stdout."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read()
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"{args[2]} failed ({proc.returncode}): {err.read().strip()}")
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, proc.returncode, stdout
+
+
+def run_paymig(src: LocalPostgres, tgt: LocalPostgres, workers: int, expected: Expected,
+               scenario: str, rows: int) -> Result:  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    args = [sys.executable, "-m", "paymig", "validate", "--source-dsn", src.dsn(),
+            "--target-dsn", tgt.dsn(), "--table", "public.payments",
+            "--workers", str(workers), "--format", "json"]  # fmt: skip
+    seconds, peak, cpu, _, stdout = run_measured(args, env)
+    (table,) = json.loads(stdout)["tables"]
+    found = Expected(
+        missing={key[0] for key in table["missing_in_target"]},
+        extra={key[0] for key in table["extra_in_target"]},
+        different={key[0] for key in table["different"]},
+    )
+    return Result(scenario, "paymig validate", seconds, rows, peak, cpu, found == expected)
+
+
+def run_reladiff(src: LocalPostgres, tgt: LocalPostgres, threads: int, expected: Expected,
+                 scenario: str, rows: int, extra_path: str | None) -> Result:  # fmt: skip
+    path = [p for p in (extra_path, os.environ.get("PYTHONPATH")) if p]
+    # reladiff prints through rich, which wraps lines at the terminal width
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "COLUMNS": "100000"}
+    uri = "postgresql://postgres@127.0.0.1:{}/postgres"
+    args = [sys.executable, "-m", "reladiff", uri.format(src.port), "payments",
+            uri.format(tgt.port), "payments", "-k", "id", "-c", "%",
+            "-j", str(threads), "--json"]  # fmt: skip
+    seconds, peak, cpu, _, stdout = run_measured(args, env)
+    if "No module named 'psycopg2'" in stdout:
+        raise SystemExit("reladiff needs psycopg2: see --reladiff-path in this script's help")
+    minus: set[str] = set()
+    plus: set[str] = set()
+    for line in stdout.splitlines():
+        try:
+            sign, row = json.loads(line)
+        except ValueError:
+            raise SystemExit(f"unexpected reladiff output: {line!r}") from None
+        (minus if sign == "-" else plus).add(str(row[0]))
+    found = Expected(missing=minus - plus, extra=plus - minus, different=minus & plus)
+    return Result(scenario, f"reladiff -j {threads}", seconds, rows, peak, cpu, found == expected)
+
+
+def floor(servers: tuple[LocalPostgres, LocalPostgres], scenario: str, rows: int) -> Result:
+    return Result(scenario, "floor (in-db hash)", on_both(servers, FLOOR), rows)
+
+
+def print_table(results: list[Result]) -> None:
+    header = (f"{'scenario':<18}{'tool':<22}{'wall s':>8}{'rows/s':>12}{'peak MB':>9}"
+              f"{'CPU s':>7}  exact")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        peak = f"{r.peak_mb:.0f}" if r.peak_mb is not None else "-"
+        cpu = f"{r.cpu_seconds:.1f}" if r.cpu_seconds is not None else "-"
+        exact = {True: "yes", False: "NO", None: "-"}[r.exact]
+        print(f"{r.scenario:<18}{r.tool:<22}{r.seconds:>8.2f}{r.rows_per_second:>12,.0f}"
+              f"{peak:>9}{cpu:>7}  {exact}")  # fmt: skip
+    print()
+    for scenario in dict.fromkeys(r.scenario for r in results):
+        rows = {r.tool.split()[0]: r for r in results if r.scenario == scenario}
+        paymig, base, flo = rows.get("paymig"), rows.get("reladiff"), rows.get("floor")
+        parts = []
+        if paymig and base:
+            parts.append(f"paymig is {base.seconds / paymig.seconds:.1f}x reladiff's throughput")
+        if paymig and flo:
+            parts.append(f"{paymig.seconds / flo.seconds:.2f}x the floor's time")
+        print(f"{scenario}: " + "; ".join(parts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000, help="rows per table")
+    parser.add_argument("--diffs", type=int, default=100, help="differences to inject")
+    parser.add_argument("--workers", type=int, default=4, help="paymig --workers")
+    parser.add_argument("--reladiff-threads", type=int, default=4, help="reladiff -j")
+    parser.add_argument("--reladiff-path", help="extra PYTHONPATH for reladiff (psycopg2)")
+    parser.add_argument("--skip-reladiff", action="store_true", help="measure paymig only")
+    parser.add_argument("--seed", type=int, default=20261129)
+    args = parser.parse_args()
+
+    with (
+        LocalPostgres("bench-source", settings=SERVER_SETTINGS) as source,
+        LocalPostgres("bench-target", settings=SERVER_SETTINGS) as target,
+    ):
+        servers = (source, target)
+        print(f"loading {args.rows:,} rows into each server ...", flush=True)
+        on_both(servers, DDL)
+        load_seconds = on_both(servers, LOAD.format(rows=int(args.rows)))
+        on_both(servers, "VACUUM ANALYZE payments")
+        on_both(servers, "CHECKPOINT")
+        print(f"loaded in {load_seconds:.1f} s", flush=True)
+        on_both(servers, FLOOR)  # warm the caches
+
+        results: list[Result] = []
+        nothing = Expected()
+        for scenario in ("identical", f"{args.diffs} differences"):
+            expected = nothing
+            if scenario != "identical":
+                expected = inject(target, args.rows, args.diffs, args.seed)
+                on_both(servers, FLOOR)
+            results.append(floor(servers, scenario, args.rows))
+            print(f"{scenario}: floor done", flush=True)
+            results.append(run_paymig(source, target, args.workers, expected, scenario, args.rows))
+            print(f"{scenario}: paymig done", flush=True)
+            if not args.skip_reladiff:
+                reladiff = run_reladiff(
+                    source, target, args.reladiff_threads, expected, scenario, args.rows,
+                    args.reladiff_path,
+                )  # fmt: skip
+                results.append(reladiff)
+                print(f"{scenario}: reladiff done", flush=True)
+        print()
+        print(f"payments table, {args.rows:,} rows per side, {os.cpu_count()} cores")
+        print_table(results)
+
+
+if __name__ == "__main__":
+    main()
