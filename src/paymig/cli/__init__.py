@@ -17,6 +17,7 @@ from paymig.cli import (
     cost_commands,
     infra_commands,
     preflight_commands,
+    rehearse_commands,
     validate_commands,
 )
 from paymig.errors import PaymigError
@@ -33,6 +34,7 @@ preflight_commands.register(app)
 controller_commands.register(app)
 cost_commands.register(app)
 validate_commands.register(app)
+rehearse_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
