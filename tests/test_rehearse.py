@@ -82,7 +82,11 @@ def test_dependents_are_transitive_and_leave_the_rest() -> None:
         "aws_dms_endpoint.source",
         "aws_dms_replication_task.task",
     }
-    assert dependents(graph, ["aws_vpc.main"]) == {"aws_vpc.main", "aws_subnet.a", "aws_sns_topic.t"}
+    assert dependents(graph, ["aws_vpc.main"]) == {
+        "aws_vpc.main",
+        "aws_subnet.a",
+        "aws_sns_topic.t",
+    }
 
 
 def test_override_points_every_service_at_the_emulator_with_a_local_backend(tmp_path: Path) -> None:
@@ -202,7 +206,9 @@ def test_alarm_sns_event_is_what_the_rollback_handler_reads() -> None:
     record = event["Records"][0]
     assert record["EventSource"] == "aws:sns"
     assert record["Sns"]["TopicArn"] == topic
-    assert record["Sns"]["Subject"] == 'ALARM: "paymig-rehearsal-migration-health" in US East (Ohio)'
+    assert (
+        record["Sns"]["Subject"] == 'ALARM: "paymig-rehearsal-migration-health" in US East (Ohio)'
+    )
     message = json.loads(record["Sns"]["Message"])
     assert message["AWSAccountId"] == "123456789012"
     assert message["Region"] == "US East (Ohio)"
@@ -364,7 +370,9 @@ def test_rehearsal_deploys_and_lists_what_was_not_rehearsed(rehearsal: tuple[int
     assert len(dms_instance) == 1
     assert "CreateReplicationInstance" in not_rehearsed[dms_instance[0]]
     assert any(a.startswith("aws_dms_replication_task.") for a in not_rehearsed)
-    assert not any(a.startswith(("aws_vpc.", "aws_lb.", "aws_route53_record.")) for a in not_rehearsed)
+    assert not any(
+        a.startswith(("aws_vpc.", "aws_lb.", "aws_route53_record.")) for a in not_rehearsed
+    )
 
 
 @pytest.mark.slow
@@ -384,7 +392,9 @@ def test_rehearsal_writes_report_and_timeline(rehearsal: tuple[int, Path]) -> No
     row = re.search(r"^\| payments written / found / lost \| (\d+) / (\d+) / (\d+) \|$", text, re.M)
     assert row is not None
     assert [int(x) for x in row.groups()] == [
-        report["payments_written"], report["payments_found"], 0
+        report["payments_written"],
+        report["payments_found"],
+        0,
     ]
     for address in report["not_rehearsed"]:
         assert f"| `{address}` |" in text

@@ -112,9 +112,17 @@ def rehearse(
     try:
         with display.live:
             report = rehearsal.run()
-    finally:
+    except KeyboardInterrupt:
+        print_summary(console, rehearsal.report, workdir)
+        still = rehearsal.report.processes_still_running
+        state = f"still running: {still}" if still else "every process it started was stopped"
+        Console(stderr=True).print(f"paymig: rehearsal interrupted; {state}", highlight=False)
+        raise typer.Exit(130) from None
+    except BaseException:
         if rehearsal.report.steps:
             print_summary(console, rehearsal.report, workdir)
+        raise
+    print_summary(console, report, workdir)
     if report.outcome != "passed":
         raise typer.Exit(1)
 
