@@ -31,7 +31,7 @@ from paymig.rehearsal.deploy import (
     write_override,
 )
 from paymig.rehearsal.emulated import alarm_sns_event
-from paymig.rehearsal.environment import RehearsalEnvironment, pid_alive
+from paymig.rehearsal.environment import RehearsalEnvironment, pid_alive, still_alive
 from paymig.rehearsal.report import RehearsalReport, StepResult, render_markdown, summary_rows
 from paymig.rehearsal.run import Options
 from paymig.runtime.controller.core import RollbackSettings, budget_from_config
@@ -287,7 +287,7 @@ def test_environment_stops_everything_on_failure() -> None:
         assert all(pid_alive(pid) for pid in pids)
         raise RuntimeError("boom")
     assert env.still_running() == []
-    assert not any(pid_alive(pid) for pid in pids)
+    assert still_alive(pids, timeout=0) == []
 
 
 @pytest.mark.slow
@@ -296,7 +296,7 @@ def test_environment_stops_everything_on_sigterm() -> None:
     with pytest.raises(KeyboardInterrupt), env:
         pids = [p.pid for p in env.processes]
         os.kill(os.getpid(), signal.SIGTERM)
-    assert not any(pid_alive(pid) for pid in pids)
+    assert still_alive(pids) == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
@@ -381,7 +381,7 @@ def test_rehearsal_stopped_every_process(rehearsal: tuple[int, Path]) -> None:
     names = [p["name"] for p in report["processes"]]
     assert names[:3] == ["moto", "source", "target"]
     assert report["processes_still_running"] == []
-    assert not any(pid_alive(p["pid"]) for p in report["processes"])
+    assert still_alive([p["pid"] for p in report["processes"]], timeout=0) == []
 
 
 @pytest.mark.slow
