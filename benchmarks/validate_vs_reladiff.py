@@ -13,8 +13,8 @@ deletes and inserts of new keys between existing ones). For each tool: wall time
 per second (rows of one table / wall time), peak memory (max RSS of the process, from
 ``wait4``), client CPU seconds, and whether exactly the injected keys were reported.
 
-reladiff reaches PostgreSQL through psycopg2, which paymig itself does not use. When it
-is not importable, put it on a path and pass ``--reladiff-path``, e.g.::
+reladiff reaches PostgreSQL through psycopg2 (pinned in the dev extra). When it is not
+importable, put it on a path and pass ``--reladiff-path``, e.g.::
 
     pip install --target /tmp/bench-deps psycopg2-binary
     python benchmarks/validate_vs_reladiff.py --reladiff-path /tmp/bench-deps

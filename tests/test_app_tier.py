@@ -24,7 +24,7 @@ def test_ecr_repository(prod_tf: dict[str, Any]) -> None:
 
 def test_lambda_runs_the_image_in_the_app_subnets(prod_tf: dict[str, Any]) -> None:
     repo_id, _ = only(prod_tf, "aws_ecr_repository")
-    _, fn = only(prod_tf, "aws_lambda_function")
+    _, fn = by_path(prod_tf, "aws_lambda_function", "/app/function")
     key_id, _ = by_path(prod_tf, "aws_kms_key", "/app/key/key")
     sg_id, _ = by_path(prod_tf, "aws_security_group", "/app/sg")
     assert fn["package_type"] == "Image"
@@ -41,7 +41,7 @@ def test_lambda_runs_the_image_in_the_app_subnets(prod_tf: dict[str, Any]) -> No
         "subnet_ids": app_subnets,
         "security_group_ids": [ref("aws_security_group", sg_id)],
     }
-    dlq_id, dlq = only(prod_tf, "aws_sqs_queue")
+    dlq_id, dlq = by_path(prod_tf, "aws_sqs_queue", "/app/dlq")
     assert fn["dead_letter_config"] == {"target_arn": ref("aws_sqs_queue", dlq_id, "arn")}
     assert dlq["kms_master_key_id"] == ref("aws_kms_key", key_id, "arn")
     log_id, log_group = by_path(prod_tf, "aws_cloudwatch_log_group", "/app/log-group")
@@ -52,7 +52,7 @@ def test_lambda_runs_the_image_in_the_app_subnets(prod_tf: dict[str, Any]) -> No
 
 
 def test_lambda_reads_credentials_from_secrets_manager(prod_tf: dict[str, Any]) -> None:
-    _, fn = only(prod_tf, "aws_lambda_function")
+    _, fn = by_path(prod_tf, "aws_lambda_function", "/app/function")
     variables = fn["environment"]["variables"]
     secret_id, _ = by_path(prod_tf, "aws_secretsmanager_secret", "/replication/source-secret")
     # Until cutover the API writes to the on-prem system of record (app.write_target: source).
@@ -90,11 +90,16 @@ def test_lambda_egress_is_database_and_https_only(prod_tf: dict[str, Any]) -> No
         if r["security_group_id"] == ref("aws_security_group", data_sg)
     }
     dms_sg, _ = by_path(prod_tf, "aws_security_group", "/replication/security-group")
-    assert sources == {ref("aws_security_group", sg_id), ref("aws_security_group", dms_sg)}
+    checks_sg, _ = by_path(prod_tf, "aws_security_group", "/validation/sg")
+    assert sources == {
+        ref("aws_security_group", sg_id),
+        ref("aws_security_group", dms_sg),
+        ref("aws_security_group", checks_sg),
+    }
 
 
 def test_blue_green_aliases_and_target_groups(prod_tf: dict[str, Any]) -> None:
-    fn_id, _ = only(prod_tf, "aws_lambda_function")
+    fn_id, _ = by_path(prod_tf, "aws_lambda_function", "/app/function")
     aliases = {a["name"]: (k, a) for k, a in resources(prod_tf, "aws_lambda_alias").items()}
     assert set(aliases) == {"blue", "green"}
     for name, (alias_id, alias) in aliases.items():

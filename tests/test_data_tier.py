@@ -71,7 +71,13 @@ def test_data_key_policy_grants_root_admin_and_only_named_services_usage(
         "AccountRootAdministersKey",
         "RdsAndSecretsManagerUseKey",
         "CloudWatchLogsUsesKey",
+        "NamedRolesDecrypt",
     }
+    named = statements["NamedRolesDecrypt"]
+    assert named["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
+    assert named["Condition"]["ArnEquals"]["aws:PrincipalArn"] == [
+        "arn:aws:iam::${data.aws_caller_identity.caller.account_id}:role/paymig-prod-payment-api"
+    ]
     via = statements["RdsAndSecretsManagerUseKey"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert via == ["rds.us-east-2.amazonaws.com", "secretsmanager.us-east-2.amazonaws.com"]
     assert "kms:Decrypt" not in statements["AccountRootAdministersKey"]["Action"]

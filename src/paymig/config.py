@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from paymig.errors import ConfigError
 
@@ -33,6 +41,17 @@ LOG_RETENTION_DAYS = (
 SUBNET_TIERS = ("public", "app", "data")
 
 _OPERATOR: dict[str, Any] = {"operator_supplied": True}
+
+
+def _retention_allowed(value: int) -> int:
+    """CloudWatch Logs accepts only a fixed set of retention periods."""
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"{value} is not a CloudWatch Logs retention period")
+    return value
+
+
+#: A CloudWatch Logs retention in days (one of :data:`LOG_RETENTION_DAYS`).
+RetentionDays = Annotated[int, AfterValidator(_retention_allowed)]
 
 
 def _operator_field(description: str, **kwargs: Any) -> Any:
@@ -101,7 +120,7 @@ class NetworkConfig(_Model):
         le=28,
         description="Prefix length of every subnet, carved from the VPC CIDR in tier order.",
     )
-    flow_log_retention_days: int = Field(
+    flow_log_retention_days: RetentionDays = Field(
         default=365,
         description="Retention of VPC flow logs in days (PCI DSS 10.5.1 asks for a year).",
     )
@@ -125,14 +144,6 @@ class NetworkConfig(_Model):
             raise ValueError(f"at least 2 availability zones are required, got {len(value)}")
         if len(set(value)) != len(value):
             raise ValueError("availability zones must be distinct")
-        return value
-
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention_allowed(cls, value: int) -> int:
-        """CloudWatch Logs accepts only a fixed set of retention periods."""
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"{value} is not a CloudWatch Logs retention period")
         return value
 
     def subnet_cidrs(self) -> dict[str, list[ipaddress.IPv4Network]]:
@@ -279,7 +290,7 @@ class DatabaseConfig(_Model):
     secret_rotation_days: int = Field(
         default=30, ge=1, le=365, description="Rotate the master credentials every N days."
     )
-    log_retention_days: int = Field(
+    log_retention_days: RetentionDays = Field(
         default=365, description="Retention of the cluster's PostgreSQL (audit) logs."
     )
 
@@ -291,14 +302,6 @@ class DatabaseConfig(_Model):
             raise ValueError(f"{value} is not one of 1, 5, 10, 15, 30, 60")
         return value
 
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention_allowed(cls, value: int) -> int:
-        """CloudWatch Logs accepts only a fixed set of retention periods."""
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"{value} is not a CloudWatch Logs retention period")
-        return value
-
 
 class WafConfig(_Model):
     """The regional web ACL in front of the load balancer."""
@@ -306,15 +309,7 @@ class WafConfig(_Model):
     rate_limit_per_minute: int = Field(
         default=1000, ge=100, description="Requests per client IP per 60 s before blocking."
     )
-    log_retention_days: int = Field(default=365, description="Retention of WAF logs.")
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention_allowed(cls, value: int) -> int:
-        """CloudWatch Logs accepts only a fixed set of retention periods."""
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"{value} is not a CloudWatch Logs retention period")
-        return value
+    log_retention_days: RetentionDays = Field(default=365, description="Retention of WAF logs.")
 
 
 class AppConfig(_Model):
@@ -353,7 +348,9 @@ class AppConfig(_Model):
             "legacy never strands a payment that only Aurora holds."
         ),
     )
-    log_retention_days: int = Field(default=365, description="Retention of the API's logs.")
+    log_retention_days: RetentionDays = Field(
+        default=365, description="Retention of the API's logs."
+    )
     health_check_interval_seconds: int = Field(
         default=35, ge=5, le=300, description="ALB health check interval."
     )
@@ -365,14 +362,6 @@ class AppConfig(_Model):
     access_log_retention_days: int = Field(
         default=400, ge=365, description="Days ALB access logs are kept in S3 (PCI: a year+)."
     )
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention_allowed(cls, value: int) -> int:
-        """CloudWatch Logs accepts only a fixed set of retention periods."""
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"{value} is not a CloudWatch Logs retention period")
-        return value
 
     @field_validator("listener_weights")
     @classmethod
@@ -848,6 +837,62 @@ class ControllerConfig(_Model):
         return self
 
 
+class ValidationConfig(_Model):
+    """The data-consistency validator (`paymig validate`, gate and post-migration check)."""
+
+    grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds after which a differing key is re-checked before it is reported, so "
+            "that replication in flight is not reported as corruption. Used by the "
+            "controller's gate and the post-migration check; `paymig validate` defaults to 0."
+        ),
+    )
+    max_keys_reported: int = Field(
+        default=100,
+        ge=0,
+        le=100_000,
+        description="Keys listed per kind of difference and table; the full count is always given.",
+    )
+    workers: int = Field(
+        default=4, ge=1, le=64, description="Parallel queries per side (connection pool size)."
+    )
+    range_rows: int = Field(
+        default=5_000,
+        ge=100,
+        description="Target rows per top-level key range whose aggregate hash is compared.",
+    )
+    leaf_rows: int = Field(
+        default=1_000,
+        ge=1,
+        description=(
+            "A differing range with at most this many rows on each side is compared row by "
+            "row (key and row hash); larger ones are split further."
+        ),
+    )
+    fanout: int = Field(
+        default=16, ge=2, le=256, description="Pieces a differing range is split into."
+    )
+    post_migration_check: bool = Field(
+        default=False,
+        description=(
+            "Run the post-migration consistency and CDC-latency check on apply; enable it "
+            "once DMS is replicating (the pre-migration check always runs)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _leaf_below_range(self) -> ValidationConfig:
+        """Require leaf ranges smaller than top-level ranges."""
+        if self.leaf_rows >= self.range_rows:
+            raise ValueError(
+                f"leaf_rows ({self.leaf_rows}) must be smaller than range_rows ({self.range_rows})"
+            )
+        return self
+
+
 class UsageConfig(_Model):
     """Usage assumptions the cost estimate prices the stack with.
 
@@ -1005,54 +1050,6 @@ class UsageConfig(_Model):
         default=1.0, ge=0, description="Stored GB per DynamoDB table."
     )
 
-class ValidationConfig(_Model):
-    """The data-consistency validator (`paymig validate`, gate and post-migration check)."""
-
-    grace_seconds: float = Field(
-        default=30.0,
-        ge=0,
-        le=3600,
-        description=(
-            "Seconds after which a differing key is re-checked before it is reported, so "
-            "that replication in flight is not reported as corruption. Used by the "
-            "controller's gate and the post-migration check; `paymig validate` defaults to 0."
-        ),
-    )
-    max_keys_reported: int = Field(
-        default=100,
-        ge=0,
-        le=100_000,
-        description="Keys listed per kind of difference and table; the full count is always given.",
-    )
-    workers: int = Field(
-        default=4, ge=1, le=64, description="Parallel queries per side (connection pool size)."
-    )
-    range_rows: int = Field(
-        default=5_000,
-        ge=100,
-        description="Target rows per top-level key range whose aggregate hash is compared.",
-    )
-    leaf_rows: int = Field(
-        default=1_000,
-        ge=1,
-        description=(
-            "A differing range with at most this many rows on each side is compared row by "
-            "row (key and row hash); larger ones are split further."
-        ),
-    )
-    fanout: int = Field(
-        default=16, ge=2, le=256, description="Pieces a differing range is split into."
-    )
-
-    @model_validator(mode="after")
-    def _leaf_below_range(self) -> ValidationConfig:
-        """Require leaf ranges smaller than top-level ranges."""
-        if self.leaf_rows >= self.range_rows:
-            raise ValueError(
-                f"leaf_rows ({self.leaf_rows}) must be smaller than range_rows ({self.range_rows})"
-            )
-        return self
-
 
 class PaymigConfig(_Model):
     """One environment of the payment migration."""
@@ -1087,11 +1084,11 @@ class PaymigConfig(_Model):
     controller: ControllerConfig = Field(
         default_factory=ControllerConfig, description="Migration controller and rollback."
     )
-    usage: UsageConfig = Field(
-        default_factory=UsageConfig, description="Usage assumptions of the cost estimate."
-    )
     validation: ValidationConfig = Field(
         default_factory=ValidationConfig, description="Data-consistency validator."
+    )
+    usage: UsageConfig = Field(
+        default_factory=UsageConfig, description="Usage assumptions of the cost estimate."
     )
 
     @property

@@ -362,3 +362,26 @@ def test_types_may_differ_when_the_text_is_the_same(pair: Pair) -> None:
     pair.execute("target", f"UPDATE {name} SET b = b || '\\x00'::bytea WHERE id = 6")
     pair.execute("target", f"UPDATE {name} SET u = upper(u) WHERE id = 7")
     assert found(validate(pair, f"public.{name}"))["different"] == {("5",), ("6",), ("7",)}
+
+
+def test_page_sample_is_thinned_and_in_key_order(pair: Pair) -> None:
+    """The SYSTEM sample (used above a million rows) keeps every n-th key, in key order."""
+    from paymig.runtime.validator.engine import Side
+    from paymig.runtime.validator.plan import SamplePlan
+
+    name = fresh_name("sample")
+    pair.execute("source", f"CREATE TABLE {name} (id int PRIMARY KEY, pad text)")
+    pair.execute(
+        "source", f"INSERT INTO {name} SELECT g, repeat('x', 20) FROM generate_series(1, 20000) g"
+    )
+    side = Side("source", pair.source.dsn(), Settings(workers=1))
+    side.open()
+    try:
+        spec, _, _, pages = side.describe("public", name)
+        keys = side.sample(spec, SamplePlan("SYSTEM", 50.0, 10))
+    finally:
+        side.close()
+    values = [int(key[0]) for key in keys]
+    assert pages > 50
+    assert values == sorted(values) and len(set(values)) == len(values)
+    assert 0 < len(values) <= 20000 // 10

@@ -14,6 +14,7 @@ from paymig.runtime.validator.plan import (
     Aggregate,
     KeyRange,
     Kind,
+    SamplePlan,
     Step,
     classify,
     column_mismatch,
@@ -22,7 +23,7 @@ from paymig.runtime.validator.plan import (
     in_scope,
     parse_table_name,
     quantiles,
-    sample_percent,
+    sample_plan,
     segment_count,
     split_range,
     split_step,
@@ -67,14 +68,20 @@ def test_quantiles() -> None:
     assert quantiles(skewed, 4) == [("1",)]
 
 
-def test_segment_count_and_sample_percent() -> None:
+def test_segment_count() -> None:
     assert segment_count(0, 100, 10) == 1
     assert segment_count(1000, 100, 50) == 10
     assert segment_count(10**9, 100, 50) == 50
-    assert sample_percent(0, 10) == 100.0
-    assert sample_percent(1000, 10) == 1.0
-    assert sample_percent(10, 1000) == 100.0
-    assert sample_percent(10**12, 1) == 0.0001
+
+
+def test_sample_plan() -> None:
+    # small tables: every page is read, rows picked at random
+    assert sample_plan(1000, 10, 10) == SamplePlan("BERNOULLI", 1.0, 1)
+    assert sample_plan(0, 0, 10) == SamplePlan("BERNOULLI", 100.0, 1)
+    assert sample_plan(10, 1, 1000) == SamplePlan("BERNOULLI", 100.0, 1)
+    # large tables: one page per wanted key, one key kept per page's worth of rows
+    assert sample_plan(6_000_000, 100_000, 4000) == SamplePlan("SYSTEM", 4.0, 60)
+    assert sample_plan(10**12, 10**10, 1) == SamplePlan("SYSTEM", 0.0001, 100)
 
 
 def test_estimate_rows() -> None:

@@ -2,10 +2,11 @@
 
 Tables get a random key type (integer, uuid, text, composite integer + text), random rows
 (text with NULLs, empty strings, quotes, commas, unicode; numerics of various scales;
-jsonb), and random range settings so that splitting and row fetching are exercised at
-every depth. Corruptions are applied on either side to distinct keys: update, delete,
-insert, NULL<->'', trailing whitespace, numeric scale; plus no-op changes (same value,
-jsonb with keys reordered) that must NOT be reported.
+jsonb; timestamps and booleans, which are hashed by value), and random range settings so
+that splitting and row fetching are exercised at every depth. Corruptions are applied on
+either side to distinct keys: update, delete, insert, NULL<->'', trailing whitespace,
+numeric scale, a timestamp one microsecond later, a flipped or set boolean; plus no-op
+changes (same value, jsonb with keys reordered) that must NOT be reported.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -59,9 +61,15 @@ _row_values = st.tuples(
     st.one_of(st.none(), st.just(""), _text),
     st.decimals(min_value=-(10**6), max_value=10**6, places=3, allow_nan=False),
     st.dictionaries(st.sampled_from("abcde"), st.integers(-5, 5), max_size=3),
+    st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    ),
+    st.one_of(st.none(), st.booleans()),
 )
 
-CHANGING = ("update", "delete", "insert", "null_empty", "whitespace", "scale")
+CHANGING = (
+    "update", "delete", "insert", "null_empty", "whitespace", "scale", "microsecond", "flag",
+)  # fmt: skip
 NOOP = ("same_value", "jsonb_reordered")
 
 
@@ -139,8 +147,9 @@ def _apply(conn: psycopg.Connection[Any], table: str, kind: str, op: str, key: t
     elif op == "delete":
         conn.execute(f"DELETE FROM {table} WHERE {where}", key)
     elif op == "insert":
-        conn.execute(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * (len(key) + 3))})",
-                     [*key, "new", Decimal("1.5"), "{}"])  # fmt: skip
+        conn.execute(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * (len(key) + 5))})",
+                     [*key, "new", Decimal("1.5"), "{}", datetime(2024, 1, 1, tzinfo=UTC),
+                      None])  # fmt: skip
     elif op == "null_empty":
         conn.execute(
             f"UPDATE {table} SET t = CASE WHEN t IS NULL THEN '' WHEN t = '' THEN NULL"
@@ -149,6 +158,10 @@ def _apply(conn: psycopg.Connection[Any], table: str, kind: str, op: str, key: t
         )
     elif op == "whitespace":
         conn.execute(f"UPDATE {table} SET t = coalesce(t, '') || ' ' WHERE {where}", key)
+    elif op == "microsecond":
+        conn.execute(f"UPDATE {table} SET at = at + interval '1 microsecond' WHERE {where}", key)
+    elif op == "flag":
+        conn.execute(f"UPDATE {table} SET flag = NOT coalesce(flag, false) WHERE {where}", key)
     elif op == "scale":
         conn.execute(f"UPDATE {table} SET n = n * 1.0 WHERE {where}", key)
     elif op == "same_value":
@@ -172,10 +185,11 @@ def test_reports_exactly_the_injected_differences(pair: Pair, conns: Conns, case
     key_ddl, key_cols = KEY_TYPES[case.kind]
     ddl = (
         f"CREATE TABLE {table} ({key_ddl}, t text, n numeric NOT NULL, j jsonb,"
+        " at timestamptz NOT NULL, flag boolean,"
         f" PRIMARY KEY ({', '.join(key_cols)}))"
     )
-    placeholders = ", ".join(["%s"] * (len(key_cols) + 3))
-    data = [[*key, t, n, json.dumps(j)] for key, (t, n, j) in case.rows.items()]
+    placeholders = ", ".join(["%s"] * (len(key_cols) + 5))
+    data = [[*key, t, n, json.dumps(j), at, f] for key, (t, n, j, at, f) in case.rows.items()]
     for conn in (conns.source, conns.target):
         conn.execute(ddl)
         with conn.cursor() as cur:

@@ -18,6 +18,7 @@ from paymig.cli import (
     infra_commands,
     preflight_commands,
     rehearse_commands,
+    runbook_commands,
     validate_commands,
 )
 from paymig.errors import PaymigError
@@ -32,8 +33,9 @@ app = typer.Typer(
 infra_commands.register(app)
 preflight_commands.register(app)
 controller_commands.register(app)
-cost_commands.register(app)
 validate_commands.register(app)
+cost_commands.register(app)
+runbook_commands.register(app)
 rehearse_commands.register(app)
 
 

@@ -79,6 +79,8 @@ def status(
             "gates": {g.name: {"ok": g.ok, "detail": g.detail} for g in report.gates},
             "events": report.events,
             "lock": report.lock,
+            "table_statistics": report.table_statistics,
+            "table_statistics_error": report.table_statistics_error,
             "rollback_budget_seconds": budget.total_seconds,
             "rollback_budget": budget.as_dict(),
         }
@@ -99,6 +101,13 @@ def status(
         console.print(
             f"lock: held by {report.lock.get('holder')} ({report.lock.get('action')}) "
             f"since {report.lock.get('acquired_at')}"
+        )
+    if report.table_statistics is not None:
+        stats = ", ".join(f"{k} {v:g}" for k, v in report.table_statistics.items())
+        console.print(f"DMS tables (published to CloudWatch): {stats}")
+    elif report.table_statistics_error:
+        console.print(
+            f"[yellow]DMS table statistics unreadable:[/] {report.table_statistics_error}"
         )
     gates = Table(title="gates")
     gates.add_column("gate")

@@ -20,11 +20,6 @@ from paymig.errors import PaymigError
 from paymig.runtime.validator import Settings, Validator
 from paymig.runtime.validator.plan import ScopeRule, parse_table_name
 
-#: Tables compared when no --table is given.
-#: TODO(lead, at merge): replace with ``cfg.replication.table_rules`` (schema, table
-#: pattern, action) once the replication section exists in the config model.
-DEFAULT_SCOPE_RULES: tuple[ScopeRule, ...] = (("public", "%", "include"),)
-
 
 class OutputFormat(StrEnum):
     """Output formats: text for people, json for machines."""
@@ -116,9 +111,21 @@ def validate(  # noqa: PLR0917 (a typer command takes its options as parameters)
     ),
     env: EnvOption = "prod",
     config: ConfigOption = None,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="Record the verdict in the environment's audit table (the shift gate reads it).",
+        ),
+    ] = False,
 ) -> None:
     """Compare tables between source and target by primary key, over every column."""
-    cfg = load(env, config).validation
+    full = load(env, config)
+    cfg = full.validation
+    # Without --table: every table of the replication scope (the DMS table rules).
+    rules: tuple[ScopeRule, ...] = tuple(
+        (r.schema_name, r.table_name, r.action) for r in full.replication.table_rules
+    )
     tables: list[str] = []
     for name in table or []:
         try:
@@ -137,16 +144,39 @@ def validate(  # noqa: PLR0917 (a typer command takes its options as parameters)
     progress = RichProgress(Console(stderr=True)) if fmt is OutputFormat.text else None
     validator = Validator(source_dsn, target_dsn, settings, progress=progress)
     try:
-        report = validator.run(tables or None, rules=DEFAULT_SCOPE_RULES)
+        report = validator.run(tables or None, rules=rules)
     finally:
         if progress is not None:
             progress.stop()
+    if record:
+        _record(full.stack_name, report.consistent, len(report.tables))
     if fmt is OutputFormat.json:
         print(json.dumps(report.to_json()))
     else:
         report.render(Console())
     if not report.consistent:
         raise typer.Exit(1)
+
+
+def _record(stack_name: str, consistent: bool, tables: int) -> None:
+    """Store the verdict where the controller's validation gate reads it."""
+    # Imported here: boto3 costs startup time the plain comparison does not need.
+    import boto3
+
+    from paymig.naming import audit_table_name
+    from paymig.runtime.controller.aws import AuditTrail, guarded
+
+    trail = AuditTrail(boto3.client("dynamodb"), audit_table_name(stack_name))
+    guarded(
+        "audit table",
+        lambda: trail.record_validation(
+            {
+                "status": "consistent" if consistent else "inconsistent",
+                "summary": f"{tables} table(s) compared by paymig validate",
+                "source": "cli",
+            }
+        ),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -1282,6 +1282,10 @@ FREE_TYPES: dict[str, str] = {
     "aws_dms_event_subscription": _PRICED_VIA + "its SNS topic",
     "aws_lambda_alias": "aliases are free",
     "aws_lambda_permission": "permissions are free",
+    "aws_lambda_invocation": (
+        "one invocation of the validation function per apply whose inputs changed: a "
+        "handful of requests a month, priced with that function"
+    ),
     "aws_lambda_provisioned_concurrency_config": _PRICED_VIA + "its aws_lambda_function",
     "aws_lambda_code_signing_config": "code signing configurations are free",
     "aws_lambda_function_event_invoke_config": "invoke configurations are free",

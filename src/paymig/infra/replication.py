@@ -117,6 +117,8 @@ class ReplicationTier(Construct):
         rep = props.replication
         stack = props.name
         ca_pem = read_ca_certificate(rep, props.base_dir)
+        #: The on-prem CA certificate (PEM text), for other checks that connect to the source.
+        self.ca_pem = ca_pem
 
         # ------------------------------------------------------------ service roles
         # DMS looks these two roles up by name; they are account-wide, so exactly one

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from cdktf import Aspects, S3Backend, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.provider import AwsProvider
@@ -10,8 +12,15 @@ from constructs import Construct
 from paymig import naming
 from paymig.config import PaymigConfig
 from paymig.infra.app import AppProps, AppTier, DatabaseTarget
+from paymig.infra.automation import (
+    AutomationProps,
+    AutomationTier,
+    ValidationChecks,
+    ValidationTarget,
+)
 from paymig.infra.data import POSTGRES_PORT, DataProps, DataTier
 from paymig.infra.network import NetworkProps, NetworkTier
+from paymig.infra.observability import ObservabilityProps, ObservabilityTier
 from paymig.infra.replication import ReplicationProps, ReplicationTier
 from paymig.infra.security import SecurityProps, SecurityTier
 from paymig.infra.tagging import TagEverything
@@ -132,6 +141,53 @@ class PaymentMigrationStack(TerraformStack):
                 alb_zone_id=str(self.app.load_balancer.zone_id),
             ),
         )
+        self.observability = ObservabilityTier(
+            self,
+            "observability",
+            ObservabilityProps(
+                name=name,
+                environment=config.environment,
+                region=config.region,
+                account_id=account_id,
+                observability=config.observability,
+                alb_arn_suffix=str(self.app.load_balancer.arn_suffix),
+                target_group_arn_suffixes={
+                    alias: str(group.arn_suffix) for alias, group in self.app.target_groups.items()
+                },
+                function_name=str(self.app.function.function_name),
+                cluster_identifier=str(self.database.cluster.cluster_identifier),
+                dms_instance_identifier=naming.dms_instance_identifier(name),
+                dms_task_arn=str(self.replication.task.replication_task_arn),
+                log_retention_days=config.database.log_retention_days,
+            ),
+        )
+        self.automation = AutomationTier(
+            self,
+            "automation",
+            AutomationProps(
+                name=name,
+                environment=config.environment,
+                region=config.region,
+                account_id=account_id,
+                dns=config.dns,
+                controller=config.controller,
+                vpc_id=self.network.vpc_id,
+                app_subnet_ids=self.network.app_subnet_ids,
+                alarm_topic_arn=str(self.observability.topic.arn),
+                alarm_topic_key_arn=self.observability.key.arn,
+                https_listener_arn=str(self.app.https_listener.arn),
+                log_retention_days=config.app.log_retention_days,
+                validation=self._validation_target(),
+            ),
+        )
+        self.validation = ValidationChecks(
+            self, "validation", self.automation.props, self.automation
+        )
+        self.database.allow_postgres_from(
+            "validation",
+            str(self.validation.security_group.id),
+            "PostgreSQL from the validation Lambda (read-only checks)",
+        )
 
         # ------------------------------------------------------------ outputs and tags
         TerraformOutput(self, "vpc_id", value=self.network.vpc_id)
@@ -166,4 +222,26 @@ class PaymentMigrationStack(TerraformStack):
             secret_arn=self.database.master_secret_arn,
             secret_key_arn=self.database.key.arn,
             security_group_id=str(self.database.security_group.id),
+        )
+
+    def _validation_target(self) -> ValidationTarget:
+        """What the deployment checks compare: the DMS logins and the migration settings."""
+        rep = self.config.replication
+        return ValidationTarget(
+            source_secret_arn=str(self.replication.source_secret.arn),
+            source_key_arn=self.replication.key.arn,
+            source_database=rep.source.database_name,
+            source_port=rep.source.port,
+            source_ca_pem=self.replication.ca_pem,
+            onprem_cidr=str(self.config.onprem.cidr),
+            target_secret_arn=str(self.database.dms_secret.arn),
+            target_key_arn=self.database.key.arn,
+            target_database=self.config.database.database_name,
+            target_security_group_id=str(self.database.security_group.id),
+            table_rules_json=json.dumps([r.model_dump() for r in rep.table_rules]),
+            lob_mode=rep.lob_mode,
+            grace_seconds=self.config.validation.grace_seconds,
+            cdc_threshold_seconds=self.config.controller.cdc_latency_threshold_seconds,
+            cdc_lookback_seconds=self.config.controller.cdc_latency_lookback_seconds,
+            post_migration_check=self.config.validation.post_migration_check,
         )

@@ -127,6 +127,9 @@ class StatusReport:
     gates: list[Gate]
     events: list[dict[str, Any]]
     lock: dict[str, Any] | None
+    #: DMS per-table progress, as published for the dashboard (None: no task yet).
+    table_statistics: dict[str, float] | None = None
+    table_statistics_error: str | None = None
 
     @property
     def drift(self) -> str | None:
@@ -154,6 +157,12 @@ def status(
     except SHELL_ERRORS as exc:
         listener_error = describe_error(exc)
     facts = gather_facts(aws, settings, now(), state.entered_at)
+    table_statistics: dict[str, float] | None = None
+    table_statistics_error = None
+    try:
+        table_statistics = aws.metrics.publish_table_statistics()
+    except SHELL_ERRORS as exc:
+        table_statistics_error = describe_error(exc)
     return StatusReport(
         phase=state,
         weights=weights,
@@ -162,6 +171,8 @@ def status(
         gates=evaluate_gates(settings, facts, state.phase),
         events=list(reversed(history[-events:])) if events > 0 else [],
         lock=guarded("audit lock", aws.audit.current_lock),
+        table_statistics=table_statistics,
+        table_statistics_error=table_statistics_error,
     )
 
 

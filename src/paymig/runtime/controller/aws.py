@@ -52,6 +52,7 @@ from paymig.runtime.controller.core import (
     RollbackSettings,
     Weights,
     backoff_delay,
+    summarize_table_statistics,
 )
 
 #: Route 53 allows five API requests per second per account.
@@ -392,6 +393,46 @@ class Metrics:
             for alarm in response.get(kind, []):
                 states[alarm["AlarmName"]] = alarm["StateValue"]
         return states
+
+    def publish_table_statistics(self) -> dict[str, float] | None:
+        """Publish the task's per-table progress as `Paymig/Migration` metrics.
+
+        Returns the published figures, or None when the task does not exist yet.
+        """
+        task_id = self.dms_task_resource_id()
+        if task_id is None or self.dms is None:
+            return None
+        arn = self.dms.describe_replication_tasks(
+            Filters=[
+                {"Name": "replication-task-id", "Values": [dms_task_identifier(self.stack_name)]}
+            ],
+            WithoutSettings=True,
+        )["ReplicationTasks"][0]["ReplicationTaskArn"]
+        tables: list[dict[str, Any]] = []
+        marker = None
+        while True:
+            kwargs: dict[str, Any] = {"ReplicationTaskArn": arn, "MaxRecords": 500}
+            if marker:
+                kwargs["Marker"] = marker
+            page = self.dms.describe_table_statistics(**kwargs)
+            tables.extend(page.get("TableStatistics", []))
+            marker = page.get("Marker")
+            if not marker:
+                break
+        figures = summarize_table_statistics(tables)
+        self.client.put_metric_data(
+            Namespace=TRAFFIC_METRIC_NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "Environment", "Value": self.environment}],
+                    "Value": value,
+                    "Unit": "Percent" if name.endswith("Percent") else "Count",
+                }
+                for name, value in figures.items()
+            ],
+        )
+        return figures
 
     def cdc_latency(self, now: datetime, lookback_seconds: int) -> tuple[float, datetime] | None:
         """Latest per-minute maximum of CDCLatencyTarget in the window, or None.

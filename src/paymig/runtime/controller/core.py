@@ -640,3 +640,28 @@ def parse_alarm_message(message: str | Mapping[str, Any]) -> AlarmNotification |
 def utc_now() -> datetime:
     """The current time in UTC (the one place the core reads the clock)."""
     return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- DMS progress
+
+#: Progress figures DMS gives only per table (DescribeTableStatistics); the controller
+#: publishes their sums as custom metrics so the dashboard can plot them.
+TABLE_STATISTICS_METRICS = (
+    "ValidationFailedRecords",
+    "ValidationSuspendedRecords",
+    "TablesLoadedPercent",
+)
+
+
+def summarize_table_statistics(tables: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Sum validation failures and suspended records; percent of tables fully loaded."""
+    loaded = sum(1 for t in tables if t.get("TableState") == "Table completed")
+    return {
+        "ValidationFailedRecords": float(
+            sum(int(t.get("ValidationFailedRecords", 0)) for t in tables)
+        ),
+        "ValidationSuspendedRecords": float(
+            sum(int(t.get("ValidationSuspendedRecords", 0)) for t in tables)
+        ),
+        "TablesLoadedPercent": 100.0 * loaded / len(tables) if tables else 0.0,
+    }

@@ -46,6 +46,7 @@ from paymig.runtime.validator.plan import (
     Key,
     KeyRange,
     Kind,
+    SamplePlan,
     ScopeRule,
     Step,
     classify,
@@ -54,8 +55,7 @@ from paymig.runtime.validator.plan import (
     estimate_rows,
     in_scope,
     quantiles,
-    sample_method,
-    sample_percent,
+    sample_plan,
     segment_count,
     split_range,
     split_step,
@@ -76,7 +76,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: Sampled keys per top-level range: more gives evener ranges, at the cost of memory.
-SAMPLE_KEYS_PER_RANGE = 8
+SAMPLE_KEYS_PER_RANGE = 4
 
 
 class ValidatorError(PaymigError):
@@ -244,8 +244,8 @@ class Side:
         except psycopg.Error as exc:
             raise ValidatorError(f"{self.name}: {error_line(exc)}") from None
 
-    def describe(self, schema: str, name: str) -> tuple[TableSpec, dict[str, str], int]:
-        """Return the table's spec, column types and row estimate.
+    def describe(self, schema: str, name: str) -> tuple[TableSpec, dict[str, str], int, int]:
+        """Return the table's spec, column types, row estimate and size in pages.
 
         Errors name what is missing.
         """
@@ -265,7 +265,8 @@ class Side:
             key=tuple(n for n, _ in key),
             key_types=tuple(t for _, t in key),
         )
-        return spec, dict(columns), estimate_rows(int(reltuples), int(relpages), int(pages))
+        estimate = estimate_rows(int(reltuples), int(relpages), int(pages))
+        return spec, dict(columns), estimate, int(pages)
 
     # ------------------------------------------------------------------ data
 
@@ -330,9 +331,10 @@ class Side:
         """Return the row hash by key of those of ``keys`` that exist."""
         return {tuple(row[:-1]): int(row[-1]) for row in self.fetch(spec, *spec.lookup(keys))}
 
-    def sample(self, spec: TableSpec, method: str, percent: float) -> list[Key]:
+    def sample(self, spec: TableSpec, plan: SamplePlan) -> list[Key]:
         """Return an ordered sample of keys."""
-        return [tuple(row) for row in self.fetch(spec, *spec.sample(method, percent))]
+        query = spec.sample(plan.method, plan.percent, plan.thin)
+        return [tuple(row) for row in self.fetch(spec, *query)]
 
 
 @dataclass
@@ -362,6 +364,7 @@ class _Pair:
     source: TableSpec
     target: TableSpec
     estimate: int
+    pages: int
     larger: str
 
 
@@ -456,8 +459,8 @@ class Validator:
             schema, table = name.split(".", 1)
         except ValueError:
             raise ValidatorError(f"table {name!r}: expected SCHEMA.NAME") from None
-        source, source_types, source_rows = self.source.describe(schema, table)
-        target, target_types, target_rows = self.target.describe(schema, table)
+        source, source_types, source_rows, source_pages = self.source.describe(schema, table)
+        target, target_types, target_rows, target_pages = self.target.describe(schema, table)
         mismatch = column_mismatch(name, source.columns, target.columns)
         if mismatch is not None:
             raise ValidatorError(mismatch)
@@ -473,8 +476,9 @@ class Validator:
         )
         source = dataclasses.replace(source, by_value=by_value)
         target = dataclasses.replace(target, by_value=by_value)
-        larger = "source" if source_rows >= target_rows else "target"
-        return _Pair(source, target, max(source_rows, target_rows), larger)
+        if source_rows >= target_rows:
+            return _Pair(source, target, source_rows, source_pages, "source")
+        return _Pair(source, target, target_rows, target_pages, "target")
 
     def _side(self, pair: _Pair, name: str) -> tuple[Side, TableSpec]:
         """Return a side and its spec of the table."""
@@ -488,8 +492,8 @@ class Validator:
         if count <= 1:
             return [KeyRange()]
         side, spec = self._side(pair, pair.larger)
-        percent = sample_percent(pair.estimate, count * SAMPLE_KEYS_PER_RANGE)
-        sample = side.sample(spec, sample_method(pair.estimate), percent)
+        plan = sample_plan(pair.estimate, pair.pages, count * SAMPLE_KEYS_PER_RANGE)
+        sample = side.sample(spec, plan)
         return split_range(KeyRange(), quantiles(sample, count))
 
     # ------------------------------------------------------------------ first pass

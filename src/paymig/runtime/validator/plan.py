@@ -135,16 +135,33 @@ def estimate_rows(reltuples: int, relpages: int, pages: int) -> int:
 PAGE_SAMPLING_ROWS = 1_000_000
 
 
-def sample_method(estimated_rows: int) -> str:
-    """Choose the ``TABLESAMPLE`` method for a table of about ``estimated_rows`` rows."""
-    return "SYSTEM" if estimated_rows >= PAGE_SAMPLING_ROWS else "BERNOULLI"
+@dataclass(frozen=True)
+class SamplePlan:
+    """How to sample keys: ``TABLESAMPLE method (percent)``, keeping every ``thin``-th."""
+
+    method: str
+    percent: float
+    thin: int
 
 
-def sample_percent(estimated_rows: int, wanted_keys: int) -> float:
-    """Return the ``TABLESAMPLE SYSTEM`` percentage expected to yield ``wanted_keys`` keys."""
-    if estimated_rows <= 0:
+def _percent(wanted: int, total: int) -> float:
+    """Return the percentage of ``total`` that yields about ``wanted`` (0.0001-100)."""
+    if total <= 0:
         return 100.0
-    return min(100.0, max(0.0001, 100.0 * wanted_keys / estimated_rows))
+    return min(100.0, max(0.0001, 100.0 * wanted / total))
+
+
+def sample_plan(estimated_rows: int, pages: int, wanted_keys: int) -> SamplePlan:
+    """Plan a key sample of about ``wanted_keys`` keys spread over the whole table.
+
+    ``SYSTEM`` returns whole pages, i.e. runs of neighbouring keys: quantiles of a few
+    such runs would cut a table into a few huge ranges and many tiny ones. So it samples
+    one page per wanted key and keeps one key per page's worth of rows (in key order).
+    """
+    if estimated_rows < PAGE_SAMPLING_ROWS or pages <= 0:
+        return SamplePlan("BERNOULLI", _percent(wanted_keys, estimated_rows), 1)
+    per_page = max(1, round(estimated_rows / pages))
+    return SamplePlan("SYSTEM", _percent(wanted_keys, pages), per_page)
 
 
 def classify(source: Mapping[Key, int], target: Mapping[Key, int]) -> Iterator[tuple[Kind, Key]]:

@@ -239,16 +239,21 @@ class TableSpec:
         params: Params = [[key[i] for key in keys] for i in range(len(self.key))]
         return query, params
 
-    def sample(self, method: str, percent: float) -> tuple[Query, Params]:
-        """Keys of a ``TABLESAMPLE`` sample (``SYSTEM`` or ``BERNOULLI``), in key order."""
+    def sample(self, method: str, percent: float, thin: int) -> tuple[Query, Params]:
+        """Every ``thin``-th key of a ``TABLESAMPLE`` sample, in key order."""
         if method not in ("SYSTEM", "BERNOULLI"):
             raise ValueError(f"unknown sampling method {method!r}")
-        # ORDER BY the qualified columns: the bare names would mean the text outputs.
-        query = sql.SQL("SELECT {} FROM {} AS t TABLESAMPLE {} (%s) ORDER BY {}").format(
-            self.key_text("t"),
-            self.relation,
-            sql.SQL(method),
-            sql.SQL(", ").join(self._cols(self.key, "t")),
+        columns = sql.SQL(", ").join(self._cols(self.key, "t"))
+        query = sql.SQL(
+            "SELECT {keys} FROM (SELECT {columns}, row_number() OVER (ORDER BY {columns})"
+            " AS paymig_rn FROM {rel} AS t TABLESAMPLE {method} (%s)) AS s"
+            " WHERE paymig_rn %% {thin} = 0 ORDER BY paymig_rn"
+        ).format(
+            keys=self.key_text("s"),
+            columns=columns,
+            rel=self.relation,
+            method=sql.SQL(method),
+            thin=sql.Literal(thin),
         )
         return query, [percent]
 

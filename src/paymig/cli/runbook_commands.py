@@ -1,0 +1,59 @@
+"""`paymig runbook`: generate the migration runbook from the config and the synthesized stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from paymig.cli.cost_commands import read_document, synthesized_document
+from paymig.cli.options import ConfigOption, EnvOption, load
+from paymig.errors import CommandFailedError, PaymigError
+from paymig.runbook.render import DEFAULT_OUTPUT, RunbookInputs, render_runbook
+
+
+def runbook(
+    env: EnvOption = "prod",
+    config: ConfigOption = None,
+    output: Annotated[
+        Path, typer.Option("--output", help="Where to write the Markdown runbook.")
+    ] = DEFAULT_OUTPUT,
+    from_json: Annotated[
+        Path | None,
+        typer.Option("--from-json", help="Read this cdk.tf.json instead of synthesizing."),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if OUTPUT differs from the result."),
+    ] = False,
+) -> None:
+    """Generate the migration runbook (Markdown) for an environment."""
+    cfg = load(env, config)
+    document = read_document(from_json) if from_json else synthesized_document(cfg)
+    selector = ("--env", env) if config is None else ("--env", env, "--config", str(config))
+    text = render_runbook(RunbookInputs(config=cfg, document=document, selector=selector))
+    if check:
+        try:
+            current = output.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PaymigError(f"--output {output}: cannot read: {exc.strerror}") from None
+        if current != text:
+            raise CommandFailedError(
+                f"{output} is stale: regenerate it with `paymig runbook --env {env} "
+                f"--output {output}`"
+            )
+        Console().print(f"{output} is up to date")
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PaymigError(f"--output {output}: cannot write: {exc.strerror}") from None
+    Console().print(f"wrote {output} ({len(text.splitlines())} lines) for {cfg.stack_name}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("runbook")(runbook)

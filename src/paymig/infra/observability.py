@@ -1,0 +1,515 @@
+"""Observability (requirement 6): alarms that can fire, their composite, and the dashboard.
+
+Every alarm names the real resources in its dimensions (ALB and target group ARN
+suffixes, the DMS instance and the task's resource id, the Aurora cluster, the function
+and alias), taken from the other constructs' attributes, so it watches data that exists.
+The composite ``migration-health`` alarm notifies the alarm topic, which triggers the
+rollback Lambda (see :mod:`paymig.infra.automation`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from cdktf import Fn, TerraformLocal
+from cdktf_cdktf_provider_aws.cloudwatch_composite_alarm import CloudwatchCompositeAlarm
+from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.cloudwatch_log_metric_filter import (
+    CloudwatchLogMetricFilter,
+    CloudwatchLogMetricFilterMetricTransformation,
+)
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
+    CloudwatchMetricAlarm,
+    CloudwatchMetricAlarmMetricQuery,
+    CloudwatchMetricAlarmMetricQueryMetric,
+)
+from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
+from constructs import Construct
+
+from paymig import naming
+from paymig.config import AlarmSettings, ObservabilityConfig
+from paymig.infra.dashboard import Dashboard, Expression, GraphWidget, Metric, TextWidget
+from paymig.infra.iam import statement
+from paymig.infra.kms import KEY_USAGE_ACTIONS, CustomerManagedKey, KeyProps, service_usage
+
+ALB = "AWS/ApplicationELB"
+RDS = "AWS/RDS"
+DMS = "AWS/DMS"
+LAMBDA = "AWS/Lambda"
+
+#: Custom metric counting error lines in the DMS task log (DMS has no failure metric).
+DMS_ERRORS_METRIC = "DmsTaskErrors"
+#: DMS writes ``E:`` severity lines, e.g. ``[TARGET_APPLY    ]E:  ...``, on errors.
+DMS_ERROR_PATTERN = '"]E:"'
+#: Migration-progress metrics DMS exposes only as table statistics; the controller
+#: publishes them (``paymig status``) under the traffic metric namespace.
+TABLE_STATISTICS_METRICS = ("ValidationFailedRecords", "ValidationSuspendedRecords")
+#: Full-load progress, published from the same table statistics.
+LOAD_PROGRESS_METRIC = "TablesLoadedPercent"
+
+
+@dataclass(frozen=True)
+class ObservabilityProps:
+    """Inputs of the observability tier: the real resources to watch."""
+
+    name: str
+    environment: str
+    region: str
+    account_id: str
+    observability: ObservabilityConfig
+    alb_arn_suffix: str
+    target_group_arn_suffixes: dict[str, str]
+    function_name: str
+    cluster_identifier: str
+    dms_instance_identifier: str
+    dms_task_arn: str
+    log_retention_days: int
+
+
+class ObservabilityTier(Construct):
+    """The alarm topics, the six metric alarms, the composite and the dashboard.
+
+    Attributes: :attr:`topic` (composite: rollback and people), :attr:`alert_topic`
+    (single alarms: people), :attr:`alarms` (by metric), :attr:`composite`,
+    :attr:`dashboard`, :attr:`key`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: ObservabilityProps) -> None:
+        """Create the alarms and the dashboard."""
+        super().__init__(scope, construct_id)
+        self.props = props
+        stack = props.name
+        dms_log_group_name = f"dms-tasks-{props.dms_instance_identifier}"
+        dms_log_arn = (
+            f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{dms_log_group_name}"
+        )
+        # CloudWatch names a DMS task by its resource id: the last field of its ARN. A
+        # local keeps the expression's quotes out of the dashboard's JSON text.
+        self.dms_task_resource_id_local = TerraformLocal(
+            self, "dms_task_resource_id", Fn.element(Fn.split(":", props.dms_task_arn), 6)
+        )
+        self.dms_task_resource_id = str(self.dms_task_resource_id_local.as_string)
+
+        # ------------------------------------------------------------ key and topic
+        self.key = CustomerManagedKey(
+            self,
+            "key",
+            KeyProps(
+                alias=f"{stack}/observability",
+                description=f"{stack}: encrypts the alarm topic and the DMS task logs",
+                account_id=props.account_id,
+                usage_statements=[
+                    # CloudWatch alarms publish to the encrypted topic.
+                    service_usage(
+                        "CloudWatchAlarmsPublish",
+                        "cloudwatch.amazonaws.com",
+                        condition={"StringEquals": {"aws:SourceAccount": props.account_id}},
+                    ),
+                    service_usage(
+                        "CloudWatchLogsUsesKey",
+                        f"logs.{props.region}.amazonaws.com",
+                        condition={
+                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": dms_log_arn}
+                        },
+                    ),
+                    statement(
+                        "AccountUsesKeyThroughSns",
+                        KEY_USAGE_ACTIONS,
+                        "*",
+                        principal={"AWS": f"arn:aws:iam::{props.account_id}:root"},
+                        condition={
+                            "StringEquals": {
+                                "kms:ViaService": f"sns.{props.region}.amazonaws.com",
+                                "kms:CallerAccount": props.account_id,
+                            }
+                        },
+                    ),
+                ],
+            ),
+        )
+        self.topic = SnsTopic(
+            self,
+            "topic",
+            name=naming.alarm_topic_name(stack),
+            kms_master_key_id=self.key.arn,
+        )
+        # Single alarms only inform people (which signal fired); the composite's topic
+        # also triggers the rollback.
+        self.alert_topic = SnsTopic(
+            self,
+            "alert-topic",
+            name=f"{stack}-migration-alerts",
+            kms_master_key_id=self.key.arn,
+        )
+        for topic_id, topic in (("alarm", self.topic), ("alert", self.alert_topic)):
+            for index, email in enumerate(props.observability.notification_emails):
+                SnsTopicSubscription(
+                    self,
+                    f"{topic_id}-email-{index}",
+                    topic_arn=topic.arn,
+                    protocol="email",
+                    endpoint=email,
+                )
+            for index, url in enumerate(props.observability.notification_https_endpoints):
+                SnsTopicSubscription(
+                    self,
+                    f"{topic_id}-https-{index}",
+                    topic_arn=topic.arn,
+                    protocol="https",
+                    endpoint=url,
+                )
+
+        # ------------------------------------------------------------ DMS task errors
+        self.dms_log_group = CloudwatchLogGroup(
+            self,
+            "dms-log-group",
+            name=dms_log_group_name,
+            retention_in_days=props.log_retention_days,
+            kms_key_id=self.key.arn,
+        )
+        self.dms_error_filter = CloudwatchLogMetricFilter(
+            self,
+            "dms-error-filter",
+            name=f"{stack}-dms-task-errors",
+            log_group_name=self.dms_log_group.name,
+            pattern=DMS_ERROR_PATTERN,
+            metric_transformation=CloudwatchLogMetricFilterMetricTransformation(
+                namespace=naming.TRAFFIC_METRIC_NAMESPACE,
+                name=f"{DMS_ERRORS_METRIC}-{stack}",
+                value="1",
+                default_value="0",
+                unit="Count",
+            ),
+        )
+
+        # ------------------------------------------------------------ metric alarms
+        alarms = props.observability.alarms
+        lb = (("LoadBalancer", props.alb_arn_suffix),)
+        self.alarms: dict[str, CloudwatchMetricAlarm] = {}
+        self.alarms["5xx-rate"] = self._alarm(
+            "5xx-rate",
+            alarms["5xx-rate"],
+            "Percent of API requests answered 5xx (ALB and targets) over all requests.",
+            [
+                Metric(ALB, "HTTPCode_ELB_5XX_Count", lb, "Sum"),
+                Metric(ALB, "HTTPCode_Target_5XX_Count", lb, "Sum"),
+                Metric(ALB, "RequestCount", lb, "Sum"),
+            ],
+            Expression(
+                "IF(m3 > 0, 100 * (FILL(m1, 0) + FILL(m2, 0)) / m3, 0)", "5xx rate (%)", "e1"
+            ),
+        )
+        self.alarms["p99-latency"] = self._alarm(
+            "p99-latency",
+            alarms["p99-latency"],
+            "p99 of the API's target response time in seconds.",
+            [Metric(ALB, "TargetResponseTime", lb, "p99")],
+        )
+        dms_dimensions = (
+            ("ReplicationInstanceIdentifier", props.dms_instance_identifier),
+            ("ReplicationTaskIdentifier", self.dms_task_resource_id),
+        )
+        self.alarms["cdc-latency"] = self._alarm(
+            "cdc-latency",
+            alarms["cdc-latency"],
+            "Seconds the Aurora target lags the on-prem source (DMS CDCLatencyTarget).",
+            [Metric(DMS, "CDCLatencyTarget", dms_dimensions, "Maximum")],
+        )
+        self.alarms["dms-task-failure"] = self._alarm(
+            "dms-task-failure",
+            alarms["dms-task-failure"],
+            "Error lines in the DMS task log (the task stops on data errors).",
+            [Metric(naming.TRAFFIC_METRIC_NAMESPACE, f"{DMS_ERRORS_METRIC}-{stack}", (), "Sum")],
+        )
+        cluster = (("DBClusterIdentifier", props.cluster_identifier),)
+        self.alarms["aurora-cpu"] = self._alarm(
+            "aurora-cpu",
+            alarms["aurora-cpu"],
+            "CPU of the Aurora writer in percent.",
+            [Metric(RDS, "CPUUtilization", (*cluster, ("Role", "WRITER")), "Average")],
+        )
+        self.alarms["replica-lag"] = self._alarm(
+            "replica-lag",
+            alarms["replica-lag"],
+            "Lag of the Aurora readers behind the writer in milliseconds.",
+            [Metric(RDS, "AuroraReplicaLag", (*cluster, ("Role", "READER")), "Maximum")],
+        )
+        self.composite = CloudwatchCompositeAlarm(
+            self,
+            "composite",
+            alarm_name=naming.composite_alarm_name(stack),
+            alarm_description="Any migration health alarm in ALARM: roll traffic back to legacy.",
+            alarm_rule=" OR ".join(
+                f"ALARM({json.dumps(naming.alarm_name(stack, m))})" for m in naming.ALARM_METRICS
+            ),
+            actions_enabled=True,
+            alarm_actions=[self.topic.arn],
+            ok_actions=[self.topic.arn],
+            depends_on=list(self.alarms.values()),
+        )
+
+        # ------------------------------------------------------------ dashboard
+        self.dashboard_model = self._dashboard(dms_dimensions, lb, cluster)
+        self.dashboard = CloudwatchDashboard(
+            self,
+            "dashboard",
+            dashboard_name=f"{stack}-migration",
+            dashboard_body=self.dashboard_model.to_json(),
+        )
+
+    # ---------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _query(
+        query_id: str, metric: Metric, period: int, returned: bool
+    ) -> CloudwatchMetricAlarmMetricQuery:
+        """One metric of an alarm's metric query."""
+        return CloudwatchMetricAlarmMetricQuery(
+            id=query_id,
+            return_data=returned,
+            metric=CloudwatchMetricAlarmMetricQueryMetric(
+                namespace=metric.namespace,
+                metric_name=metric.name,
+                dimensions=dict(metric.dimensions) or None,
+                stat=metric.stat,
+                period=period,
+            ),
+        )
+
+    def _alarm(
+        self,
+        metric: str,
+        settings: AlarmSettings,
+        description: str,
+        metrics: list[Metric],
+        expression: Expression | None = None,
+    ) -> CloudwatchMetricAlarm:
+        """One metric alarm from its configured settings.
+
+        With an expression, the metrics are its inputs (ids m1, m2, ...) and the
+        expression is what the alarm evaluates; without, the single metric is.
+        """
+        queries = [
+            self._query(f"m{i}", m, settings.period_seconds, expression is None)
+            for i, m in enumerate(metrics, start=1)
+        ]
+        if expression is not None:
+            queries.append(
+                CloudwatchMetricAlarmMetricQuery(
+                    id=expression.id,
+                    expression=expression.expression,
+                    label=expression.label,
+                    return_data=True,
+                )
+            )
+        return CloudwatchMetricAlarm(
+            self,
+            f"alarm-{metric}",
+            alarm_name=naming.alarm_name(self.props.name, metric),
+            alarm_description=f"{description} Missing data: {settings.treat_missing_data} "
+            f"({settings.missing_data_reason})",
+            comparison_operator="GreaterThanThreshold",
+            threshold=settings.threshold,
+            evaluation_periods=settings.evaluation_periods,
+            datapoints_to_alarm=settings.datapoints_to_alarm,
+            treat_missing_data=settings.treat_missing_data,
+            metric_query=queries,
+            actions_enabled=True,
+            alarm_actions=[self.alert_topic.arn],
+            ok_actions=[self.alert_topic.arn],
+        )
+
+    def _dashboard(
+        self,
+        dms: tuple[tuple[str, str], ...],
+        lb: tuple[tuple[str, str], ...],
+        cluster: tuple[tuple[str, str], ...],
+    ) -> Dashboard:
+        """The migration dashboard: progress, traffic, API, Aurora, business KPIs."""
+        p = self.props
+        env = (("Environment", p.environment),)
+        groups = {
+            alias: (*lb, ("TargetGroup", suffix))
+            for alias, suffix in p.target_group_arn_suffixes.items()
+        }
+        fn = p.function_name
+        board = Dashboard(region=p.region)
+        board.add(
+            TextWidget(f"# {p.name}: migration progress"),
+            GraphWidget(
+                "DMS full load throughput (rows/s)",
+                (
+                    Metric(DMS, "FullLoadThroughputRowsSource", dms, "Average"),
+                    Metric(DMS, "FullLoadThroughputRowsTarget", dms, "Average"),
+                ),
+                width=8,
+            ),
+            GraphWidget(
+                "DMS CDC latency (s)",
+                (
+                    Metric(DMS, "CDCLatencySource", dms, "Maximum"),
+                    Metric(DMS, "CDCLatencyTarget", dms, "Maximum"),
+                ),
+                width=8,
+            ),
+            GraphWidget(
+                "DMS CDC incoming changes",
+                (Metric(DMS, "CDCIncomingChanges", dms, "Maximum"),),
+                width=8,
+            ),
+            GraphWidget(
+                "DMS full load progress (% of tables loaded)",
+                (Metric(naming.TRAFFIC_METRIC_NAMESPACE, LOAD_PROGRESS_METRIC, env, "Maximum"),),
+                width=12,
+            ),
+            GraphWidget(
+                "Validation failures and suspended records (from table statistics)",
+                tuple(
+                    Metric(naming.TRAFFIC_METRIC_NAMESPACE, m, env, "Maximum")
+                    for m in TABLE_STATISTICS_METRICS
+                ),
+                width=12,
+            ),
+            GraphWidget(
+                "Traffic split (% of requests per record)",
+                tuple(
+                    Metric(
+                        naming.TRAFFIC_METRIC_NAMESPACE,
+                        naming.TRAFFIC_METRIC_NAME,
+                        (*env, ("SetIdentifier", set_id)),
+                        "Maximum",
+                        label=set_id,
+                    )
+                    for set_id in (naming.LEGACY_SET_ID, naming.AWS_SET_ID)
+                ),
+                width=12,
+            ),
+            TextWidget(f"# {p.name}: payment API"),
+            GraphWidget(
+                "API latency (s)",
+                tuple(
+                    Metric(ALB, "TargetResponseTime", lb, stat, label=stat)
+                    for stat in ("p50", "p95", "p99")
+                ),
+                width=8,
+            ),
+            GraphWidget(
+                "API errors",
+                (
+                    Metric(ALB, "HTTPCode_ELB_5XX_Count", lb, "Sum", label="ALB 5xx"),
+                    *(
+                        Metric(ALB, "HTTPCode_Target_5XX_Count", dims, "Sum", label=f"{a} 5xx")
+                        for a, dims in groups.items()
+                    ),
+                ),
+                width=8,
+            ),
+            GraphWidget(
+                "Lambda errors and throttles",
+                tuple(
+                    Metric(
+                        LAMBDA,
+                        metric,
+                        (("FunctionName", fn), ("Resource", f"{fn}:{alias}")),
+                        "Sum",
+                        label=f"{alias} {metric.lower()}",
+                    )
+                    for alias in p.target_group_arn_suffixes
+                    for metric in ("Errors", "Throttles")
+                ),
+                width=8,
+            ),
+            TextWidget(f"# {p.name}: Aurora"),
+            GraphWidget(
+                "Writer CPU (%)",
+                (Metric(RDS, "CPUUtilization", (*cluster, ("Role", "WRITER")), "Average"),),
+                width=6,
+            ),
+            GraphWidget(
+                "Connections",
+                (Metric(RDS, "DatabaseConnections", cluster, "Sum"),),
+                width=6,
+            ),
+            GraphWidget(
+                "Replica lag (ms)",
+                (Metric(RDS, "AuroraReplicaLag", (*cluster, ("Role", "READER")), "Maximum"),),
+                width=6,
+            ),
+            GraphWidget(
+                "Free local storage (bytes)",
+                (Metric(RDS, "FreeLocalStorage", cluster, "Minimum"),),
+                width=6,
+            ),
+            TextWidget(f"# {p.name}: business KPIs"),
+            GraphWidget(
+                "Payments processed",
+                (
+                    Metric(
+                        naming.PAYMENT_METRICS_NAMESPACE,
+                        naming.METRIC_PAYMENTS_PROCESSED,
+                        env,
+                        "Sum",
+                        id="processed",
+                    ),
+                    Metric(
+                        naming.PAYMENT_METRICS_NAMESPACE,
+                        naming.METRIC_PAYMENTS_SUCCEEDED,
+                        env,
+                        "Sum",
+                        id="succeeded",
+                    ),
+                    Metric(
+                        naming.PAYMENT_METRICS_NAMESPACE,
+                        naming.METRIC_PAYMENTS_FAILED,
+                        env,
+                        "Sum",
+                        id="failed",
+                    ),
+                ),
+                width=8,
+                period=300,
+            ),
+            GraphWidget(
+                "Payment success rate (%)",
+                (
+                    Metric(
+                        naming.PAYMENT_METRICS_NAMESPACE,
+                        naming.METRIC_PAYMENTS_PROCESSED,
+                        env,
+                        "Sum",
+                        id="p",
+                        visible=False,
+                    ),
+                    Metric(
+                        naming.PAYMENT_METRICS_NAMESPACE,
+                        naming.METRIC_PAYMENTS_SUCCEEDED,
+                        env,
+                        "Sum",
+                        id="s",
+                        visible=False,
+                    ),
+                    Expression("IF(p > 0, 100 * s / p, 100)", "success rate", "rate"),
+                ),
+                width=8,
+                period=300,
+            ),
+            GraphWidget(
+                "Payment value by currency",
+                (
+                    Expression(
+                        f"SEARCH('{{{naming.PAYMENT_METRICS_NAMESPACE},"
+                        f"{naming.DIMENSION_ENVIRONMENT},{naming.DIMENSION_CURRENCY}}} "
+                        f'MetricName="{naming.METRIC_PAYMENT_VALUE}" '
+                        f"{naming.DIMENSION_ENVIRONMENT}=\"{p.environment}\"', 'Sum', 300)",
+                        "value",
+                        "value",
+                    ),
+                ),
+                width=8,
+                period=300,
+            ),
+        )
+        return board
