@@ -407,3 +407,82 @@ def test_rehearsal_writes_report_and_timeline(rehearsal: tuple[int, Path]) -> No
         assert f"| `{address}` |" in text
     assert (workdir / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (workdir / "work").exists()  # no --keep
+
+
+# --------------------------------------------------------------------------- failures
+
+
+@pytest.mark.slow
+def test_load_generator_counts_failed_writes_and_acknowledges_none(tmp_path: Path) -> None:
+    """A source that refuses connections: every write fails, nothing is acknowledged."""
+    from paymig.local.postgres import free_port
+    from paymig.rehearsal.load import LoadGenerator
+
+    dsn = f"host=127.0.0.1 port={free_port()} dbname=postgres user=postgres connect_timeout=1"
+    load = LoadGenerator(dsn, 50.0, tmp_path / "acknowledged.log")
+    load.start()
+    while not load.errors:
+        load.join(0.05)
+    load.stop()
+    assert not load.is_alive()
+    assert load.acknowledged_ids() == []
+    assert (tmp_path / "acknowledged.log").read_text() == ""
+    assert "connection" in load.errors[0]
+
+
+def test_load_generator_rejects_a_zero_rate(tmp_path: Path) -> None:
+    from paymig.rehearsal.load import LoadGenerator
+
+    with pytest.raises(ValueError, match="--rate: must be positive"):
+        LoadGenerator("host=127.0.0.1", 0.0, tmp_path / "a.log")
+
+
+@pytest.mark.slow
+def test_a_failing_step_stops_everything_and_still_reports(tmp_path: Path, capsys: Any) -> None:
+    """A configuration error after the servers started: one line, exit 2, report written."""
+    from paymig.cli import rehearse_commands
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("environment: rehearsal\n")
+    options = Options(workdir=tmp_path / "out", rows=10, rate=1.0, config_path=bad)
+    from paymig.errors import ConfigError
+    from paymig.rehearsal.run import Rehearsal
+
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
+        Rehearsal(options).run()
+    report = _report(tmp_path / "out")
+    assert report["outcome"] == "failed"
+    assert "bad.yaml" in report["failure"]
+    assert [p["name"] for p in report["processes"]] == ["moto", "source", "target"]
+    assert report["processes_still_running"] == []
+    assert still_alive([p["pid"] for p in report["processes"]], timeout=0) == []
+    assert not (tmp_path / "out" / "work").exists()
+    assert rehearse_commands.register  # the CLI module imports cleanly
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("raised", "code", "line"),
+    [
+        (KeyboardInterrupt(), 130, "paymig: rehearsal interrupted; every process it started "
+         "was stopped"),
+        (OSError("disk full"), 1, "paymig: deploying the stack to the emulator (terraform apply): OSError: disk full"),
+    ],
+)  # fmt: skip
+def test_interruption_and_unexpected_errors_are_one_line(
+    raised: BaseException, code: int, line: str, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """Ctrl-C or an error no step expected, raised while deploying (fault injected)."""
+    from paymig.rehearsal import run as run_module
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise raised
+
+    monkeypatch.setattr(run_module, "deploy", fail)
+    workdir = tmp_path / "out"
+    assert main(["rehearse", "--workdir", str(workdir), "--rows", "10"]) == code
+    assert capsys.readouterr().err.strip().splitlines() == [line]
+    report = _report(workdir)
+    assert report["outcome"] == ("interrupted" if code == 130 else "failed")
+    assert report["processes_still_running"] == []
+    assert still_alive([p["pid"] for p in report["processes"]], timeout=0) == []
