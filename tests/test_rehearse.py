@@ -59,6 +59,11 @@ DOCUMENT: dict[str, Any] = {
             }
         },
         "aws_sns_topic": {"t": {"depends_on": ["aws_subnet.a"]}},
+        "aws_cloudwatch_metric_alarm": {"cdc": {"dimensions": {"Task": "${local.task_id}"}}},
+    },
+    "locals": {
+        "task_id": '${element(split(":", local.task_arn), 6)}',
+        "task_arn": "${aws_dms_replication_task.task.replication_task_arn}",
     },
 }
 
@@ -72,6 +77,7 @@ def test_resource_graph_follows_references_and_depends_on() -> None:
         "aws_vpc.main": set(),
         "aws_subnet.a": {"aws_vpc.main"},
         "aws_sns_topic.t": {"aws_subnet.a"},
+        "aws_cloudwatch_metric_alarm.cdc": {"aws_dms_replication_task.task"},
     }
 
 
@@ -81,6 +87,7 @@ def test_dependents_are_transitive_and_leave_the_rest() -> None:
         "aws_dms_certificate.ca",
         "aws_dms_endpoint.source",
         "aws_dms_replication_task.task",
+        "aws_cloudwatch_metric_alarm.cdc",
     }
     assert dependents(graph, ["aws_vpc.main"]) == {
         "aws_vpc.main",
