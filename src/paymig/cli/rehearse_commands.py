@@ -87,7 +87,12 @@ def print_summary(console: Console, report: RehearsalReport, workdir: Path) -> N
     console.print(table)
     if report.not_rehearsed:
         console.print(f"not rehearsed ({len(report.not_rehearsed)}): see {workdir / 'report.md'}")
-    console.print(f"report: {workdir / 'report.md'}, timeline: {workdir / 'timeline.png'}")
+    timeline = workdir / "timeline.png"
+    console.print(
+        f"report: {workdir / 'report.md'}"
+        + (f", timeline: {timeline}" if timeline.is_file() else ""),
+        highlight=False,
+    )
 
 
 def rehearse(
