@@ -422,13 +422,15 @@ def test_rehearsal_writes_report_and_timeline(rehearsal: tuple[int, Path]) -> No
 @pytest.mark.slow
 def test_load_generator_counts_failed_writes_and_acknowledges_none(tmp_path: Path) -> None:
     """A source that refuses connections: every write fails, nothing is acknowledged."""
-    from paymig.local.postgres import free_port
     from paymig.rehearsal.load import LoadGenerator
 
-    dsn = f"host=127.0.0.1 port={free_port()} dbname=postgres user=postgres connect_timeout=1"
+    # Port 1 on loopback: nothing listens there (a privileged port no test server takes).
+    dsn = "host=127.0.0.1 port=1 dbname=postgres user=postgres connect_timeout=1"
     load = LoadGenerator(dsn, 50.0, tmp_path / "acknowledged.log")
     load.start()
-    while not load.errors:
+    for _ in range(200):
+        if load.errors or not load.is_alive():
+            break
         load.join(0.05)
     load.stop()
     assert not load.is_alive()
