@@ -17,6 +17,7 @@ from paymig.cli import (
     cost_commands,
     infra_commands,
     preflight_commands,
+    rehearse_commands,
     runbook_commands,
     validate_commands,
 )
@@ -35,6 +36,7 @@ controller_commands.register(app)
 validate_commands.register(app)
 cost_commands.register(app)
 runbook_commands.register(app)
+rehearse_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
