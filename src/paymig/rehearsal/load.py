@@ -71,8 +71,8 @@ class LoadGenerator(threading.Thread):
                         account = None if row is None else str(row[0])
                     if account is not None:
                         self._write_one(conn, account, log)
-                except psycopg.Error as exc:
-                    self.errors.append(" ".join(str(exc).split())[:200])
+                except Exception as exc:  # any failed write is counted; the load goes on
+                    self.errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:200])
                     if conn is not None:
                         conn.close()
                     conn = None
