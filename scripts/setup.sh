@@ -11,7 +11,7 @@ if [[ -x .venv/bin/python && -f .venv/.paymig-stamp && "$(cat .venv/.paymig-stam
   exit 0
 fi
 "$PY" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]' \
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,rehearse]' \
   2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
 echo "$stamp_src" > .venv/.paymig-stamp
 echo "setup: .venv ready"
