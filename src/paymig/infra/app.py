@@ -26,16 +26,12 @@ from cdktf_cdktf_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification as PredefinedMetric,  # noqa: E501
 )
 from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
 from cdktf_cdktf_provider_aws.ecr_repository import (
     EcrRepository,
     EcrRepositoryEncryptionConfiguration,
     EcrRepositoryImageScanningConfiguration,
 )
-from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
-from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.lambda_alias import LambdaAlias
 from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
@@ -95,7 +91,13 @@ from constructs import Construct
 
 from paymig import naming
 from paymig.config import AppConfig
-from paymig.infra.iam import assume_role_policy, policy_document, statement
+from paymig.infra.functions import (
+    function_log_group,
+    function_role,
+    https_egress,
+    log_group_arn,
+)
+from paymig.infra.iam import policy_document, statement
 from paymig.infra.kms import CustomerManagedKey, KeyProps, service_usage
 
 ALIASES: tuple[Literal["blue", "green"], ...] = ("blue", "green")
@@ -104,9 +106,6 @@ ANYWHERE = "0.0.0.0/0"
 
 #: The account Elastic Load Balancing writes us-east-2 access logs from (AWS documented).
 ELB_LOG_DELIVERY_ACCOUNT = {"us-east-2": "033677994240", "us-east-1": "127311923021"}
-
-LAMBDA_VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-XRAY_WRITE_POLICY = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
 
 
 @dataclass(frozen=True)
@@ -156,8 +155,7 @@ class AppTier(Construct):
         self.props = props
         app = props.app
         function_name = naming.payment_api_function(props.name)
-        log_group_name = f"/aws/lambda/{function_name}"
-        log_group_arn = f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
+        log_arn = log_group_arn(props.region, props.account_id, f"/aws/lambda/{function_name}")
 
         # ------------------------------------------------------------ CMK for the app tier
         self.key = CustomerManagedKey(
@@ -194,9 +192,7 @@ class AppTier(Construct):
                     service_usage(
                         "CloudWatchLogsUsesKey",
                         f"logs.{props.region}.amazonaws.com",
-                        condition={
-                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}
-                        },
+                        condition={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_arn}},
                     ),
                 ],
             ),
@@ -254,28 +250,13 @@ class AppTier(Construct):
             kms_master_key_id=self.key.arn,
             message_retention_seconds=1_209_600,
         )
-        self.log_group = CloudwatchLogGroup(
-            self,
-            "log-group",
-            name=log_group_name,
-            retention_in_days=app.log_retention_days,
-            kms_key_id=self.key.arn,
+        self.log_group = function_log_group(
+            self, function_name, app.log_retention_days, self.key.arn
         )
-        self.role = IamRole(
+        self.role = function_role(
             self,
-            "role",
-            name=function_name,
-            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
-        )
-        for index, managed in enumerate((LAMBDA_VPC_POLICY, XRAY_WRITE_POLICY)):
-            IamRolePolicyAttachment(
-                self, f"role-managed-{index}", role=self.role.name, policy_arn=managed
-            )
-        IamRolePolicy(
-            self,
-            "role-policy",
-            role=self.role.id,
-            policy=policy_document(
+            function_name,
+            [
                 statement(
                     "ReadDatabaseSecret",
                     ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
@@ -290,9 +271,9 @@ class AppTier(Construct):
                 statement(
                     "WriteOwnLogs",
                     ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    [f"{log_group_arn}:*"],
+                    [f"{log_arn}:*"],
                 ),
-            ),
+            ],
         )
         self.security_group = SecurityGroup(
             self,
@@ -313,15 +294,10 @@ class AppTier(Construct):
             cidr_ipv4=db.cidr,
             description="PostgreSQL to the payments database",
         )
-        VpcSecurityGroupEgressRule(
+        https_egress(
             self,
-            "egress-https",
-            security_group_id=self.security_group.id,
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4=ANYWHERE,
-            description="HTTPS to AWS APIs (Secrets Manager, CloudWatch, X-Ray) via NAT",
+            self.security_group.id,
+            "HTTPS to AWS APIs (Secrets Manager, CloudWatch, X-Ray) via NAT",
         )
         self.function = LambdaFunction(
             self,

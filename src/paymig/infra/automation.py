@@ -14,16 +14,12 @@ import json
 from dataclasses import dataclass
 
 from cdktf import AssetType, TerraformAsset
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTable,
     DynamodbTableAttribute,
     DynamodbTablePointInTimeRecovery,
     DynamodbTableServerSideEncryption,
 )
-from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
-from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
     LambdaFunctionDeadLetterConfig,
@@ -42,12 +38,16 @@ from constructs import Construct
 
 from paymig import naming
 from paymig.config import ControllerConfig, DnsConfig
-from paymig.infra.iam import assume_role_policy, policy_document, statement
+from paymig.infra.functions import (
+    function_log_group,
+    function_role,
+    https_egress,
+    log_group_arn,
+)
+from paymig.infra.iam import statement
 from paymig.infra.kms import KEY_USAGE_ACTIONS, CustomerManagedKey, KeyProps, service_usage
 from paymig.infra.lambda_package import build_package
 
-LAMBDA_VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-XRAY_WRITE_POLICY = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
 PYTHON_RUNTIME = "python3.11"
 
 #: Modules and installed distributions the validation function needs.
@@ -119,8 +119,7 @@ class AutomationTier(Construct):
         self.props = props
         stack = props.name
         function_name = naming.rollback_function_name(stack)
-        log_group_name = f"/aws/lambda/{function_name}"
-        log_group_arn = f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
+        log_arn = log_group_arn(props.region, props.account_id, f"/aws/lambda/{function_name}")
         root = f"arn:aws:iam::{props.account_id}:root"
 
         self.key = CustomerManagedKey(
@@ -150,9 +149,7 @@ class AutomationTier(Construct):
                     service_usage(
                         "CloudWatchLogsUsesKey",
                         f"logs.{props.region}.amazonaws.com",
-                        condition={
-                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}
-                        },
+                        condition={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_arn}},
                     ),
                 ],
             ),
@@ -185,29 +182,14 @@ class AutomationTier(Construct):
             kms_master_key_id=self.key.arn,
             message_retention_seconds=1_209_600,
         )
-        self.log_group = CloudwatchLogGroup(
-            self,
-            "log-group",
-            name=log_group_name,
-            retention_in_days=props.log_retention_days,
-            kms_key_id=self.key.arn,
+        self.log_group = function_log_group(
+            self, function_name, props.log_retention_days, self.key.arn
         )
-        self.role = IamRole(
-            self,
-            "role",
-            name=function_name,
-            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
-        )
-        for index, managed in enumerate((LAMBDA_VPC_POLICY, XRAY_WRITE_POLICY)):
-            IamRolePolicyAttachment(
-                self, f"role-managed-{index}", role=self.role.name, policy_arn=managed
-            )
         zone_arn = f"arn:aws:route53:::hostedzone/{props.dns.hosted_zone_id}"
-        IamRolePolicy(
+        self.role = function_role(
             self,
-            "role-policy",
-            role=self.role.id,
-            policy=policy_document(
+            function_name,
+            [
                 statement(
                     "WeightedRecordsOfOneZone",
                     ["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
@@ -257,10 +239,10 @@ class AutomationTier(Construct):
                 statement(
                     "WriteOwnLogs",
                     ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    [f"{log_group_arn}:*"],
+                    [f"{log_arn}:*"],
                 ),
                 statement("DeadLetters", ["sqs:SendMessage"], [str(self.dead_letter_queue.arn)]),
-            ),
+            ],
         )
         self.security_group = SecurityGroup(
             self,
@@ -269,15 +251,10 @@ class AutomationTier(Construct):
             description="Rollback Lambda: HTTPS to AWS APIs only",
             vpc_id=props.vpc_id,
         )
-        VpcSecurityGroupEgressRule(
+        https_egress(
             self,
-            "egress-https",
-            security_group_id=self.security_group.id,
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4="0.0.0.0/0",
-            description="HTTPS to Route 53, ELB, DynamoDB, SNS and CloudWatch APIs via NAT",
+            self.security_group.id,
+            "HTTPS to Route 53, ELB, DynamoDB, SNS and CloudWatch APIs via NAT",
         )
         package = build_package("rollback", ROLLBACK_MODULES)
         self.package = package
@@ -361,30 +338,14 @@ class ValidationChecks(Construct):
             raise ValueError("ValidationChecks needs AutomationProps.validation")
         stack = props.name
         function_name = f"{stack}-validation"
-        log_group_name = f"/aws/lambda/{function_name}"
-        log_group_arn = f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
-        self.log_group = CloudwatchLogGroup(
-            self,
-            "log-group",
-            name=log_group_name,
-            retention_in_days=props.log_retention_days,
-            kms_key_id=tier.key.arn,
+        log_arn = log_group_arn(props.region, props.account_id, f"/aws/lambda/{function_name}")
+        self.log_group = function_log_group(
+            self, function_name, props.log_retention_days, tier.key.arn
         )
-        self.role = IamRole(
+        self.role = function_role(
             self,
-            "role",
-            name=function_name,
-            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
-        )
-        for index, managed in enumerate((LAMBDA_VPC_POLICY, XRAY_WRITE_POLICY)):
-            IamRolePolicyAttachment(
-                self, f"role-managed-{index}", role=self.role.name, policy_arn=managed
-            )
-        IamRolePolicy(
-            self,
-            "role-policy",
-            role=self.role.id,
-            policy=policy_document(
+            function_name,
+            [
                 statement(
                     "ReadTheTwoSecrets",
                     ["secretsmanager:GetSecretValue"],
@@ -416,10 +377,10 @@ class ValidationChecks(Construct):
                 statement(
                     "WriteOwnLogs",
                     ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    [f"{log_group_arn}:*"],
+                    [f"{log_arn}:*"],
                 ),
                 statement("DeadLetters", ["sqs:SendMessage"], [str(tier.dead_letter_queue.arn)]),
-            ),
+            ],
         )
         self.security_group = SecurityGroup(
             self,
@@ -437,13 +398,6 @@ class ValidationChecks(Construct):
                 "PostgreSQL to the on-prem source",
             ),
             ("target", 5432, None, target.target_security_group_id, "PostgreSQL to Aurora"),
-            (
-                "https",
-                443,
-                "0.0.0.0/0",
-                None,
-                "HTTPS to Secrets Manager, DynamoDB, CloudWatch, DMS",
-            ),
         ):
             VpcSecurityGroupEgressRule(
                 self,
@@ -456,6 +410,9 @@ class ValidationChecks(Construct):
                 referenced_security_group_id=group,
                 description=why,
             )
+        https_egress(
+            self, self.security_group.id, "HTTPS to Secrets Manager, DynamoDB, CloudWatch, DMS"
+        )
         package = build_package(
             "validation",
             VALIDATION_MODULES,
