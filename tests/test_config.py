@@ -73,6 +73,7 @@ def test_sample_values_are_reported(prod_config: PaymigConfig) -> None:
         "dns.legacy_addresses",
         "replication.source.host",
         "replication.source.ca_certificate_path",
+        "observability.notification_emails",
     ]
 
 
@@ -90,6 +91,7 @@ def test_real_values_are_not_reported_as_samples() -> None:
     data["replication"]["source"].update(
         host="172.20.1.10", ca_certificate_path="config/certs/acme-onprem-ca.pem"
     )
+    data["observability"]["notification_emails"] = ["oncall@acme.io"]
     config = PaymigConfig.model_validate(data)
     assert sample_values_in_use(config) == []
 

@@ -36,7 +36,7 @@ def test_postgres_runs_unprivileged_on_loopback_and_cleans_up() -> None:
             }
             assert conn.info.port == server.port
         pid = server.pid
-        assert pid is not None
+        assert isinstance(pid, int) and Path(f"/proc/{pid}").exists()
         if os.geteuid() == 0:
             assert Path(f"/proc/{pid}").stat().st_uid != 0
     assert server.pid is None
@@ -80,7 +80,7 @@ def test_moto_server_serves_aws_apis_and_resets() -> None:
         moto.reset()
         assert "QueueUrls" not in sqs.list_queues()
         pid = moto.pid
-        assert pid is not None
+        assert isinstance(pid, int) and Path(f"/proc/{pid}").exists()
     assert moto.pid is None
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     moto.stop()

@@ -1300,9 +1300,15 @@ def _lookup(config: BaseModel, dotted: str) -> Any:
 
 
 def sample_values_in_use(config: PaymigConfig) -> list[str]:
-    """Operator-supplied fields that still hold a documentation sample value."""
+    """Operator-supplied fields (and alarm recipients) still holding a documentation sample."""
+    names = [name for name, _ in operator_fields(PaymigConfig)] + list(SAMPLE_CHECKED_OPTIONAL)
     return [
-        f"{name} = {_lookup(config, name)}"
-        for name, _ in operator_fields(PaymigConfig)
-        if _is_sample(_lookup(config, name))
+        f"{name} = {_lookup(config, name)}" for name in names if _is_sample(_lookup(config, name))
     ]
+
+
+#: Optional fields the shipped files fill with samples too: alarms would mail nobody real.
+SAMPLE_CHECKED_OPTIONAL = (
+    "observability.notification_emails",
+    "observability.notification_https_endpoints",
+)
