@@ -139,7 +139,8 @@ def test_synth_fingerprint_changes_with_config_and_code(tmp_path: Path) -> None:
     package = tmp_path / "paymig"
     (package / "infra").mkdir(parents=True)
     (package / "infra" / "stack.py").write_text("A = 1\n")
-    (package / "config.py").write_text("B = 1\n")
+    (package / "config").mkdir()
+    (package / "config" / "root.py").write_text("B = 1\n")
     (package / "naming.py").write_text("C = 1\n")
     config = tmp_path / "rehearsal.yaml"
     config.write_text("environment: rehearsal\n")

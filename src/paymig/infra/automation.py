@@ -51,7 +51,7 @@ from paymig.infra.lambda_package import build_package
 PYTHON_RUNTIME = "python3.11"
 
 #: Modules and installed distributions the validation function needs.
-VALIDATION_MODULES = ("errors.py", "naming.py", "config.py", "runtime/__init__.py",
+VALIDATION_MODULES = ("errors.py", "naming.py", "config", "runtime/__init__.py",
                       "runtime/preflight.py", "runtime/validator", "runtime/controller",
                       "lambdas/__init__.py", "lambdas/validation.py")  # fmt: skip
 VALIDATION_DISTRIBUTIONS = ("psycopg", "psycopg-binary", "psycopg-pool", "typing-extensions",

@@ -48,7 +48,7 @@ EMULATOR_SERVICES: tuple[str, ...] = (
 OVERRIDE_FILE = "emulator_override.tf.json"
 
 #: Source files whose change requires a new synthesis (besides the config).
-_SYNTH_INPUTS = ("infra", "config.py", "naming.py")
+_SYNTH_INPUTS = ("infra", "config", "naming.py")
 
 #: Resource types whose create never completes against moto 5.2.5, found by trying (the
 #: Terraform provider keeps waiting, for the 90 minutes of its default timeout). They are

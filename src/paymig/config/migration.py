@@ -1,0 +1,42 @@
+"""The `migration` section: the phases of the traffic shift."""
+
+from __future__ import annotations
+
+import itertools
+
+from pydantic import Field, field_validator, model_validator
+
+from paymig.config.base import _Model
+
+
+class MigrationConfig(_Model):
+    """The traffic migration plan."""
+
+    phases: list[int] = Field(
+        default=[0, 10, 50, 100],
+        description="Percent of traffic on AWS at each phase; strictly increasing, ends at 100.",
+    )
+    initial_phase: int = Field(
+        default=0, description="Phase the weighted records start at on the first apply."
+    )
+
+    @field_validator("phases")
+    @classmethod
+    def _phases_valid(cls, value: list[int]) -> list[int]:
+        """Phases are percentages, strictly increasing, and the last one is 100."""
+        if len(value) < 2:
+            raise ValueError("at least two phases are required")
+        if any(p < 0 or p > 100 for p in value):
+            raise ValueError("every phase must be within 0-100")
+        if any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError(f"phases must be strictly increasing, got {value}")
+        if value[-1] != 100:
+            raise ValueError(f"the last phase must be 100, got {value[-1]}")
+        return value
+
+    @model_validator(mode="after")
+    def _initial_is_a_phase(self) -> MigrationConfig:
+        """The starting weight must be one of the phases."""
+        if self.initial_phase not in self.phases:
+            raise ValueError(f"initial_phase {self.initial_phase} is not one of {self.phases}")
+        return self
