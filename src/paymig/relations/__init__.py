@@ -14,6 +14,7 @@ from typing import Any
 
 from paymig.relations.findings import Finding
 from paymig.relations.rules import (
+    alarm_delivery,
     deployment_checks,
     log_group_keys,
     network_paths,
@@ -28,6 +29,7 @@ RULES: dict[str, Rule] = {
     log_group_keys.RULE: log_group_keys.check,
     network_paths.RULE: network_paths.check,
     tls_trust.RULE: tls_trust.check,
+    alarm_delivery.RULE: alarm_delivery.check,
     deployment_checks.RULE: deployment_checks.check,
 }
 
