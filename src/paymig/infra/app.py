@@ -103,6 +103,8 @@ from paymig.infra.kms import CustomerManagedKey, KeyProps, service_usage
 ALIASES: tuple[Literal["blue", "green"], ...] = ("blue", "green")
 HTTPS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 ANYWHERE = "0.0.0.0/0"
+#: Key prefix of the ALB access logs in their bucket.
+ALB_LOG_PREFIX = "alb"
 
 #: The account Elastic Load Balancing writes us-east-2 access logs from (AWS documented).
 ELB_LOG_DELIVERY_ACCOUNT = {"us-east-2": "033677994240", "us-east-1": "127311923021"}
@@ -153,11 +155,44 @@ class AppTier(Construct):
         """Create the API and its front door."""
         super().__init__(scope, construct_id)
         self.props = props
-        app = props.app
-        function_name = naming.payment_api_function(props.name)
-        log_arn = log_group_arn(props.region, props.account_id, f"/aws/lambda/{function_name}")
+        self._build_key()
+        self._build_repository()
+        # ------------------------------------------------------------ function
+        self._build_dead_letter_queue()
+        self._build_log_group()
+        self._build_role()
+        self._build_security_group()
+        self._build_function()
+        self._build_aliases()
+        self._build_scaling()
+        # ------------------------------------------------------------ load balancer
+        self._build_alb_security_group()
+        self._build_access_logs()
+        self._build_access_logs_retention()
+        self._build_access_logs_policy()
+        self._build_load_balancer()
+        self._build_certificate()
+        self._build_target_groups()
+        self._build_listeners()
 
-        # ------------------------------------------------------------ CMK for the app tier
+    # ---------------------------------------------------------------- names
+
+    @property
+    def _function_name(self) -> str:
+        """Name of the payment API function."""
+        return naming.payment_api_function(self.props.name)
+
+    @property
+    def _log_arn(self) -> str:
+        """ARN of the function's log group."""
+        props = self.props
+        return log_group_arn(props.region, props.account_id, f"/aws/lambda/{self._function_name}")
+
+    # ---------------------------------------------------------------- builders: function
+
+    def _build_key(self) -> None:
+        """The app tier's CMK: image, environment, queue and logs."""
+        props = self.props
         self.key = CustomerManagedKey(
             self,
             "key",
@@ -192,17 +227,20 @@ class AppTier(Construct):
                     service_usage(
                         "CloudWatchLogsUsesKey",
                         f"logs.{props.region}.amazonaws.com",
-                        condition={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_arn}},
+                        condition={
+                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": self._log_arn}
+                        },
                     ),
                 ],
             ),
         )
 
-        # ------------------------------------------------------------ image registry
+    def _build_repository(self) -> None:
+        """The image registry: immutable tags, scanned on push, old images expired."""
         self.repository = EcrRepository(
             self,
             "repository",
-            name=f"{props.name}/payment-api",
+            name=f"{self.props.name}/payment-api",
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
             encryption_configuration=[
@@ -242,20 +280,28 @@ class AppTier(Construct):
             ),
         )
 
-        # ------------------------------------------------------------ function
+    def _build_dead_letter_queue(self) -> None:
+        """The encrypted queue of failed asynchronous invocations."""
         self.dead_letter_queue = SqsQueue(
             self,
             "dlq",
-            name=f"{function_name}-dlq",
+            name=f"{self._function_name}-dlq",
             kms_master_key_id=self.key.arn,
             message_retention_seconds=1_209_600,
         )
+
+    def _build_log_group(self) -> None:
+        """The function's CMK-encrypted log group."""
         self.log_group = function_log_group(
-            self, function_name, app.log_retention_days, self.key.arn
+            self, self._function_name, self.props.app.log_retention_days, self.key.arn
         )
+
+    def _build_role(self) -> None:
+        """The execution role: the database secret, the key, the queue and its own logs."""
+        props = self.props
         self.role = function_role(
             self,
-            function_name,
+            self._function_name,
             [
                 statement(
                     "ReadDatabaseSecret",
@@ -271,14 +317,18 @@ class AppTier(Construct):
                 statement(
                     "WriteOwnLogs",
                     ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    [f"{log_arn}:*"],
+                    [f"{self._log_arn}:*"],
                 ),
             ],
         )
+
+    def _build_security_group(self) -> None:
+        """The function's security group: egress to its database and HTTPS only."""
+        props = self.props
         self.security_group = SecurityGroup(
             self,
             "sg",
-            name=f"{function_name}-lambda",
+            name=f"{self._function_name}-lambda",
             description="Payment API Lambda: egress to its database and to AWS APIs only",
             vpc_id=props.vpc_id,
         )
@@ -299,10 +349,16 @@ class AppTier(Construct):
             self.security_group.id,
             "HTTPS to AWS APIs (Secrets Manager, CloudWatch, X-Ray) via NAT",
         )
+
+    def _build_function(self) -> None:
+        """The payment API function, from its image, in the app subnets."""
+        props = self.props
+        app = props.app
+        db = props.database
         self.function = LambdaFunction(
             self,
             "function",
-            function_name=function_name,
+            function_name=self._function_name,
             description="paymig payment API",
             role=self.role.arn,
             package_type="Image",
@@ -333,6 +389,9 @@ class AppTier(Construct):
             ),
             depends_on=[self.log_group],
         )
+
+    def _build_aliases(self) -> None:
+        """The blue and green aliases; :attr:`live_alias` is the stable one."""
         self.aliases = {
             alias: LambdaAlias(
                 self,
@@ -343,16 +402,21 @@ class AppTier(Construct):
             )
             for alias in ALIASES
         }
-        live = self.aliases[props.live_alias]
+        self.live_alias = self.aliases[self.props.live_alias]
 
-        # ------------------------------------------------------------ scaling 2-10
-        # Provisioned concurrency starts at the minimum; Application Auto Scaling owns
-        # the number afterwards, so Terraform ignores later changes to it.
+    def _build_scaling(self) -> None:
+        """Provisioned concurrency of the live alias, autoscaled between min and max.
+
+        It starts at the minimum; Application Auto Scaling owns the number afterwards,
+        so Terraform ignores later changes to it.
+        """
+        props = self.props
+        app = props.app
         self.provisioned_concurrency = LambdaProvisionedConcurrencyConfig(
             self,
             "provisioned",
             function_name=self.function.function_name,
-            qualifier=live.name,
+            qualifier=self.live_alias.name,
             provisioned_concurrent_executions=app.provisioned_min,
             lifecycle=TerraformResourceLifecycle(
                 ignore_changes=["provisioned_concurrent_executions"]
@@ -362,7 +426,7 @@ class AppTier(Construct):
             self,
             "scaling-target",
             service_namespace="lambda",
-            resource_id=f"function:{function_name}:{props.live_alias}",
+            resource_id=f"function:{self._function_name}:{props.live_alias}",
             scalable_dimension="lambda:function:ProvisionedConcurrency",
             min_capacity=app.provisioned_min,
             max_capacity=app.provisioned_max,
@@ -371,7 +435,7 @@ class AppTier(Construct):
         self.scaling_policy = AppautoscalingPolicy(
             self,
             "scaling-policy",
-            name=f"{function_name}-provisioned-utilization",
+            name=f"{self._function_name}-provisioned-utilization",
             policy_type="TargetTrackingScaling",
             service_namespace=self.scaling_target.service_namespace,
             resource_id=self.scaling_target.resource_id,
@@ -384,18 +448,16 @@ class AppTier(Construct):
             ),
         )
 
-        # ------------------------------------------------------------ load balancer
-        self._build_load_balancer(props, live)
+    # ---------------------------------------------------------------- builders: load balancer
 
-    def _build_load_balancer(self, props: AppProps, live: LambdaAlias) -> None:
-        """The ALB, its logs bucket, certificate, listeners and blue/green target groups."""
-        app = props.app
+    def _build_alb_security_group(self) -> None:
+        """The ALB's security group: HTTPS, and HTTP for the redirect, from anywhere."""
         self.alb_security_group = SecurityGroup(
             self,
             "alb-sg",
-            name=f"{props.name}-alb",
+            name=f"{self.props.name}-alb",
             description="Payment API ALB: HTTPS (and HTTP for the redirect) from clients",
-            vpc_id=props.vpc_id,
+            vpc_id=self.props.vpc_id,
         )
         for port, why in ((443, "HTTPS from API clients"), (80, "HTTP, only redirected to HTTPS")):
             VpcSecurityGroupIngressRule(
@@ -409,8 +471,14 @@ class AppTier(Construct):
                 description=why,
             )
 
-        # Access logs: ALB log delivery supports only SSE-S3 (AES256) buckets, not KMS.
-        self.access_logs = S3Bucket(self, "access-logs", bucket=f"{props.name}-alb-access-logs")
+    def _build_access_logs(self) -> None:
+        """The private, versioned, encrypted bucket of the ALB's access logs.
+
+        ALB log delivery supports only SSE-S3 (AES256) buckets, not KMS.
+        """
+        self.access_logs = S3Bucket(
+            self, "access-logs", bucket=f"{self.props.name}-alb-access-logs"
+        )
         S3BucketPublicAccessBlock(
             self,
             "access-logs-public-block",
@@ -436,6 +504,10 @@ class AppTier(Construct):
                 )
             ],
         )
+
+    def _build_access_logs_retention(self) -> None:
+        """How long access logs are kept, and events that make their deletion visible."""
+        retention_days = self.props.app.access_log_retention_days
         S3BucketLifecycleConfiguration(
             self,
             "access-logs-lifecycle",
@@ -450,14 +522,10 @@ class AppTier(Construct):
                             days=30, storage_class="STANDARD_IA"
                         )
                     ],
-                    expiration=[
-                        S3BucketLifecycleConfigurationRuleExpiration(
-                            days=app.access_log_retention_days
-                        )
-                    ],
+                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=retention_days)],
                     noncurrent_version_expiration=[
                         S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                            noncurrent_days=app.access_log_retention_days
+                            noncurrent_days=retention_days
                         )
                     ],
                     abort_incomplete_multipart_upload=[
@@ -472,7 +540,10 @@ class AppTier(Construct):
         S3BucketNotification(
             self, "access-logs-events", bucket=self.access_logs.id, eventbridge=True
         )
-        log_prefix = "alb"
+
+    def _build_access_logs_policy(self) -> None:
+        """The bucket policy: ELB log delivery writes under the prefix; TLS only."""
+        props = self.props
         delivery_account = ELB_LOG_DELIVERY_ACCOUNT[props.region]
         self.access_logs_policy = S3BucketPolicy(
             self,
@@ -482,7 +553,7 @@ class AppTier(Construct):
                 statement(
                     "ElbWritesAccessLogs",
                     ["s3:PutObject"],
-                    [f"{self.access_logs.arn}/{log_prefix}/AWSLogs/{props.account_id}/*"],
+                    [f"{self.access_logs.arn}/{ALB_LOG_PREFIX}/AWSLogs/{props.account_id}/*"],
                     principal={"AWS": f"arn:aws:iam::{delivery_account}:root"},
                 ),
                 statement(
@@ -495,6 +566,10 @@ class AppTier(Construct):
                 ),
             ),
         )
+
+    def _build_load_balancer(self) -> None:
+        """The internet-facing ALB in the public subnets, guarded by the web ACL."""
+        props = self.props
         self.load_balancer = Lb(
             self,
             "alb",
@@ -505,7 +580,9 @@ class AppTier(Construct):
             subnets=props.public_subnet_ids,
             drop_invalid_header_fields=True,
             enable_deletion_protection=True,
-            access_logs=LbAccessLogs(bucket=self.access_logs.id, prefix=log_prefix, enabled=True),
+            access_logs=LbAccessLogs(
+                bucket=self.access_logs.id, prefix=ALB_LOG_PREFIX, enabled=True
+            ),
             depends_on=[self.access_logs_policy],
         )
         Wafv2WebAclAssociation(
@@ -515,11 +592,12 @@ class AppTier(Construct):
             web_acl_arn=props.web_acl_arn,
         )
 
-        # ------------------------------------------------------------ certificate
+    def _build_certificate(self) -> None:
+        """The ACM certificate of the API's name, validated through DNS."""
         self.certificate = AcmCertificate(
             self,
             "certificate",
-            domain_name=props.api_record_name,
+            domain_name=self.props.api_record_name,
             validation_method="DNS",
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
@@ -527,7 +605,7 @@ class AppTier(Construct):
         self.certificate_record = Route53Record(
             self,
             "certificate-validation-record",
-            zone_id=props.hosted_zone_id,
+            zone_id=self.props.hosted_zone_id,
             name=option.resource_record_name,
             type=option.resource_record_type,
             records=[option.resource_record_value],
@@ -541,7 +619,10 @@ class AppTier(Construct):
             validation_record_fqdns=[self.certificate_record.fqdn],
         )
 
-        # ------------------------------------------------------------ blue/green targets
+    def _build_target_groups(self) -> None:
+        """A health-checked target group per alias, each allowed to invoke its alias."""
+        props = self.props
+        app = props.app
         self.target_groups: dict[str, LbTargetGroup] = {}
         for alias_name, alias in self.aliases.items():
             group = LbTargetGroup(
@@ -578,7 +659,9 @@ class AppTier(Construct):
             )
             self.target_groups[alias_name] = group
 
-        # ------------------------------------------------------------ listeners
+    def _build_listeners(self) -> None:
+        """The HTTPS listener, weighted over blue and green, and the HTTP redirect."""
+        weights = self.props.app.listener_weights
         self.https_listener = LbListener(
             self,
             "https",
@@ -593,8 +676,7 @@ class AppTier(Construct):
                     forward=LbListenerDefaultActionForward(
                         target_group=[
                             LbListenerDefaultActionForwardTargetGroup(
-                                arn=self.target_groups[alias].arn,
-                                weight=app.listener_weights[alias],
+                                arn=self.target_groups[alias].arn, weight=weights[alias]
                             )
                             for alias in ALIASES
                         ]
@@ -617,4 +699,3 @@ class AppTier(Construct):
                 )
             ],
         )
-        self.live_alias = live

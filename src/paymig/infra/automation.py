@@ -117,11 +117,35 @@ class AutomationTier(Construct):
         """Create the table, the function, its permissions and its subscription."""
         super().__init__(scope, construct_id)
         self.props = props
-        stack = props.name
-        function_name = naming.rollback_function_name(stack)
-        log_arn = log_group_arn(props.region, props.account_id, f"/aws/lambda/{function_name}")
-        root = f"arn:aws:iam::{props.account_id}:root"
+        self._build_key()
+        self._build_audit_table()
+        # ------------------------------------------------------------ rollback function
+        self._build_dead_letter_queue()
+        self._build_log_group()
+        self._build_role()
+        self._build_security_group()
+        self._build_function()
+        self._build_alarm_subscription()
 
+    # ---------------------------------------------------------------- names
+
+    @property
+    def _function_name(self) -> str:
+        """Name of the rollback function."""
+        return naming.rollback_function_name(self.props.name)
+
+    @property
+    def _log_arn(self) -> str:
+        """ARN of the rollback function's log group."""
+        props = self.props
+        return log_group_arn(props.region, props.account_id, f"/aws/lambda/{self._function_name}")
+
+    # ---------------------------------------------------------------- builders
+
+    def _build_key(self) -> None:
+        """The CMK of the audit table and the function's environment, queue and logs."""
+        props = self.props
+        stack = props.name
         self.key = CustomerManagedKey(
             self,
             "key",
@@ -134,7 +158,7 @@ class AutomationTier(Construct):
                         "AwsServicesUseKeyForThisAccount",
                         [*KEY_USAGE_ACTIONS, "kms:CreateGrant"],
                         "*",
-                        principal={"AWS": root},
+                        principal={"AWS": f"arn:aws:iam::{props.account_id}:root"},
                         condition={
                             "StringEquals": {
                                 "kms:ViaService": [
@@ -149,17 +173,20 @@ class AutomationTier(Construct):
                     service_usage(
                         "CloudWatchLogsUsesKey",
                         f"logs.{props.region}.amazonaws.com",
-                        condition={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_arn}},
+                        condition={
+                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": self._log_arn}
+                        },
                     ),
                 ],
             ),
         )
 
-        # ------------------------------------------------------------ audit table
+    def _build_audit_table(self) -> None:
+        """The audit table (events and the controller's lock), encrypted and recoverable."""
         self.audit_table = DynamodbTable(
             self,
             "audit-table",
-            name=naming.audit_table_name(stack),
+            name=naming.audit_table_name(self.props.name),
             billing_mode="PAY_PER_REQUEST",
             hash_key=naming.AUDIT_PARTITION_KEY,
             range_key=naming.AUDIT_SORT_KEY,
@@ -174,21 +201,29 @@ class AutomationTier(Construct):
             deletion_protection_enabled=True,
         )
 
-        # ------------------------------------------------------------ rollback function
+    def _build_dead_letter_queue(self) -> None:
+        """The encrypted queue of failed asynchronous invocations (also the validator's)."""
         self.dead_letter_queue = SqsQueue(
             self,
             "dlq",
-            name=f"{function_name}-dlq",
+            name=f"{self._function_name}-dlq",
             kms_master_key_id=self.key.arn,
             message_retention_seconds=1_209_600,
         )
+
+    def _build_log_group(self) -> None:
+        """The rollback function's CMK-encrypted log group."""
         self.log_group = function_log_group(
-            self, function_name, props.log_retention_days, self.key.arn
+            self, self._function_name, self.props.log_retention_days, self.key.arn
         )
+
+    def _build_role(self) -> None:
+        """The execution role, scoped to the one zone, listener, table and topic."""
+        props = self.props
         zone_arn = f"arn:aws:route53:::hostedzone/{props.dns.hosted_zone_id}"
         self.role = function_role(
             self,
-            function_name,
+            self._function_name,
             [
                 statement(
                     "WeightedRecordsOfOneZone",
@@ -239,37 +274,43 @@ class AutomationTier(Construct):
                 statement(
                     "WriteOwnLogs",
                     ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    [f"{log_arn}:*"],
+                    [f"{self._log_arn}:*"],
                 ),
                 statement("DeadLetters", ["sqs:SendMessage"], [str(self.dead_letter_queue.arn)]),
             ],
         )
+
+    def _build_security_group(self) -> None:
+        """The function's security group: HTTPS egress only."""
         self.security_group = SecurityGroup(
             self,
             "sg",
-            name=f"{function_name}-lambda",
+            name=f"{self._function_name}-lambda",
             description="Rollback Lambda: HTTPS to AWS APIs only",
-            vpc_id=props.vpc_id,
+            vpc_id=self.props.vpc_id,
         )
         https_egress(
             self,
             self.security_group.id,
             "HTTPS to Route 53, ELB, DynamoDB, SNS and CloudWatch APIs via NAT",
         )
-        package = build_package("rollback", ROLLBACK_MODULES)
-        self.package = package
-        asset = TerraformAsset(self, "package", path=str(package.path), type=AssetType.FILE)
+
+    def _build_function(self) -> None:
+        """The rollback function, from its package, in the app subnets."""
+        props = self.props
+        self.package = build_package("rollback", ROLLBACK_MODULES)
+        asset = TerraformAsset(self, "package", path=str(self.package.path), type=AssetType.FILE)
         ctl = props.controller
         self.rollback_function = LambdaFunction(
             self,
             "rollback",
-            function_name=function_name,
+            function_name=self._function_name,
             description="paymig: automatic rollback to legacy on the migration-health alarm",
             role=self.role.arn,
             runtime=PYTHON_RUNTIME,
             handler="paymig.lambdas.rollback.handler",
             filename=asset.path,
-            source_code_hash=package.sha256_base64,
+            source_code_hash=self.package.sha256_base64,
             memory_size=256,
             # Two INSYNC waits plus the API calls (see docs/controller.md).
             timeout=max(150, 2 * ctl.route53_insync_timeout_seconds + 30),
@@ -284,7 +325,7 @@ class AutomationTier(Construct):
             ),
             environment=LambdaFunctionEnvironment(
                 variables={
-                    "PAYMIG_STACK_NAME": stack,
+                    "PAYMIG_STACK_NAME": props.name,
                     "PAYMIG_ENVIRONMENT": props.environment,
                     "PAYMIG_HOSTED_ZONE_ID": props.dns.hosted_zone_id,
                     "PAYMIG_RECORD_NAME": props.dns.api_record_name,
@@ -300,6 +341,10 @@ class AutomationTier(Construct):
             ),
             depends_on=[self.log_group],
         )
+
+    def _build_alarm_subscription(self) -> None:
+        """The alarm topic invokes the function, except for its own notifications."""
+        alarm_topic_arn = self.props.alarm_topic_arn
         LambdaPermission(
             self,
             "allow-sns",
@@ -307,13 +352,13 @@ class AutomationTier(Construct):
             action="lambda:InvokeFunction",
             function_name=self.rollback_function.function_name,
             principal="sns.amazonaws.com",
-            source_arn=props.alarm_topic_arn,
+            source_arn=alarm_topic_arn,
         )
         # The function's own notifications carry `paymig_source`; they must not invoke it.
         self.subscription = SnsTopicSubscription(
             self,
             "subscription",
-            topic_arn=props.alarm_topic_arn,
+            topic_arn=alarm_topic_arn,
             protocol="lambda",
             endpoint=self.rollback_function.arn,
             filter_policy_scope="MessageAttributes",
@@ -333,18 +378,44 @@ class ValidationChecks(Construct):
     ) -> None:
         """Create the function and invoke it from Terraform."""
         super().__init__(scope, construct_id)
-        target = props.validation
-        if target is None:
+        if props.validation is None:
             raise ValueError("ValidationChecks needs AutomationProps.validation")
-        stack = props.name
-        function_name = f"{stack}-validation"
-        log_arn = log_group_arn(props.region, props.account_id, f"/aws/lambda/{function_name}")
+        self.props = props
+        #: What the checks compare (``props.validation``).
+        self.target: ValidationTarget = props.validation
+        self._tier = tier
+        self._build_log_group()
+        self._build_role()
+        self._build_security_group()
+        self._build_function()
+        self._build_invocations()
+
+    # ---------------------------------------------------------------- names
+
+    @property
+    def _function_name(self) -> str:
+        """Name of the validation function."""
+        return f"{self.props.name}-validation"
+
+    # ---------------------------------------------------------------- builders
+
+    def _build_log_group(self) -> None:
+        """The function's log group, encrypted with the automation tier's key."""
         self.log_group = function_log_group(
-            self, function_name, props.log_retention_days, tier.key.arn
+            self, self._function_name, self.props.log_retention_days, self._tier.key.arn
+        )
+
+    def _build_role(self) -> None:
+        """The execution role: the two secrets, the audit table, CDC latency, own logs."""
+        props = self.props
+        target = self.target
+        tier = self._tier
+        log_arn = log_group_arn(
+            props.region, props.account_id, f"/aws/lambda/{self._function_name}"
         )
         self.role = function_role(
             self,
-            function_name,
+            self._function_name,
             [
                 statement(
                     "ReadTheTwoSecrets",
@@ -382,12 +453,16 @@ class ValidationChecks(Construct):
                 statement("DeadLetters", ["sqs:SendMessage"], [str(tier.dead_letter_queue.arn)]),
             ],
         )
+
+    def _build_security_group(self) -> None:
+        """The function's security group: PostgreSQL to both databases, HTTPS to AWS."""
+        target = self.target
         self.security_group = SecurityGroup(
             self,
             "sg",
-            name=f"{function_name}-lambda",
+            name=f"{self._function_name}-lambda",
             description="Validation Lambda: PostgreSQL to both databases, HTTPS to AWS APIs",
-            vpc_id=props.vpc_id,
+            vpc_id=self.props.vpc_id,
         )
         for rule_id, port, cidr, group, why in (
             (
@@ -413,24 +488,29 @@ class ValidationChecks(Construct):
         https_egress(
             self, self.security_group.id, "HTTPS to Secrets Manager, DynamoDB, CloudWatch, DMS"
         )
-        package = build_package(
+
+    def _build_function(self) -> None:
+        """The validation function, from its package (with the on-prem CA certificate)."""
+        props = self.props
+        target = self.target
+        tier = self._tier
+        self.package = build_package(
             "validation",
             VALIDATION_MODULES,
             VALIDATION_DISTRIBUTIONS,
             extra_files={SOURCE_CA_IN_PACKAGE: target.source_ca_pem.encode()},
         )
-        self.package = package
-        asset = TerraformAsset(self, "package", path=str(package.path), type=AssetType.FILE)
+        asset = TerraformAsset(self, "package", path=str(self.package.path), type=AssetType.FILE)
         self.function = LambdaFunction(
             self,
             "function",
-            function_name=function_name,
+            function_name=self._function_name,
             description="paymig: pre- and post-migration checks, invoked during apply",
             role=self.role.arn,
             runtime=PYTHON_RUNTIME,
             handler="paymig.lambdas.validation.handler",
             filename=asset.path,
-            source_code_hash=package.sha256_base64,
+            source_code_hash=self.package.sha256_base64,
             memory_size=1024,
             timeout=900,
             reserved_concurrent_executions=2,
@@ -444,7 +524,7 @@ class ValidationChecks(Construct):
             ),
             environment=LambdaFunctionEnvironment(
                 variables={
-                    "PAYMIG_STACK_NAME": stack,
+                    "PAYMIG_STACK_NAME": props.name,
                     "PAYMIG_ENVIRONMENT": props.environment,
                     "PAYMIG_SOURCE_SECRET_ARN": target.source_secret_arn,
                     "PAYMIG_TARGET_SECRET_ARN": target.target_secret_arn,
@@ -463,8 +543,11 @@ class ValidationChecks(Construct):
             ),
             depends_on=[self.log_group],
         )
+
+    def _build_invocations(self) -> None:
+        """The pre-check, and the post-check after it when the config enables it."""
         # Re-run whenever the code or what it checks changes.
-        triggers = {"package": package.sha256_base64, "settings": target.table_rules_json}
+        triggers = {"package": self.package.sha256_base64, "settings": self.target.table_rules_json}
         self.pre_check = LambdaInvocation(
             self,
             "pre-check",
@@ -473,7 +556,7 @@ class ValidationChecks(Construct):
             triggers=triggers,
         )
         self.post_check: LambdaInvocation | None = None
-        if target.post_migration_check:
+        if self.target.post_migration_check:
             self.post_check = LambdaInvocation(
                 self,
                 "post-check",

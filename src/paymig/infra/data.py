@@ -68,16 +68,41 @@ class DataTier(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: DataProps) -> None:
         """Create the cluster and everything it depends on."""
         super().__init__(scope, construct_id)
-        db = props.database
         self.props = props
-        cluster_id = f"{props.name}-aurora"
-        log_group_name = f"/aws/rds/cluster/{cluster_id}/postgresql"
-        log_group_arn = f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
-        root = f"arn:aws:iam::{props.account_id}:root"
+        self._build_key()
+        self._build_network_placement()
+        self._build_parameter_group()
+        self._build_log_group()
+        self._build_cluster()
+        self._build_instances()
+        self._build_dms_secret()
+        self._build_secret_rotation()
 
-        # ------------------------------------------------------------ CMK for data
-        # Usage is limited to RDS and Secrets Manager acting for this account, CloudWatch
-        # Logs for the cluster's log group, and the named roles of later tiers.
+    # ---------------------------------------------------------------- names
+
+    @property
+    def _cluster_id(self) -> str:
+        """Identifier of the Aurora cluster; its instances and log group derive from it."""
+        return f"{self.props.name}-aurora"
+
+    @property
+    def _log_group_name(self) -> str:
+        """The log group RDS exports the cluster's PostgreSQL log to (name fixed by RDS)."""
+        return f"/aws/rds/cluster/{self._cluster_id}/postgresql"
+
+    # ---------------------------------------------------------------- builders
+
+    def _build_key(self) -> None:
+        """The data CMK.
+
+        Usage is limited to RDS and Secrets Manager acting for this account, CloudWatch
+        Logs for the cluster's log group, and the named roles of later tiers.
+        """
+        props = self.props
+        log_group_arn = (
+            f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{self._log_group_name}"
+        )
+        root = f"arn:aws:iam::{props.account_id}:root"
         usage = [
             statement(
                 "RdsAndSecretsManagerUseKey",
@@ -136,7 +161,9 @@ class DataTier(Construct):
             ),
         )
 
-        # ------------------------------------------------------------ network placement
+    def _build_network_placement(self) -> None:
+        """The subnet group (data subnets only) and the cluster's security group."""
+        props = self.props
         self.subnet_group = DbSubnetGroup(
             self,
             "subnets",
@@ -145,7 +172,8 @@ class DataTier(Construct):
             description="Aurora: private data subnets only (no internet route)",
         )
         # No inline rules: Terraform removes AWS's default allow-all egress, so the
-        # database can open no connections; ingress is added per caller below.
+        # database can open no connections; ingress is added per caller
+        # (:meth:`allow_postgres_from`).
         self.security_group = SecurityGroup(
             self,
             "sg",
@@ -154,7 +182,8 @@ class DataTier(Construct):
             vpc_id=props.vpc_id,
         )
 
-        # ------------------------------------------------------------ TLS and audit logging
+    def _build_parameter_group(self) -> None:
+        """The cluster parameter group: TLS only, and audit logging."""
         parameters = {
             # TLS only, 1.2 or later: the server refuses plaintext connections.
             "rds.force_ssl": ("1", "immediate"),
@@ -171,7 +200,7 @@ class DataTier(Construct):
         self.parameter_group = RdsClusterParameterGroup(
             self,
             "params",
-            name=f"{props.name}-aurora-pg14",
+            name=f"{self.props.name}-aurora-pg14",
             family="aurora-postgresql14",
             description="paymig: TLS enforced, connection and pgaudit logging",
             parameter=[
@@ -179,15 +208,21 @@ class DataTier(Construct):
                 for k, (v, m) in parameters.items()
             ],
         )
+
+    def _build_log_group(self) -> None:
+        """The CMK-encrypted log group of the exported PostgreSQL log."""
         self.log_group = CloudwatchLogGroup(
             self,
             "logs",
-            name=log_group_name,
-            retention_in_days=props.log_retention_days,
+            name=self._log_group_name,
+            retention_in_days=self.props.log_retention_days,
             kms_key_id=self.key.arn,
         )
 
-        # ------------------------------------------------------------ cluster
+    def _build_cluster(self) -> None:
+        """The Aurora PostgreSQL cluster, its master password managed by RDS."""
+        db = self.props.database
+        cluster_id = self._cluster_id
         self.cluster = RdsCluster(
             self,
             "cluster",
@@ -216,7 +251,10 @@ class DataTier(Construct):
             depends_on=[self.log_group],
         )
 
-        # ------------------------------------------------------------ instances
+    def _build_instances(self) -> None:
+        """The enhanced monitoring role, the writer and the readers."""
+        props = self.props
+        db = props.database
         self.monitoring_role = IamRole(
             self,
             "monitoring-role",
@@ -236,7 +274,7 @@ class DataTier(Construct):
             RdsClusterInstance(
                 self,
                 f"instance-{index}",
-                identifier=f"{cluster_id}-{index}",
+                identifier=f"{self._cluster_id}-{index}",
                 cluster_identifier=self.cluster.id,
                 engine="aurora-postgresql",
                 engine_version=db.engine_version,
@@ -258,15 +296,17 @@ class DataTier(Construct):
             for index in range(db.instance_count)
         ]
 
-        # ------------------------------------------------------------ DMS login secret
-        # DMS reads host and port from an endpoint's secret, which the RDS-managed
-        # master secret lacks; DMS gets its own least-privilege login instead. The DBA
-        # creates the role and stores {username, password, host, port}: Terraform never
-        # holds the value.
+    def _build_dms_secret(self) -> None:
+        """The empty secret of the DMS target login.
+
+        DMS reads host and port from an endpoint's secret, which the RDS-managed master
+        secret lacks; DMS gets its own least-privilege login instead. The DBA creates the
+        role and stores {username, password, host, port}: Terraform never holds the value.
+        """
         self.dms_secret = SecretsmanagerSecret(
             self,
             "dms-secret",
-            name=f"{props.name}/aurora/dms-target",
+            name=f"{self.props.name}/aurora/dms-target",
             description=(
                 "Aurora login for the DMS target endpoint. The operator stores JSON "
                 '{"username", "password", "host", "port"}; Terraform never sets it.'
@@ -275,13 +315,14 @@ class DataTier(Construct):
             recovery_window_in_days=30,
         )
 
-        # ------------------------------------------------------------ secret rotation
+    def _build_secret_rotation(self) -> None:
+        """Rotation of the RDS-managed master secret on the configured schedule."""
         self.secret_rotation = SecretsmanagerSecretRotation(
             self,
             "secret-rotation",
             secret_id=self.master_secret_arn,
             rotation_rules=SecretsmanagerSecretRotationRotationRules(
-                automatically_after_days=db.secret_rotation_days
+                automatically_after_days=self.props.database.secret_rotation_days
             ),
         )
 

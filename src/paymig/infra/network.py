@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.customer_gateway import CustomerGateway
@@ -53,10 +54,20 @@ class NetworkTier(Construct):
         """Create the VPC and everything routed inside it."""
         super().__init__(scope, construct_id)
         self.props = props
-        zones = props.network.availability_zones
-        cidrs = props.network.subnet_cidrs()
+        self._build_vpc()
+        self._build_subnets()
+        self._build_public_routing()
+        self._build_nat_per_az()
+        self._build_data_routing()
+        self._build_s3_endpoint()
+        self._build_vpn()
+        self._build_flow_logs()
 
-        # ------------------------------------------------------------ VPC and subnets
+    # ---------------------------------------------------------------- builders
+
+    def _build_vpc(self) -> None:
+        """The VPC and its default security group, locked down."""
+        props = self.props
         self.vpc = Vpc(
             self,
             "vpc",
@@ -70,25 +81,32 @@ class NetworkTier(Construct):
             self, "default-sg", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-default-deny"}
         )
 
-        def subnets(tier: str) -> list[Subnet]:
-            return [
-                Subnet(
-                    self,
-                    f"{tier}-{zone}",
-                    vpc_id=self.vpc.id,
-                    cidr_block=str(cidr),
-                    availability_zone=zone,
-                    map_public_ip_on_launch=False,
-                    tags={"Name": f"{props.name}-{tier}-{zone}", "Tier": tier},
-                )
-                for zone, cidr in zip(zones, cidrs[tier], strict=True)
-            ]
+    def _build_subnets(self) -> None:
+        """One public (web), app and data subnet in every AZ."""
+        cidrs = self.props.network.subnet_cidrs()
+        self.public_subnets = self._subnets("public", cidrs["public"])
+        self.app_subnets = self._subnets("app", cidrs["app"])
+        self.data_subnets = self._subnets("data", cidrs["data"])
 
-        self.public_subnets = subnets("public")
-        self.app_subnets = subnets("app")
-        self.data_subnets = subnets("data")
+    def _subnets(self, tier: str, cidrs: list[IPv4Network]) -> list[Subnet]:
+        """The subnets of one tier, one per AZ, in the given CIDRs."""
+        props = self.props
+        return [
+            Subnet(
+                self,
+                f"{tier}-{zone}",
+                vpc_id=self.vpc.id,
+                cidr_block=str(cidr),
+                availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{props.name}-{tier}-{zone}", "Tier": tier},
+            )
+            for zone, cidr in zip(props.network.availability_zones, cidrs, strict=True)
+        ]
 
-        # ------------------------------------------------------------ public tier
+    def _build_public_routing(self) -> None:
+        """The internet gateway and the public route table of the web tier."""
+        props = self.props
         self.internet_gateway = InternetGateway(
             self, "igw", vpc_id=self.vpc.id, tags={"Name": props.name}
         )
@@ -102,13 +120,17 @@ class NetworkTier(Construct):
             destination_cidr_block=ANYWHERE,
             gateway_id=self.internet_gateway.id,
         )
+        zones = props.network.availability_zones
         for zone, subnet in zip(zones, self.public_subnets, strict=True):
             RouteTableAssociation(
                 self, f"public-{zone}-assoc", subnet_id=subnet.id,
                 route_table_id=self.public_route_table.id,
             )  # fmt: skip
 
-        # ------------------------------------------------------------ app tier: NAT per AZ
+    def _build_nat_per_az(self) -> None:
+        """A NAT gateway and an app route table per AZ."""
+        props = self.props
+        zones = props.network.availability_zones
         self.nat_gateways: list[NatGateway] = []
         self.app_route_tables: list[RouteTable] = []
         for zone, public, app in zip(zones, self.public_subnets, self.app_subnets, strict=True):
@@ -144,17 +166,22 @@ class NetworkTier(Construct):
             self.nat_gateways.append(nat)
             self.app_route_tables.append(table)
 
-        # ------------------------------------------------------------ data tier: no internet
+    def _build_data_routing(self) -> None:
+        """The data tier's route table: no route to the internet."""
+        props = self.props
         self.data_route_table = RouteTable(
             self, "data-rt", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-data"}
         )
+        zones = props.network.availability_zones
         for zone, subnet in zip(zones, self.data_subnets, strict=True):
             RouteTableAssociation(
                 self, f"data-{zone}-assoc", subnet_id=subnet.id,
                 route_table_id=self.data_route_table.id,
             )  # fmt: skip
 
-        # ------------------------------------------------------------ S3 gateway endpoint
+    def _build_s3_endpoint(self) -> None:
+        """The S3 gateway endpoint of the app and data route tables."""
+        props = self.props
         self.s3_endpoint = VpcEndpoint(
             self,
             "s3-endpoint",
@@ -165,7 +192,9 @@ class NetworkTier(Construct):
             tags={"Name": f"{props.name}-s3"},
         )
 
-        # ------------------------------------------------------------ Site-to-Site VPN
+    def _build_vpn(self) -> None:
+        """The Site-to-Site VPN to on premises and the routes of the tiers that use it."""
+        props = self.props
         self.vpn_gateway = VpnGateway(
             self, "vgw", vpc_id=self.vpc.id, tags={"Name": f"{props.name}-vgw"}
         )
@@ -197,6 +226,7 @@ class NetworkTier(Construct):
             )
         # Explicit routes (not propagation) so the reviewed plan shows exactly which
         # tiers can reach on premises: the app tier (DMS, Lambda) and the data tier.
+        zones = props.network.availability_zones
         self.onprem_routes = [
             Route(
                 self,
@@ -211,7 +241,9 @@ class NetworkTier(Construct):
             ]
         ]
 
-        # ------------------------------------------------------------ flow logs
+    def _build_flow_logs(self) -> None:
+        """VPC flow logs into a CMK-encrypted log group, written through their own role."""
+        props = self.props
         log_group_name = f"/paymig/{props.name}/vpc-flow-logs"
         log_group_arn = f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
         self.flow_log_key = CustomerManagedKey(

@@ -81,19 +81,60 @@ class ObservabilityTier(Construct):
         """Create the alarms and the dashboard."""
         super().__init__(scope, construct_id)
         self.props = props
-        stack = props.name
-        dms_log_group_name = f"dms-tasks-{props.dms_instance_identifier}"
-        dms_log_arn = (
-            f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{dms_log_group_name}"
+        self._build_dms_task_resource_id()
+        self._build_key()
+        self._build_topics()
+        self._build_subscriptions()
+        self._build_dms_error_metric()
+        self._build_alarms()
+        self._build_composite()
+        self._build_dashboard()
+
+    # ---------------------------------------------------------------- names and dimensions
+
+    @property
+    def _dms_log_group_name(self) -> str:
+        """The log group DMS writes the task log to (name fixed by DMS)."""
+        return f"dms-tasks-{self.props.dms_instance_identifier}"
+
+    @property
+    def _lb_dimensions(self) -> tuple[tuple[str, str], ...]:
+        """Dimensions of the load balancer's metrics."""
+        return (("LoadBalancer", self.props.alb_arn_suffix),)
+
+    @property
+    def _dms_dimensions(self) -> tuple[tuple[str, str], ...]:
+        """Dimensions of the DMS task's metrics."""
+        return (
+            ("ReplicationInstanceIdentifier", self.props.dms_instance_identifier),
+            ("ReplicationTaskIdentifier", self.dms_task_resource_id),
         )
-        # CloudWatch names a DMS task by its resource id: the last field of its ARN. A
-        # local keeps the expression's quotes out of the dashboard's JSON text.
+
+    @property
+    def _cluster_dimensions(self) -> tuple[tuple[str, str], ...]:
+        """Dimensions of the Aurora cluster's metrics."""
+        return (("DBClusterIdentifier", self.props.cluster_identifier),)
+
+    # ---------------------------------------------------------------- builders
+
+    def _build_dms_task_resource_id(self) -> None:
+        """The DMS task's resource id, as a Terraform local.
+
+        CloudWatch names a DMS task by its resource id: the last field of its ARN. A
+        local keeps the expression's quotes out of the dashboard's JSON text.
+        """
         self.dms_task_resource_id_local = TerraformLocal(
-            self, "dms_task_resource_id", Fn.element(Fn.split(":", props.dms_task_arn), 6)
+            self, "dms_task_resource_id", Fn.element(Fn.split(":", self.props.dms_task_arn), 6)
         )
         self.dms_task_resource_id = str(self.dms_task_resource_id_local.as_string)
 
-        # ------------------------------------------------------------ key and topic
+    def _build_key(self) -> None:
+        """The CMK of the alarm topics and the DMS task logs."""
+        props = self.props
+        stack = props.name
+        dms_log_arn = (
+            f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{self._dms_log_group_name}"
+        )
         self.key = CustomerManagedKey(
             self,
             "key",
@@ -130,22 +171,32 @@ class ObservabilityTier(Construct):
                 ],
             ),
         )
+
+    def _build_topics(self) -> None:
+        """The composite's topic and the single alarms' topic, both encrypted.
+
+        Single alarms only inform people (which signal fired); the composite's topic
+        also triggers the rollback.
+        """
+        stack = self.props.name
         self.topic = SnsTopic(
             self,
             "topic",
             name=naming.alarm_topic_name(stack),
             kms_master_key_id=self.key.arn,
         )
-        # Single alarms only inform people (which signal fired); the composite's topic
-        # also triggers the rollback.
         self.alert_topic = SnsTopic(
             self,
             "alert-topic",
             name=f"{stack}-migration-alerts",
             kms_master_key_id=self.key.arn,
         )
+
+    def _build_subscriptions(self) -> None:
+        """The configured people's e-mail and HTTPS subscriptions to both topics."""
+        observability = self.props.observability
         for topic_id, topic in (("alarm", self.topic), ("alert", self.alert_topic)):
-            for index, email in enumerate(props.observability.notification_emails):
+            for index, email in enumerate(observability.notification_emails):
                 SnsTopicSubscription(
                     self,
                     f"{topic_id}-email-{index}",
@@ -153,7 +204,7 @@ class ObservabilityTier(Construct):
                     protocol="email",
                     endpoint=email,
                 )
-            for index, url in enumerate(props.observability.notification_https_endpoints):
+            for index, url in enumerate(observability.notification_https_endpoints):
                 SnsTopicSubscription(
                     self,
                     f"{topic_id}-https-{index}",
@@ -162,12 +213,14 @@ class ObservabilityTier(Construct):
                     endpoint=url,
                 )
 
-        # ------------------------------------------------------------ DMS task errors
+    def _build_dms_error_metric(self) -> None:
+        """The DMS task log group and the metric filter that counts its error lines."""
+        stack = self.props.name
         self.dms_log_group = CloudwatchLogGroup(
             self,
             "dms-log-group",
-            name=dms_log_group_name,
-            retention_in_days=props.log_retention_days,
+            name=self._dms_log_group_name,
+            retention_in_days=self.props.log_retention_days,
             kms_key_id=self.key.arn,
         )
         self.dms_error_filter = CloudwatchLogMetricFilter(
@@ -185,9 +238,12 @@ class ObservabilityTier(Construct):
             ),
         )
 
-        # ------------------------------------------------------------ metric alarms
-        alarms = props.observability.alarms
-        lb = (("LoadBalancer", props.alb_arn_suffix),)
+    def _build_alarms(self) -> None:
+        """The six metric alarms, each on the real resource's dimensions."""
+        stack = self.props.name
+        alarms = self.props.observability.alarms
+        lb = self._lb_dimensions
+        cluster = self._cluster_dimensions
         self.alarms: dict[str, CloudwatchMetricAlarm] = {}
         self.alarms["5xx-rate"] = self._alarm(
             "5xx-rate",
@@ -208,15 +264,11 @@ class ObservabilityTier(Construct):
             "p99 of the API's target response time in seconds.",
             [Metric(ALB, "TargetResponseTime", lb, "p99")],
         )
-        dms_dimensions = (
-            ("ReplicationInstanceIdentifier", props.dms_instance_identifier),
-            ("ReplicationTaskIdentifier", self.dms_task_resource_id),
-        )
         self.alarms["cdc-latency"] = self._alarm(
             "cdc-latency",
             alarms["cdc-latency"],
             "Seconds the Aurora target lags the on-prem source (DMS CDCLatencyTarget).",
-            [Metric(DMS, "CDCLatencyTarget", dms_dimensions, "Maximum")],
+            [Metric(DMS, "CDCLatencyTarget", self._dms_dimensions, "Maximum")],
         )
         self.alarms["dms-task-failure"] = self._alarm(
             "dms-task-failure",
@@ -224,7 +276,6 @@ class ObservabilityTier(Construct):
             "Error lines in the DMS task log (the task stops on data errors).",
             [Metric(naming.TRAFFIC_METRIC_NAMESPACE, f"{DMS_ERRORS_METRIC}-{stack}", (), "Sum")],
         )
-        cluster = (("DBClusterIdentifier", props.cluster_identifier),)
         self.alarms["aurora-cpu"] = self._alarm(
             "aurora-cpu",
             alarms["aurora-cpu"],
@@ -237,6 +288,10 @@ class ObservabilityTier(Construct):
             "Lag of the Aurora readers behind the writer in milliseconds.",
             [Metric(RDS, "AuroraReplicaLag", (*cluster, ("Role", "READER")), "Maximum")],
         )
+
+    def _build_composite(self) -> None:
+        """The composite `migration-health` alarm: any alarm in ALARM rolls back."""
+        stack = self.props.name
         self.composite = CloudwatchCompositeAlarm(
             self,
             "composite",
@@ -251,12 +306,13 @@ class ObservabilityTier(Construct):
             depends_on=list(self.alarms.values()),
         )
 
-        # ------------------------------------------------------------ dashboard
-        self.dashboard_model = self._dashboard(dms_dimensions, lb, cluster)
+    def _build_dashboard(self) -> None:
+        """The migration dashboard, from its typed model."""
+        self.dashboard_model = self._dashboard()
         self.dashboard = CloudwatchDashboard(
             self,
             "dashboard",
-            dashboard_name=f"{stack}-migration",
+            dashboard_name=f"{self.props.name}-migration",
             dashboard_body=self.dashboard_model.to_json(),
         )
 
@@ -322,22 +378,21 @@ class ObservabilityTier(Construct):
             ok_actions=[self.alert_topic.arn],
         )
 
-    def _dashboard(
-        self,
-        dms: tuple[tuple[str, str], ...],
-        lb: tuple[tuple[str, str], ...],
-        cluster: tuple[tuple[str, str], ...],
-    ) -> Dashboard:
+    def _dashboard(self) -> Dashboard:
         """The migration dashboard: progress, traffic, API, Aurora, business KPIs."""
+        board = Dashboard(region=self.props.region)
+        board.add(*self._progress_widgets())
+        board.add(*self._api_widgets())
+        board.add(*self._aurora_widgets())
+        board.add(*self._business_widgets())
+        return board
+
+    def _progress_widgets(self) -> list[GraphWidget | TextWidget]:
+        """Migration progress: DMS load and CDC, validation, and the traffic split."""
         p = self.props
+        dms = self._dms_dimensions
         env = (("Environment", p.environment),)
-        groups = {
-            alias: (*lb, ("TargetGroup", suffix))
-            for alias, suffix in p.target_group_arn_suffixes.items()
-        }
-        fn = p.function_name
-        board = Dashboard(region=p.region)
-        board.add(
+        return [
             TextWidget(f"# {p.name}: migration progress"),
             GraphWidget(
                 "DMS full load throughput (rows/s)",
@@ -387,6 +442,18 @@ class ObservabilityTier(Construct):
                 ),
                 width=12,
             ),
+        ]
+
+    def _api_widgets(self) -> list[GraphWidget | TextWidget]:
+        """The payment API: latency, errors per target group, Lambda errors and throttles."""
+        p = self.props
+        lb = self._lb_dimensions
+        groups = {
+            alias: (*lb, ("TargetGroup", suffix))
+            for alias, suffix in p.target_group_arn_suffixes.items()
+        }
+        fn = p.function_name
+        return [
             TextWidget(f"# {p.name}: payment API"),
             GraphWidget(
                 "API latency (s)",
@@ -422,7 +489,13 @@ class ObservabilityTier(Construct):
                 ),
                 width=8,
             ),
-            TextWidget(f"# {p.name}: Aurora"),
+        ]
+
+    def _aurora_widgets(self) -> list[GraphWidget | TextWidget]:
+        """Aurora: writer CPU, connections, replica lag, free local storage."""
+        cluster = self._cluster_dimensions
+        return [
+            TextWidget(f"# {self.props.name}: Aurora"),
             GraphWidget(
                 "Writer CPU (%)",
                 (Metric(RDS, "CPUUtilization", (*cluster, ("Role", "WRITER")), "Average"),),
@@ -443,31 +516,26 @@ class ObservabilityTier(Construct):
                 (Metric(RDS, "FreeLocalStorage", cluster, "Minimum"),),
                 width=6,
             ),
+        ]
+
+    def _business_widgets(self) -> list[GraphWidget | TextWidget]:
+        """Business KPIs the payment API publishes: volume, success rate, value."""
+        p = self.props
+        env = (("Environment", p.environment),)
+
+        def payments(name: str, metric_id: str, visible: bool = True) -> Metric:
+            return Metric(
+                naming.PAYMENT_METRICS_NAMESPACE, name, env, "Sum", id=metric_id, visible=visible
+            )
+
+        return [
             TextWidget(f"# {p.name}: business KPIs"),
             GraphWidget(
                 "Payments processed",
                 (
-                    Metric(
-                        naming.PAYMENT_METRICS_NAMESPACE,
-                        naming.METRIC_PAYMENTS_PROCESSED,
-                        env,
-                        "Sum",
-                        id="processed",
-                    ),
-                    Metric(
-                        naming.PAYMENT_METRICS_NAMESPACE,
-                        naming.METRIC_PAYMENTS_SUCCEEDED,
-                        env,
-                        "Sum",
-                        id="succeeded",
-                    ),
-                    Metric(
-                        naming.PAYMENT_METRICS_NAMESPACE,
-                        naming.METRIC_PAYMENTS_FAILED,
-                        env,
-                        "Sum",
-                        id="failed",
-                    ),
+                    payments(naming.METRIC_PAYMENTS_PROCESSED, "processed"),
+                    payments(naming.METRIC_PAYMENTS_SUCCEEDED, "succeeded"),
+                    payments(naming.METRIC_PAYMENTS_FAILED, "failed"),
                 ),
                 width=8,
                 period=300,
@@ -475,22 +543,8 @@ class ObservabilityTier(Construct):
             GraphWidget(
                 "Payment success rate (%)",
                 (
-                    Metric(
-                        naming.PAYMENT_METRICS_NAMESPACE,
-                        naming.METRIC_PAYMENTS_PROCESSED,
-                        env,
-                        "Sum",
-                        id="p",
-                        visible=False,
-                    ),
-                    Metric(
-                        naming.PAYMENT_METRICS_NAMESPACE,
-                        naming.METRIC_PAYMENTS_SUCCEEDED,
-                        env,
-                        "Sum",
-                        id="s",
-                        visible=False,
-                    ),
+                    payments(naming.METRIC_PAYMENTS_PROCESSED, "p", visible=False),
+                    payments(naming.METRIC_PAYMENTS_SUCCEEDED, "s", visible=False),
                     Expression("IF(p > 0, 100 * s / p, 100)", "success rate", "rate"),
                 ),
                 width=8,
@@ -511,5 +565,4 @@ class ObservabilityTier(Construct):
                 width=8,
                 period=300,
             ),
-        )
-        return board
+        ]

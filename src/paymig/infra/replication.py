@@ -114,19 +114,43 @@ class ReplicationTier(Construct):
         """Create the tier; the task is created stopped (the runbook starts it)."""
         super().__init__(scope, construct_id)
         self.props = props
-        rep = props.replication
-        stack = props.name
-        ca_pem = read_ca_certificate(rep, props.base_dir)
         #: The on-prem CA certificate (PEM text), for other checks that connect to the source.
-        self.ca_pem = ca_pem
+        self.ca_pem = read_ca_certificate(props.replication, props.base_dir)
+        self._build_service_roles()
+        self._build_secrets_access_role()
+        self._build_key()
+        self._build_source_secret()
+        self._build_network()
+        self._build_replication_instance()
+        self._build_source_endpoint()
+        self._build_target_endpoint()
+        self._build_task()
+        self._build_events()
 
-        # ------------------------------------------------------------ service roles
-        # DMS looks these two roles up by name; they are account-wide, so exactly one
-        # environment per account creates them and the others reference them (the
-        # lookup fails the plan with a clear error when they do not exist yet).
+    # ---------------------------------------------------------------- shared values
+
+    @property
+    def _service_roles(self) -> list[IamRolePolicyAttachment | DataAwsIamRole]:
+        """What everything DMS creates must wait for: its service roles."""
+        return [*self.service_role_attachments, *self.service_role_lookups]
+
+    @property
+    def _secrets_via(self) -> str:
+        """The Secrets Manager endpoint through which the endpoint secrets are read."""
+        return f"secretsmanager.{self.props.region}.amazonaws.com"
+
+    # ---------------------------------------------------------------- builders
+
+    def _build_service_roles(self) -> None:
+        """The two account-wide DMS service roles, created here or looked up.
+
+        DMS looks these two roles up by name; they are account-wide, so exactly one
+        environment per account creates them and the others reference them (the lookup
+        fails the plan with a clear error when they do not exist yet).
+        """
         self.service_role_attachments: list[IamRolePolicyAttachment] = []
         self.service_role_lookups: list[DataAwsIamRole] = []
-        if rep.create_service_roles:
+        if self.props.replication.create_service_roles:
             for role_name, policy_arn in _MANAGED_POLICIES.items():
                 role = IamRole(
                     self,
@@ -144,15 +168,14 @@ class ReplicationTier(Construct):
             self.service_role_lookups = [
                 DataAwsIamRole(self, role_name, name=role_name) for role_name in _MANAGED_POLICIES
             ]
-        # Whatever DMS creates must wait for its service roles.
-        service_roles = [*self.service_role_attachments, *self.service_role_lookups]
 
-        # ------------------------------------------------------------ secrets access role
-        secrets_via = f"secretsmanager.{props.region}.amazonaws.com"
+    def _build_secrets_access_role(self) -> None:
+        """The role the endpoints assume to read their secrets."""
+        props = self.props
         self.secrets_access_role = IamRole(
             self,
             "secrets-access-role",
-            name=f"{stack}-dms-secrets-access",
+            name=f"{props.name}-dms-secrets-access",
             description="DMS reads the source and target endpoint secrets",
             # Secrets access roles are assumed by the regional DMS principal.
             assume_role_policy=assume_role_policy(
@@ -161,7 +184,11 @@ class ReplicationTier(Construct):
             ),
         )
 
-        # ------------------------------------------------------------ key
+    def _build_key(self) -> None:
+        """The CMK of DMS storage, the endpoints, the source secret and the event topic."""
+        props = self.props
+        stack = props.name
+        secrets_via = self._secrets_via
         self.key = CustomerManagedKey(
             self,
             "key",
@@ -207,15 +234,18 @@ class ReplicationTier(Construct):
             ),
         )
 
-        # ------------------------------------------------------------ source secret
+    def _build_source_secret(self) -> None:
+        """The empty source secret, and the access role's policy on both secrets."""
+        props = self.props
+        source = props.replication.source
         self.source_secret = SecretsmanagerSecret(
             self,
             "source-secret",
-            name=naming.dms_source_secret_name(stack),
+            name=naming.dms_source_secret_name(props.name),
             description=(
                 "On-prem PostgreSQL credentials for DMS. The operator stores the value as "
                 'JSON {"username", "password", "host", "port"}: host '
-                f"{rep.source.host}, port {rep.source.port}. Terraform never sets it."
+                f"{source.host}, port {source.port}. Terraform never sets it."
             ),
             kms_key_id=self.key.arn,
             recovery_window_in_days=30,
@@ -234,19 +264,22 @@ class ReplicationTier(Construct):
                     "DecryptEndpointSecrets",
                     ["kms:Decrypt"],
                     [self.key.arn, props.target_secret_kms_key_arn],
-                    condition={"StringEquals": {"kms:ViaService": secrets_via}},
+                    condition={"StringEquals": {"kms:ViaService": self._secrets_via}},
                 ),
             ),
         )
 
-        # ------------------------------------------------------------ network
+    def _build_network(self) -> None:
+        """The subnet group and a security group with egress to source and target only."""
+        props = self.props
+        stack = props.name
         self.subnet_group = DmsReplicationSubnetGroup(
             self,
             "subnet-group",
             replication_subnet_group_id=f"{stack}-dms",
             replication_subnet_group_description=f"{stack}: DMS in the private app subnets",
             subnet_ids=props.app_subnet_ids,
-            depends_on=service_roles,
+            depends_on=self._service_roles,
         )
         self.security_group = SecurityGroup(
             self,
@@ -256,6 +289,7 @@ class ReplicationTier(Construct):
             vpc_id=props.vpc_id,
             tags={"Name": f"{stack}-dms"},
         )
+        source_port = props.replication.source.port
         self.egress_rules = [
             VpcSecurityGroupEgressRule(
                 self,
@@ -263,8 +297,8 @@ class ReplicationTier(Construct):
                 security_group_id=self.security_group.id,
                 description="DMS reads the on-prem PostgreSQL source over the VPN",
                 ip_protocol="tcp",
-                from_port=rep.source.port,
-                to_port=rep.source.port,
+                from_port=source_port,
+                to_port=source_port,
                 cidr_ipv4=props.onprem_cidr,
             ),
             VpcSecurityGroupEgressRule(
@@ -279,11 +313,13 @@ class ReplicationTier(Construct):
             ),
         ]
 
-        # ------------------------------------------------------------ replication instance
+    def _build_replication_instance(self) -> None:
+        """The replication instance in the app subnets, not publicly accessible."""
+        rep = self.props.replication
         self.replication_instance = DmsReplicationInstance(
             self,
             "instance",
-            replication_instance_id=naming.dms_instance_identifier(stack),
+            replication_instance_id=naming.dms_instance_identifier(self.props.name),
             replication_instance_class=rep.instance_class,
             allocated_storage=rep.allocated_storage_gb,
             engine_version=rep.engine_version,
@@ -298,15 +334,19 @@ class ReplicationTier(Construct):
             allow_major_version_upgrade=False,
             apply_immediately=False,
             preferred_maintenance_window="sun:06:00-sun:07:00",
-            depends_on=service_roles,
+            depends_on=self._service_roles,
         )
 
-        # ------------------------------------------------------------ endpoints
+    def _build_source_endpoint(self) -> None:
+        """The on-prem CA certificate and the source endpoint that verifies against it."""
+        props = self.props
+        rep = props.replication
+        stack = props.name
         self.certificate = DmsCertificate(
             self,
             "source-ca",
             certificate_id=f"{stack}-onprem-ca",
-            certificate_pem=ca_pem,
+            certificate_pem=self.ca_pem,
         )
         self.source_endpoint = DmsEndpoint(
             self,
@@ -336,6 +376,11 @@ class ReplicationTier(Construct):
             ),
             tags={"Name": f"{stack}-onprem-source"},
         )
+
+    def _build_target_endpoint(self) -> None:
+        """The Aurora target endpoint."""
+        props = self.props
+        stack = props.name
         self.target_endpoint = DmsEndpoint(
             self,
             "target-endpoint",
@@ -355,11 +400,13 @@ class ReplicationTier(Construct):
             },
         )
 
-        # ------------------------------------------------------------ task
+    def _build_task(self) -> None:
+        """The full-load-and-CDC task, created stopped."""
+        rep = self.props.replication
         self.task = DmsReplicationTask(
             self,
             "task",
-            replication_task_id=naming.dms_task_identifier(stack),
+            replication_task_id=naming.dms_task_identifier(self.props.name),
             migration_type="full-load-and-cdc",
             replication_instance_arn=self.replication_instance.replication_instance_arn,
             source_endpoint_arn=self.source_endpoint.endpoint_arn,
@@ -368,10 +415,13 @@ class ReplicationTier(Construct):
             replication_task_settings=task_settings_json(rep),
             # Starting the task is an operator step in the runbook, after preflight.
             start_replication_task=False,
-            depends_on=service_roles,
+            depends_on=self._service_roles,
         )
 
-        # ------------------------------------------------------------ events
+    def _build_events(self) -> None:
+        """The encrypted event topic and the task's and instance's event subscriptions."""
+        props = self.props
+        stack = props.name
         self.event_topic = SnsTopic(
             self,
             "event-topic",
@@ -392,7 +442,7 @@ class ReplicationTier(Construct):
                 )
             ),
         )
-        events = rep.event_subscription
+        events = props.replication.event_subscription
         self.event_subscriptions = [
             DmsEventSubscription(
                 self,

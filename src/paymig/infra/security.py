@@ -93,6 +93,16 @@ class SecurityTier(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: SecurityProps) -> None:
         """Create the web ACL, its rules and its encrypted log group."""
         super().__init__(scope, construct_id)
+        self.props = props
+        self._build_log_group()
+        self._build_web_acl()
+        self._build_logging()
+
+    # ---------------------------------------------------------------- builders
+
+    def _build_log_group(self) -> None:
+        """The WAF log group and the CMK that encrypts it."""
+        props = self.props
         # WAF requires the log group name to start with `aws-waf-logs-`.
         log_group_name = f"aws-waf-logs-{props.name}"
         log_group_arn = f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
@@ -122,6 +132,27 @@ class SecurityTier(Construct):
             kms_key_id=self.log_key.arn,
         )
 
+    def _build_web_acl(self) -> None:
+        """The regional web ACL: allow by default, block what its rules match."""
+        name = self.props.name
+        self.web_acl = Wafv2WebAcl(
+            self,
+            "web-acl",
+            name=f"{name}-api",
+            description="paymig API: per-IP rate limit, SQL injection and common rule sets",
+            scope="REGIONAL",
+            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
+            rule=self._rules(),
+            visibility_config=Wafv2WebAclVisibilityConfig(
+                cloudwatch_metrics_enabled=True,
+                metric_name=f"{name}-api",
+                sampled_requests_enabled=True,
+            ),
+        )
+
+    def _rules(self) -> list[Wafv2WebAclRule]:
+        """The per-IP rate limit first, then the managed rule groups in priority order."""
+        props = self.props
         rate_statement: dict[str, Any] = {
             "rate_based_statement": {
                 "limit": props.waf.rate_limit_per_minute,
@@ -150,20 +181,10 @@ class SecurityTier(Construct):
                     visibility_config=_visibility(f"{props.name}-{group}"),
                 )
             )
-        self.web_acl = Wafv2WebAcl(
-            self,
-            "web-acl",
-            name=f"{props.name}-api",
-            description="paymig API: per-IP rate limit, SQL injection and common rule sets",
-            scope="REGIONAL",
-            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
-            rule=rules,
-            visibility_config=Wafv2WebAclVisibilityConfig(
-                cloudwatch_metrics_enabled=True,
-                metric_name=f"{props.name}-api",
-                sampled_requests_enabled=True,
-            ),
-        )
+        return rules
+
+    def _build_logging(self) -> None:
+        """The ACL's logging into the log group, credentials and sessions redacted."""
         self.logging = Wafv2WebAclLoggingConfiguration(
             self,
             "logging",

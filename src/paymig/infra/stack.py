@@ -34,9 +34,24 @@ class PaymentMigrationStack(TerraformStack):
         """Compose the tiers from the configuration."""
         super().__init__(scope, config.stack_name)
         self.config = config
-        name = config.stack_name
+        self._build_provider_and_state()
+        self._build_network()
+        self._build_data()
+        self._build_security()
+        self._build_replication()
+        self._build_app()
+        self._build_traffic()
+        self._build_observability()
+        self._build_automation()
+        self._build_validation()
+        self._build_outputs()
+        self._tag_everything()
 
-        # ------------------------------------------------------------ provider and state
+    # ---------------------------------------------------------------- builders
+
+    def _build_provider_and_state(self) -> None:
+        """The AWS provider, the S3 state backend and the caller's account id."""
+        config = self.config
         self.provider = AwsProvider(self, "aws", region=config.region)
         # One state object per environment: its own key, encrypted at rest, with S3's
         # native lock file so two applies never interleave.
@@ -49,28 +64,35 @@ class PaymentMigrationStack(TerraformStack):
         )
         self.add_override("terraform.backend.s3.use_lockfile", True)
         self.caller = DataAwsCallerIdentity(self, "caller")
-        account_id = str(self.caller.account_id)
+        #: The deploying account's id (a Terraform reference), for ARNs and key policies.
+        self.account_id = str(self.caller.account_id)
 
-        # ------------------------------------------------------------ tiers
+    def _build_network(self) -> None:
+        """The VPC, its subnet tiers, NAT, VPN and flow logs."""
+        config = self.config
         self.network = NetworkTier(
             self,
             "network",
             NetworkProps(
-                name=name,
+                name=config.stack_name,
                 region=config.region,
-                account_id=account_id,
+                account_id=self.account_id,
                 network=config.network,
                 onprem=config.onprem,
             ),
         )
 
+    def _build_data(self) -> None:
+        """The Aurora cluster; the payment API's role may decrypt with its key."""
+        config = self.config
+        name = config.stack_name
         self.database = DataTier(
             self,
             "data",
             DataProps(
                 name=name,
                 region=config.region,
-                account_id=account_id,
+                account_id=self.account_id,
                 database=config.database,
                 vpc_id=self.network.vpc_id,
                 data_subnet_ids=self.network.data_subnet_ids,
@@ -79,18 +101,31 @@ class PaymentMigrationStack(TerraformStack):
                 key_user_role_names=(naming.payment_api_function(name),),
             ),
         )
+
+    def _build_security(self) -> None:
+        """The WAF web ACL."""
+        config = self.config
         self.security = SecurityTier(
             self,
             "security",
-            SecurityProps(name=name, region=config.region, account_id=account_id, waf=config.waf),
+            SecurityProps(
+                name=config.stack_name,
+                region=config.region,
+                account_id=self.account_id,
+                waf=config.waf,
+            ),
         )
+
+    def _build_replication(self) -> None:
+        """DMS from the on-prem source to Aurora, admitted by the database."""
+        config = self.config
         self.replication = ReplicationTier(
             self,
             "replication",
             ReplicationProps(
-                name=name,
+                name=config.stack_name,
                 region=config.region,
-                account_id=account_id,
+                account_id=self.account_id,
                 replication=config.replication,
                 vpc_id=self.network.vpc_id,
                 app_subnet_ids=self.network.app_subnet_ids,
@@ -108,14 +143,18 @@ class PaymentMigrationStack(TerraformStack):
             str(self.replication.security_group.id),
             "PostgreSQL from the DMS replication instance",
         )
+
+    def _build_app(self) -> None:
+        """The payment API behind the ALB and the web ACL, admitted by the database."""
+        config = self.config
         self.app = AppTier(
             self,
             "app",
             AppProps(
-                name=name,
+                name=config.stack_name,
                 environment=config.environment,
                 region=config.region,
-                account_id=account_id,
+                account_id=self.account_id,
                 app=config.app,
                 vpc_id=self.network.vpc_id,
                 public_subnet_ids=self.network.public_subnet_ids,
@@ -130,17 +169,26 @@ class PaymentMigrationStack(TerraformStack):
         self.database.allow_postgres_from(
             "app", str(self.app.security_group.id), "PostgreSQL from the payment API Lambda"
         )
+
+    def _build_traffic(self) -> None:
+        """The weighted Route 53 records between legacy and the ALB."""
+        config = self.config
         self.traffic = TrafficTier(
             self,
             "traffic",
             TrafficProps(
-                name=name,
+                name=config.stack_name,
                 dns=config.dns,
                 initial_aws_weight=config.migration.initial_phase,
                 alb_dns_name=str(self.app.load_balancer.dns_name),
                 alb_zone_id=str(self.app.load_balancer.zone_id),
             ),
         )
+
+    def _build_observability(self) -> None:
+        """The alarms on the real resources, their composite, and the dashboard."""
+        config = self.config
+        name = config.stack_name
         self.observability = ObservabilityTier(
             self,
             "observability",
@@ -148,7 +196,7 @@ class PaymentMigrationStack(TerraformStack):
                 name=name,
                 environment=config.environment,
                 region=config.region,
-                account_id=account_id,
+                account_id=self.account_id,
                 observability=config.observability,
                 alb_arn_suffix=str(self.app.load_balancer.arn_suffix),
                 target_group_arn_suffixes={
@@ -161,14 +209,18 @@ class PaymentMigrationStack(TerraformStack):
                 log_retention_days=config.database.log_retention_days,
             ),
         )
+
+    def _build_automation(self) -> None:
+        """The audit table and the rollback function on the composite alarm's topic."""
+        config = self.config
         self.automation = AutomationTier(
             self,
             "automation",
             AutomationProps(
-                name=name,
+                name=config.stack_name,
                 environment=config.environment,
                 region=config.region,
-                account_id=account_id,
+                account_id=self.account_id,
                 dns=config.dns,
                 controller=config.controller,
                 vpc_id=self.network.vpc_id,
@@ -180,6 +232,9 @@ class PaymentMigrationStack(TerraformStack):
                 validation=self._validation_target(),
             ),
         )
+
+    def _build_validation(self) -> None:
+        """The validation checks run during apply, admitted by the database."""
         self.validation = ValidationChecks(
             self, "validation", self.automation.props, self.automation
         )
@@ -189,10 +244,15 @@ class PaymentMigrationStack(TerraformStack):
             "PostgreSQL from the validation Lambda (read-only checks)",
         )
 
-        # ------------------------------------------------------------ outputs and tags
+    def _build_outputs(self) -> None:
+        """The network ids other stacks and operators read."""
         TerraformOutput(self, "vpc_id", value=self.network.vpc_id)
         TerraformOutput(self, "app_subnet_ids", value=self.network.app_subnet_ids)
         TerraformOutput(self, "data_subnet_ids", value=self.network.data_subnet_ids)
+
+    def _tag_everything(self) -> None:
+        """The configured tags, the environment and `ManagedBy` on every taggable resource."""
+        config = self.config
         Aspects.of(self).add(
             TagEverything(
                 {**config.tags.as_dict(), "Environment": config.environment, "ManagedBy": "paymig"}
