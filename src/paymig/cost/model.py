@@ -248,17 +248,17 @@ Rule = Callable[[Context, Resource], list[LineItem]]
 StackRule = Callable[[Context], list[LineItem]]
 
 
-def _gb(nbytes: float) -> float:
+def bytes_to_gb(nbytes: float) -> float:
     """Bytes to decimal GB."""
     return nbytes / GB
 
 
-def _hours(resource: Resource) -> float:
+def resource_hours(resource: Resource) -> float:
     """Resource-hours per month (count x 730)."""
     return resource.count * HOURS_PER_MONTH
 
 
-def _int_attr(resource: Resource, key: str, default: int) -> int:
+def int_attr(resource: Resource, key: str, default: int) -> int:
     """An integer attribute, its provider default when unset, or an error if not literal."""
     value = resource.attrs.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -266,7 +266,7 @@ def _int_attr(resource: Resource, key: str, default: int) -> int:
     return value
 
 
-def _str_attr(resource: Resource, key: str) -> str:
+def str_attr(resource: Resource, key: str) -> str:
     """A required literal string attribute."""
     value = resource.attrs.get(key)
     if not isinstance(value, str) or "${" in value:
@@ -285,7 +285,7 @@ def price_nat_gateway(ctx: Context, res: Resource) -> list[LineItem]:
         priced(
             "VPC",
             res.label,
-            _hours(res),
+            resource_hours(res),
             ctx.price("nat_gateway_hour"),
             "730 h x NAT gateway-hour price",
         ),
@@ -306,7 +306,7 @@ def price_eip(ctx: Context, res: Resource) -> list[LineItem]:
         priced(
             "VPC",
             f"{res.label} public IPv4",
-            _hours(res),
+            resource_hours(res),
             ctx.price("public_ipv4_hour"),
             "730 h x public IPv4 address-hour price",
         )
@@ -319,7 +319,7 @@ def price_vpn_connection(ctx: Context, res: Resource) -> list[LineItem]:
         priced(
             "VPN",
             res.label,
-            _hours(res),
+            resource_hours(res),
             ctx.price("vpn_connection_hour"),
             "730 h x VPN connection-hour price",
         )
@@ -341,7 +341,7 @@ def price_vpc_endpoint(ctx: Context, res: Resource) -> list[LineItem]:
         priced(
             "VPC",
             res.label,
-            azs * _hours(res),
+            azs * resource_hours(res),
             ctx.price("interface_endpoint_hour"),
             f"{azs} AZ(s) x 730 h x interface endpoint-hour price",
         )
@@ -354,7 +354,7 @@ def usage_inter_az(ctx: Context) -> list[LineItem]:
         return []
     u = ctx.usage
     per_tx = u.request_bytes + u.response_bytes + u.db_bytes_per_transaction
-    gb = _gb(ctx.transactions_per_month * per_tx) * u.cross_az_traffic_share
+    gb = bytes_to_gb(ctx.transactions_per_month * per_tx) * u.cross_az_traffic_share
     return [
         priced(
             "Data transfer",
@@ -386,7 +386,7 @@ def price_rds_cluster(ctx: Context, res: Resource) -> list[LineItem]:
     growth = u.aurora_storage_growth_gb_per_month * ctx.scale
     storage = u.aurora_storage_gb + growth * u.storage_horizon_months
     ios = ctx.transactions_per_month * u.aurora_io_per_transaction
-    retention = _int_attr(res, "backup_retention_period", 1)
+    retention = int_attr(res, "backup_retention_period", 1)
     backup = u.aurora_backup_daily_change_gb * ctx.scale * retention
     items = [
         priced(
@@ -446,20 +446,20 @@ def price_rds_cluster(ctx: Context, res: Resource) -> list[LineItem]:
 
 def price_rds_cluster_instance(ctx: Context, res: Resource) -> list[LineItem]:
     """Aurora instance hours by class, enhanced-monitoring logs, PI (free tier only)."""
-    instance_class = _str_attr(res, "instance_class")
+    instance_class = str_attr(res, "instance_class")
     items = [
         priced(
             "Aurora",
             f"{res.label} ({instance_class})",
-            _hours(res),
+            resource_hours(res),
             ctx.prices.instance_hour("aurora_postgresql", instance_class),
             f"{res.count} instance(s) x 730 h x {instance_class} hourly price",
         )
     ]
-    interval = _int_attr(res, "monitoring_interval", 0)
+    interval = int_attr(res, "monitoring_interval", 0)
     if interval > 0:
         samples = res.count * SECONDS_PER_MONTH / interval
-        gb = _gb(samples * ctx.usage.enhanced_monitoring_bytes_per_sample)
+        gb = bytes_to_gb(samples * ctx.usage.enhanced_monitoring_bytes_per_sample)
         items.append(
             priced(
                 "CloudWatch",
@@ -472,7 +472,7 @@ def price_rds_cluster_instance(ctx: Context, res: Resource) -> list[LineItem]:
             )
         )
     if res.attrs.get("performance_insights_enabled") is True:
-        retention = _int_attr(res, "performance_insights_retention_period", 7)
+        retention = int_attr(res, "performance_insights_retention_period", 7)
         if retention > 7:
             raise PricingError(
                 f"{res.address}: Performance Insights retention {retention} days exceeds the "
@@ -486,10 +486,10 @@ def price_rds_cluster_instance(ctx: Context, res: Resource) -> list[LineItem]:
 
 def price_dms_replication_instance(ctx: Context, res: Resource) -> list[LineItem]:
     """DMS instance and storage (x2 Multi-AZ), initial-load and CDC transfer."""
-    instance_class = _str_attr(res, "replication_instance_class")
+    instance_class = str_attr(res, "replication_instance_class")
     multi_az = res.attrs.get("multi_az") is True
     copies = 2 if multi_az else 1
-    storage = _int_attr(res, "allocated_storage", 50)
+    storage = int_attr(res, "allocated_storage", 50)
     u = ctx.usage
     az_note = "x2 for Multi-AZ (primary and standby)" if multi_az else "single-AZ"
     cdc = u.cdc_gb_per_month * ctx.scale
@@ -497,7 +497,7 @@ def price_dms_replication_instance(ctx: Context, res: Resource) -> list[LineItem
         priced(
             "DMS",
             f"{res.label} ({instance_class})",
-            copies * _hours(res),
+            copies * resource_hours(res),
             ctx.prices.instance_hour("dms", instance_class),
             f"730 h x {instance_class} hourly price, {az_note}",
             migration_only=True,
@@ -559,19 +559,19 @@ def _provisioned_units(ctx: Context, function: Resource) -> int:
     configured = 0
     for pc in ctx.stack.of_type("aws_lambda_provisioned_concurrency_config"):
         if function in ctx.stack.referenced(pc, "aws_lambda_function"):
-            configured += _int_attr(pc, "provisioned_concurrent_executions", 0)
+            configured += int_attr(pc, "provisioned_concurrent_executions", 0)
     autoscaled = 0
     for target in ctx.stack.of_type("aws_appautoscaling_target"):
         if target.attrs.get("scalable_dimension") != "lambda:function:ProvisionedConcurrency":
             continue
         if function in ctx.stack.referenced(target, "aws_lambda_function"):
-            autoscaled += _int_attr(target, "min_capacity", 0)
+            autoscaled += int_attr(target, "min_capacity", 0)
     return max(configured, autoscaled)
 
 
 def price_lambda_function(ctx: Context, res: Resource) -> list[LineItem]:
     """Requests, provisioned concurrency, duration (on PC, then on demand), X-Ray traces."""
-    memory_mb = _int_attr(res, "memory_size", 128)
+    memory_mb = int_attr(res, "memory_size", 128)
     memory_gb = memory_mb / 1024
     arch = "arm" if "arm64" in (res.attrs.get("architectures") or []) else "x86"
     invocations = ctx.invocations(res)
@@ -644,7 +644,7 @@ def price_lb(ctx: Context, res: Resource) -> list[LineItem]:
         raise PricingError(f"{res.address}: load_balancer_type {kind!r} has no pricing rule")
     u = ctx.usage
     per_hour = ctx.requests_per_month / HOURS_PER_MONTH
-    gb_per_hour = _gb(per_hour * (u.request_bytes + u.response_bytes))
+    gb_per_hour = bytes_to_gb(per_hour * (u.request_bytes + u.response_bytes))
     lambda_targets = any(
         tg.attrs.get("target_type") == "lambda" for tg in ctx.stack.of_type("aws_lb_target_group")
     )
@@ -652,11 +652,13 @@ def price_lb(ctx: Context, res: Resource) -> list[LineItem]:
     new_conn_per_s = per_hour / 3600
     lcus = max(new_conn_per_s / LCU_NEW_CONNECTIONS_PER_S, gb_per_hour / gb_per_lcu)
     items = [
-        priced("ELB", res.label, _hours(res), ctx.price("alb_hour"), "730 h x ALB-hour price"),
+        priced(
+            "ELB", res.label, resource_hours(res), ctx.price("alb_hour"), "730 h x ALB-hour price"
+        ),
         priced(
             "ELB",
             f"{res.label} LCUs",
-            lcus * _hours(res),
+            lcus * resource_hours(res),
             ctx.price("alb_lcu_hour"),
             f"max(new connections/s / 25, GB/h / {gb_per_lcu:g}) over the month, one "
             "connection per request, x 730 h x LCU-hour price",
@@ -672,14 +674,14 @@ def price_lb(ctx: Context, res: Resource) -> list[LineItem]:
             priced(
                 "VPC",
                 f"{res.label} public IPv4",
-                azs * _hours(res),
+                azs * resource_hours(res),
                 ctx.price("public_ipv4_hour"),
                 f"{azs} AZ(s), one public IPv4 each, x 730 h x IPv4-hour price",
             ),
             priced(
                 "Data transfer",
                 f"{res.label} responses to the internet",
-                _gb(ctx.requests_per_month * u.response_bytes),
+                bytes_to_gb(ctx.requests_per_month * u.response_bytes),
                 ctx.price("internet_out_gb"),
                 f"{ctx.requests_per_month:,.0f} requests/month x {u.response_bytes} bytes, x "
                 "price per GB out",
@@ -738,7 +740,7 @@ def price_route53_health_check(ctx: Context, res: Resource) -> list[LineItem]:
         features.append("HTTPS")
     if check_type.endswith("STR_MATCH"):
         features.append("string matching")
-    if _int_attr(res, "request_interval", 30) == 10:
+    if int_attr(res, "request_interval", 30) == 10:
         features.append("fast interval")
     if res.attrs.get("measure_latency") is True:
         features.append("latency measurement")
@@ -921,7 +923,7 @@ def _log_ingestion(ctx: Context, res: Resource) -> tuple[float, str, str]:
             f"VPC flow logs {u.flow_log_gb_per_month:g} GB/month x scale {ctx.scale:g}",
         )
     if name.startswith("aws-waf-logs-"):
-        gb = _gb(ctx.requests_per_month * u.waf_log_bytes_per_request)
+        gb = bytes_to_gb(ctx.requests_per_month * u.waf_log_bytes_per_request)
         return gb, "cw_logs_vended_gb", f"WAF logs: requests x {u.waf_log_bytes_per_request} B"
     if name.startswith("/aws/lambda/"):
         functions = ctx.stack.of_type("aws_lambda_function")
@@ -931,7 +933,7 @@ def _log_ingestion(ctx: Context, res: Resource) -> tuple[float, str, str]:
         if not owner and len(functions) == 1:
             owner = functions
         if owner:
-            gb = _gb(ctx.invocations(owner[0]) * u.log_bytes_per_request)
+            gb = bytes_to_gb(ctx.invocations(owner[0]) * u.log_bytes_per_request)
             return (
                 gb,
                 "cw_logs_ingest_gb",
@@ -954,7 +956,7 @@ def price_cloudwatch_log_group(ctx: Context, res: Resource) -> list[LineItem]:
             f"{res.address}: log_group_class {res.attrs['log_group_class']!r} has no pricing rule"
         )
     gb, key, why = _log_ingestion(ctx, res)
-    retention = _int_attr(res, "retention_in_days", 0)
+    retention = int_attr(res, "retention_in_days", 0)
     if retention == 0:
         months = float(ctx.usage.log_storage_horizon_months)
         kept = f"never expires: {months:g} months kept"
@@ -1072,12 +1074,12 @@ def price_s3_bucket(ctx: Context, res: Resource) -> list[LineItem]:
     """Storage: ALB access logs kept for the retention, or a small default."""
     u = ctx.usage
     is_alb_logs = any(
-        ("aws_s3_bucket", res.logical_id) in {(k, i) for k, i in _refs_in(block)}
+        ("aws_s3_bucket", res.logical_id) in {(k, i) for k, i in references_in(block)}
         for lb in ctx.stack.of_type("aws_lb")
         for block in lb.blocks("access_logs")
     )
     if is_alb_logs:
-        monthly = _gb(ctx.requests_per_month * u.alb_log_bytes_per_request)
+        monthly = bytes_to_gb(ctx.requests_per_month * u.alb_log_bytes_per_request)
         return [
             priced(
                 "S3",
@@ -1099,7 +1101,7 @@ def price_s3_bucket(ctx: Context, res: Resource) -> list[LineItem]:
     ]
 
 
-def _refs_in(value: Any) -> list[tuple[str, str]]:
+def references_in(value: Any) -> list[tuple[str, str]]:
     """`(type, logical_id)` references inside any JSON value."""
     return _REFERENCE.findall(json.dumps(value))
 
@@ -1154,8 +1156,8 @@ def price_dynamodb_table(ctx: Context, res: Resource) -> list[LineItem]:
             ),
         ]
     else:
-        wcu = _int_attr(res, "write_capacity", 0)
-        rcu = _int_attr(res, "read_capacity", 0)
+        wcu = int_attr(res, "write_capacity", 0)
+        rcu = int_attr(res, "read_capacity", 0)
         items = [
             priced(
                 "DynamoDB",
