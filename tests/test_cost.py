@@ -508,7 +508,11 @@ def test_every_type_in_the_synthesized_prod_stack_is_priced_or_free(
 
 
 def test_an_unknown_type_fails_loudly() -> None:
-    with pytest.raises(PricingError, match=r"aws_made_up is neither priced nor listed as free"):
+    with pytest.raises(
+        PricingError,
+        match=r"aws_made_up is neither priced nor listed as free .*"
+        r"add a rule to paymig\.cost\.registry\.RULES or a reason to FREE_TYPES",
+    ):
         price(doc(aws_made_up={"x": {}}))
 
 
@@ -517,7 +521,8 @@ def test_a_billable_type_without_a_rule_fails_loudly(prod_tf: dict[str, Any]) ->
     grown["resource"]["aws_db_instance"] = {"legacy_copy": {"instance_class": "db.m5.large"}}
     with pytest.raises(
         PricingError,
-        match=r"aws_db_instance is billable but has no pricing rule .*aws_db_instance.legacy_copy",
+        match=r"aws_db_instance is billable but has no pricing rule .*aws_db_instance.legacy_copy"
+        r"\); add one to paymig\.cost\.registry\.RULES$",
     ):
         price(grown)
 
