@@ -13,7 +13,7 @@ from rich.console import Console
 
 from paymig.cli.options import ConfigOption, EnvOption, load
 from paymig.config import PaymigConfig
-from paymig.cost.model import budget_gate
+from paymig.cost.budget import budget_gate
 from paymig.cost.report import (
     estimate_environment,
     lambda_by_volume,

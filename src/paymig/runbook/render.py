@@ -24,7 +24,7 @@ from typing import Any
 
 from paymig import naming
 from paymig.config import PaymigConfig
-from paymig.cost.model import budget_gate
+from paymig.cost.budget import budget_gate
 from paymig.cost.report import estimate_environment, lambda_by_volume
 from paymig.runbook.commands import paymig_line
 from paymig.runbook.facts import RunbookError, StackFacts, stack_facts
