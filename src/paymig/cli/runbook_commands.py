@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from paymig.cli.cost_commands import read_document, synthesized_document
 from paymig.cli.options import ConfigOption, EnvOption, load
 from paymig.errors import CommandFailedError, PaymigError
+from paymig.infra.synth import read_document, synthesized_document
 from paymig.runbook.render import DEFAULT_OUTPUT, RunbookInputs, render_runbook
 
 
