@@ -1,8 +1,8 @@
 """Synthesize a stack to disk, summarise what it holds, or read a synthesized document.
 
 Importing this module does not load jsii: the CDKTF app and the stack are imported inside
-:func:`build_stack`, so a command that only reads a `cdk.tf.json`
-(:func:`read_document`, e.g. `paymig cost --from-json`) starts in well under a second.
+:func:`build_stack`, so a command that only reads a `cdk.tf.json` (:func:`read_document`,
+e.g. `paymig cost --from-json`) skips the 10-20 s jsii start-up.
 """
 
 from __future__ import annotations
