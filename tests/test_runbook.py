@@ -22,14 +22,10 @@ from paymig.cli.command_check import CliCommandChecker
 from paymig.config import PaymigConfig
 from paymig.cost.report import estimate_environment
 from paymig.runbook.commands import paymig_line, quote
+from paymig.runbook.consistency import consistency_warnings
+from paymig.runbook.context import ALARM_UNITS
 from paymig.runbook.facts import RunbookError, stack_facts
-from paymig.runbook.render import (
-    ALARM_UNITS,
-    SECTIONS,
-    RunbookInputs,
-    consistency_warnings,
-    render_runbook,
-)
+from paymig.runbook.render import SECTIONS, RunbookInputs, render_runbook
 from paymig.runtime.controller.core import budget_from_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,6 +96,26 @@ def test_generation_is_deterministic(prod_config: PaymigConfig, prod_doc: dict[s
 def test_every_section_heading_is_present_in_order(runbook: str) -> None:
     headings = re.findall(r"^## (.+)$", runbook, flags=re.MULTILINE)
     assert headings == list(SECTIONS)
+
+
+TEMPLATES = REPO / "src" / "paymig" / "runbook" / "templates"
+
+
+def _typed_command_lines(template: str) -> list[str]:
+    """`paymig ...` command lines written out in a template instead of rendered by `paymig()`."""
+    found = [line.strip() for line in template.splitlines() if line.strip().startswith("paymig ")]
+    spans = re.findall(r"`(paymig [^`\n]*)`", template)
+    return found + [span for span in spans if " -" in span]
+
+
+def test_templates_render_every_command_line_through_the_checker() -> None:
+    """A command line typed into a template would skip the check: there is none."""
+    templates = sorted(TEMPLATES.glob("*.md.j2"))
+    assert len(templates) == len(SECTIONS) + 2  # the sections, the front matter, the layout
+    for template in templates:
+        assert _typed_command_lines(template.read_text(encoding="utf-8")) == [], template.name
+    sample = "```bash\n   paymig status --env prod\n```\nThen `paymig shift --to 10`."
+    assert _typed_command_lines(sample) == ["paymig status --env prod", "paymig shift --to 10"]
 
 
 def test_every_paymig_command_line_parses_against_the_cli(runbook: str) -> None:
@@ -308,6 +324,18 @@ def test_a_missing_resource_is_an_error_naming_it(prod_doc: dict[str, Any]) -> N
         stack_facts(broken)
     with pytest.raises(RunbookError, match="stackName"):
         stack_facts({"resource": {}})
+
+
+def test_a_target_group_missing_from_the_stack_stops_the_render(
+    prod_config: PaymigConfig, prod_doc: dict[str, Any]
+) -> None:
+    """The manual rollback names both target groups; one the stack lacks is an error."""
+    broken = copy.deepcopy(prod_doc)
+    groups = broken["resource"]["aws_lb_target_group"]
+    (green,) = [lid for lid, body in groups.items() if body["name"] == "paymig-prod-green"]
+    del groups[green]
+    with pytest.raises(RunbookError, match="target group paymig-prod-green"):
+        _render(prod_config, broken)
 
 
 def test_consistency_warnings_track_names_and_alarms(
