@@ -855,3 +855,25 @@ def test_cli_cost_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     est = price(FULL)
     assert f"Migration period (DMS running, 3 month(s)): ${est.total_monthly_usd:,.2f}/month" in out
     assert "Budget: $3,000.00/month: both totals fit" in out
+
+
+def test_cli_cost_from_json_does_not_load_jsii(tmp_path: Path) -> None:
+    """Pricing a file needs no synthesis: a fresh process never imports the jsii bindings."""
+    import subprocess
+    import sys
+
+    stack = tmp_path / "cdk.tf.json"
+    stack.write_text(json.dumps(FULL))
+    probe = (
+        "import sys, contextlib, io\n"
+        "from paymig.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main(['cost', '--from-json', {str(stack)!r}, '--format', 'json'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'jsii', 'cdktf', 'constructs', 'cdktf_cdktf_provider_aws'} or m == 'paymig.infra.stack')\n"
+        "print(code, heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout == "0 []\n"
