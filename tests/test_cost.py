@@ -19,19 +19,13 @@ from rich.console import Console
 
 from paymig.cli import main
 from paymig.config import PaymigConfig, UsageConfig
-from paymig.cost import model
-from paymig.cost.model import (
-    FREE_TYPES,
-    RULES,
-    Estimate,
-    LineItem,
-    StackView,
-    budget_gate,
-    check_priceable,
-    estimate,
-)
+from paymig.cost.budget import budget_gate
+from paymig.cost.estimate import Estimate, check_priceable, estimate, service_total
+from paymig.cost.line_item import LineItem
 from paymig.cost.prices import PricingError, load_price_table, parse_price_table
+from paymig.cost.registry import FREE_TYPES, RULES
 from paymig.cost.report import lambda_by_volume, print_table, render_markdown, to_json
+from paymig.cost.stack_view import StackView
 from paymig.errors import CommandFailedError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -335,8 +329,8 @@ def test_lambda_overflow_beyond_provisioned_concurrency_at_100x() -> None:
 
 
 def test_lambda_at_1x_and_10x_volume() -> None:
-    one = model.service_total(price(FULL).items, "Lambda")
-    ten = model.service_total(price(FULL, scale=10).items, "Lambda")
+    one = service_total(price(FULL).items, "Lambda")
+    ten = service_total(price(FULL, scale=10).items, "Lambda")
     pc = 2 * 730 * 3600 * 0.0000041667
     assert one == pytest.approx(TX / 1e6 * 0.2 + pc + TX * 0.2 * 0.0000097222)
     # 10x still fits in 2 provisioned environments: requests and duration scale, PC does not
@@ -514,7 +508,11 @@ def test_every_type_in_the_synthesized_prod_stack_is_priced_or_free(
 
 
 def test_an_unknown_type_fails_loudly() -> None:
-    with pytest.raises(PricingError, match=r"aws_made_up is neither priced nor listed as free"):
+    with pytest.raises(
+        PricingError,
+        match=r"aws_made_up is neither priced nor listed as free .*"
+        r"add a rule to paymig\.cost\.registry\.RULES or a reason to FREE_TYPES",
+    ):
         price(doc(aws_made_up={"x": {}}))
 
 
@@ -523,7 +521,8 @@ def test_a_billable_type_without_a_rule_fails_loudly(prod_tf: dict[str, Any]) ->
     grown["resource"]["aws_db_instance"] = {"legacy_copy": {"instance_class": "db.m5.large"}}
     with pytest.raises(
         PricingError,
-        match=r"aws_db_instance is billable but has no pricing rule .*aws_db_instance.legacy_copy",
+        match=r"aws_db_instance is billable but has no pricing rule .*aws_db_instance.legacy_copy"
+        r"\); add one to paymig\.cost\.registry\.RULES$",
     ):
         price(grown)
 
@@ -606,7 +605,7 @@ def test_unknown_price_key_and_invalid_table_are_errors() -> None:
 def test_no_price_literals_outside_the_table() -> None:
     """Only named non-price constants (hours, bytes, LCU definition, volumes) are floats."""
     allowed = {730.0, 24.0, 3600.0, 1e9, 1e6, 25.0, 1.0, 0.4, 10.0, 0.0}
-    for path in (REPO / "src" / "paymig" / "cost").glob("*.py"):
+    for path in (REPO / "src" / "paymig" / "cost").rglob("*.py"):
         floats = {
             node.value
             for node in ast.walk(ast.parse(path.read_text()))
@@ -783,8 +782,8 @@ def test_cli_cost_bad_inputs_are_one_line_exit_2(
 
 def test_lambda_by_volume_on_a_full_stack(prod_config: PaymigConfig) -> None:
     volumes = lambda_by_volume(prod_config, FULL)
-    assert volumes[1.0] == pytest.approx(model.service_total(price(FULL).items, "Lambda"))
-    assert volumes[10.0] == pytest.approx(model.service_total(price(FULL, 10).items, "Lambda"))
+    assert volumes[1.0] == pytest.approx(service_total(price(FULL).items, "Lambda"))
+    assert volumes[10.0] == pytest.approx(service_total(price(FULL, 10).items, "Lambda"))
 
 
 def test_api_function_found_through_a_target_group_attachment_to_an_alias() -> None:
@@ -856,3 +855,25 @@ def test_cli_cost_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     est = price(FULL)
     assert f"Migration period (DMS running, 3 month(s)): ${est.total_monthly_usd:,.2f}/month" in out
     assert "Budget: $3,000.00/month: both totals fit" in out
+
+
+def test_cli_cost_from_json_does_not_load_jsii(tmp_path: Path) -> None:
+    """Pricing a file needs no synthesis: a fresh process never imports the jsii bindings."""
+    import subprocess
+    import sys
+
+    stack = tmp_path / "cdk.tf.json"
+    stack.write_text(json.dumps(FULL))
+    probe = (
+        "import sys, contextlib, io\n"
+        "from paymig.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main(['cost', '--from-json', {str(stack)!r}, '--format', 'json'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'jsii', 'cdktf', 'constructs', 'cdktf_cdktf_provider_aws'} or m == 'paymig.infra.stack')\n"
+        "print(code, heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout == "0 []\n"

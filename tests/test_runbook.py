@@ -10,33 +10,33 @@ import copy
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from paymig import naming
-from paymig.cli import main
+from paymig.cli import app, main
+from paymig.cli.command_check import CliCommandChecker
 from paymig.config import PaymigConfig
 from paymig.cost.report import estimate_environment
-from paymig.runbook.commands import check_line, has_command, paymig_line
+from paymig.runbook.commands import paymig_line, quote
+from paymig.runbook.consistency import consistency_warnings
+from paymig.runbook.context import ALARM_UNITS
 from paymig.runbook.facts import RunbookError, stack_facts
-from paymig.runbook.render import (
-    ALARM_UNITS,
-    SECTIONS,
-    RunbookInputs,
-    consistency_warnings,
-    render_runbook,
-)
+from paymig.runbook.render import SECTIONS, RunbookInputs, render_runbook
 from paymig.runtime.controller.core import budget_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "docs" / "migration_runbook.md"
 PROD = ("--env", "prod")
+#: The checker `paymig runbook` uses, built from the real typer app.
+CLI = CliCommandChecker.from_typer(app)
 
 
 def _render(config: PaymigConfig, document: dict[str, Any]) -> str:
-    return render_runbook(RunbookInputs(config=config, document=document, selector=PROD))
+    return render_runbook(RunbookInputs(config=config, document=document, selector=PROD), CLI)
 
 
 @pytest.fixture(scope="module")
@@ -98,20 +98,40 @@ def test_every_section_heading_is_present_in_order(runbook: str) -> None:
     assert headings == list(SECTIONS)
 
 
+TEMPLATES = REPO / "src" / "paymig" / "runbook" / "templates"
+
+
+def _typed_command_lines(template: str) -> list[str]:
+    """`paymig ...` command lines written out in a template instead of rendered by `paymig()`."""
+    found = [line.strip() for line in template.splitlines() if line.strip().startswith("paymig ")]
+    spans = re.findall(r"`(paymig [^`\n]*)`", template)
+    return found + [span for span in spans if " -" in span]
+
+
+def test_templates_render_every_command_line_through_the_checker() -> None:
+    """A command line typed into a template would skip the check: there is none."""
+    templates = sorted(TEMPLATES.glob("*.md.j2"))
+    assert len(templates) == len(SECTIONS) + 2  # the sections, the front matter, the layout
+    for template in templates:
+        assert _typed_command_lines(template.read_text(encoding="utf-8")) == [], template.name
+    sample = "```bash\n   paymig status --env prod\n```\nThen `paymig shift --to 10`."
+    assert _typed_command_lines(sample) == ["paymig status --env prod", "paymig shift --to 10"]
+
+
 def test_every_paymig_command_line_parses_against_the_cli(runbook: str) -> None:
     lines = _paymig_lines(runbook)
     commands = {line.split()[1] for line in lines}
     assert {"preflight", "check", "validate", "shift", "rollback", "status", "cost"} <= commands
     assert {"synth", "runbook"} <= commands
     for line in lines:
-        check_line(line)  # raises RunbookError on any unknown command/flag/bad value
+        CLI.check_line(line)  # raises RunbookError on any unknown command/flag/bad value
     mentions = _inline_mentions(runbook)
     assert "paymig validate" in mentions
     for span in mentions:
         if " -" in span:  # a full command line in a table cell
-            check_line(span)
+            CLI.check_line(span)
         else:  # a mention such as `paymig shift`: the command must exist
-            assert has_command(span.split()[1]), span
+            assert CLI.has_command(span.split()[1]), span
 
 
 def test_architecture_diagram_has_every_construct_and_real_edges(
@@ -306,6 +326,18 @@ def test_a_missing_resource_is_an_error_naming_it(prod_doc: dict[str, Any]) -> N
         stack_facts({"resource": {}})
 
 
+def test_a_target_group_missing_from_the_stack_stops_the_render(
+    prod_config: PaymigConfig, prod_doc: dict[str, Any]
+) -> None:
+    """The manual rollback names both target groups; one the stack lacks is an error."""
+    broken = copy.deepcopy(prod_doc)
+    groups = broken["resource"]["aws_lb_target_group"]
+    (green,) = [lid for lid, body in groups.items() if body["name"] == "paymig-prod-green"]
+    del groups[green]
+    with pytest.raises(RunbookError, match="target group paymig-prod-green"):
+        _render(prod_config, broken)
+
+
 def test_consistency_warnings_track_names_and_alarms(
     prod_config: PaymigConfig, prod_doc: dict[str, Any]
 ) -> None:
@@ -338,23 +370,23 @@ def test_consistency_warnings_track_names_and_alarms(
 
 
 def test_paymig_line_quotes_and_keeps_variables_expandable() -> None:
-    line = paymig_line("shift", "--to", "10", "--reason", "phase 10: GO", "--env", "prod")
+    line = paymig_line(CLI, "shift", "--to", "10", "--reason", "phase 10: GO", "--env", "prod")
     assert line == "paymig shift --to 10 --reason 'phase 10: GO' --env prod"
-    line = paymig_line("preflight", "--source-dsn", "$PAYMIG_SOURCE_DSN")
+    line = paymig_line(CLI, "preflight", "--source-dsn", "$PAYMIG_SOURCE_DSN")
     assert line == 'paymig preflight --source-dsn "$PAYMIG_SOURCE_DSN"'
 
 
 def test_unknown_command_flag_or_value_is_refused() -> None:
     with pytest.raises(RunbookError, match="command `paymig deploy` does not exist"):
-        paymig_line("deploy")
+        paymig_line(CLI, "deploy")
     with pytest.raises(RunbookError, match="`paymig shift` has no option --percent"):
-        paymig_line("shift", "--percent", "10", "--reason", "x")
+        paymig_line(CLI, "shift", "--percent", "10", "--reason", "x")
     with pytest.raises(RunbookError, match="--to"):
-        paymig_line("shift", "--to", "ten", "--reason", "x")
+        paymig_line(CLI, "shift", "--to", "ten", "--reason", "x")
     with pytest.raises(RunbookError, match="not a paymig command line"):
-        check_line("terraform apply")
-    assert has_command("runbook")
-    assert not has_command("deploy")
+        CLI.check_line("terraform apply")
+    assert CLI.has_command("runbook")
+    assert not CLI.has_command("deploy")
 
 
 def test_required_options_cannot_come_from_the_environment(
@@ -362,8 +394,38 @@ def test_required_options_cannot_come_from_the_environment(
 ) -> None:
     monkeypatch.setenv("PAYMIG_TARGET_DSN", "host=x")
     with pytest.raises(RunbookError, match="--target-dsn"):
-        paymig_line("validate", "--source-dsn", "$PAYMIG_SOURCE_DSN")
+        paymig_line(CLI, "validate", "--source-dsn", "$PAYMIG_SOURCE_DSN")
     assert __import__("os").environ["PAYMIG_TARGET_DSN"] == "host=x"
+
+
+class _RecordingChecker:
+    """The CLI's checker, remembering each line it accepted (or refusing one command)."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        self.accepted: list[str] = []
+        self.refuse = refuse
+
+    def check(self, name: str, args: Sequence[str]) -> None:
+        if name == self.refuse:
+            raise RunbookError(f"refused paymig {name}")
+        CLI.check(name, args)
+        self.accepted.append(" ".join(["paymig", name, *(quote(a) for a in args)]))
+
+
+def test_every_command_line_of_the_runbook_went_through_the_checker(
+    prod_config: PaymigConfig, prod_doc: dict[str, Any]
+) -> None:
+    recorder = _RecordingChecker()
+    text = render_runbook(
+        RunbookInputs(config=prod_config, document=prod_doc, selector=PROD), recorder
+    )
+    full_spans = [span for span in _inline_mentions(text) if " -" in span]
+    assert set(_paymig_lines(text)) | set(full_spans) == set(recorder.accepted)
+    with pytest.raises(RunbookError, match="refused paymig rollback"):
+        render_runbook(
+            RunbookInputs(config=prod_config, document=prod_doc, selector=PROD),
+            _RecordingChecker(refuse="rollback"),
+        )
 
 
 # --------------------------------------------------------------------------- CLI

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from paymig.cli.options import ConfigOption, EnvOption, load
-from paymig.config import PaymigConfig
-from paymig.cost.model import budget_gate
+from paymig.cost.budget import budget_gate
 from paymig.cost.report import (
     estimate_environment,
     lambda_by_volume,
@@ -21,7 +19,7 @@ from paymig.cost.report import (
     render_markdown,
     to_json,
 )
-from paymig.errors import PaymigError
+from paymig.infra.synth import read_document, synthesized_document
 
 
 class CostFormat(StrEnum):
@@ -30,30 +28,6 @@ class CostFormat(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
-
-
-def read_document(path: Path) -> dict[str, Any]:
-    """Read a synthesized `cdk.tf.json`, with one clear line on any problem."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PaymigError(f"--from-json {path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PaymigError(f"--from-json {path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise PaymigError(f"--from-json {path}: not JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("resource", {}), dict):
-        raise PaymigError(f"--from-json {path}: not a synthesized Terraform document")
-    return data
-
-
-def synthesized_document(config: PaymigConfig) -> dict[str, Any]:
-    """Synthesize the environment into a temporary folder and return its document."""
-    from paymig.infra.synth import synthesize
-
-    with tempfile.TemporaryDirectory(prefix="paymig-cost-") as tmp:
-        document: dict[str, Any] = synthesize(config, Path(tmp) / "cdktf.out").document
-    return document
 
 
 def cost(

@@ -95,7 +95,7 @@ def check(
 
 def _budget_gate(console: Console, cfg: PaymigConfig, json_path: Path) -> None:
     """Cost gate (issue 8): both the migration and steady-state estimates fit the budget."""
-    from paymig.cost.model import budget_gate
+    from paymig.cost.budget import budget_gate
     from paymig.cost.report import estimate_environment
 
     document = json.loads(json_path.read_text(encoding="utf-8"))

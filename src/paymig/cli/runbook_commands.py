@@ -8,13 +8,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from paymig.cli.cost_commands import read_document, synthesized_document
+from paymig.cli.command_check import CliCommandChecker
 from paymig.cli.options import ConfigOption, EnvOption, load
 from paymig.errors import CommandFailedError, PaymigError
+from paymig.infra.synth import read_document, synthesized_document
 from paymig.runbook.render import DEFAULT_OUTPUT, RunbookInputs, render_runbook
 
 
 def runbook(
+    ctx: typer.Context,
+    *,
     env: EnvOption = "prod",
     config: ConfigOption = None,
     output: Annotated[
@@ -33,7 +36,10 @@ def runbook(
     cfg = load(env, config)
     document = read_document(from_json) if from_json else synthesized_document(cfg)
     selector = ("--env", env) if config is None else ("--env", env, "--config", str(config))
-    text = render_runbook(RunbookInputs(config=cfg, document=document, selector=selector))
+    # Every command line is checked against the CLI that is running this command.
+    checker = CliCommandChecker(ctx.find_root().command)
+    inputs = RunbookInputs(config=cfg, document=document, selector=selector)
+    text = render_runbook(inputs, checker)
     if check:
         try:
             current = output.read_text(encoding="utf-8")

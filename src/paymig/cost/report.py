@@ -1,6 +1,6 @@
 """Estimate an environment and render the estimate for people (table, Markdown) or machines.
 
-Pure functions over an :class:`~paymig.cost.model.Estimate`; the CLI and ``paymig check``
+Pure functions over an :class:`~paymig.cost.estimate.Estimate`; the CLI and ``paymig check``
 call :func:`estimate_environment`, the runbook can embed :func:`render_markdown`.
 """
 
@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from paymig.config import PaymigConfig
-from paymig.cost.model import Estimate, budget_gate, estimate, service_total
+from paymig.cost.budget import budget_gate
+from paymig.cost.estimate import Estimate, estimate, service_total
 from paymig.cost.prices import load_price_table
 
 #: Traffic volumes at which Lambda is always reported, relative to the configured volume.

@@ -1,4 +1,9 @@
-"""Synthesize a stack to disk and summarise what it holds."""
+"""Synthesize a stack to disk, summarise what it holds, or read a synthesized document.
+
+Importing this module does not load jsii: the CDKTF app and the stack are imported inside
+:func:`build_stack`, so a command that only reads a `cdk.tf.json` (:func:`read_document`,
+e.g. `paymig cost --from-json`) skips the 10-20 s jsii start-up.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,15 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cdktf import App
+from typing import TYPE_CHECKING, Any
 
 from paymig.config import PaymigConfig
-from paymig.infra.stack import PaymentMigrationStack
+from paymig.errors import PaymigError
+
+if TYPE_CHECKING:
+    from cdktf import App
+
+    from paymig.infra.stack import PaymentMigrationStack
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,10 @@ class SynthResult:
 
 def build_stack(config: PaymigConfig, outdir: Path) -> tuple[App, PaymentMigrationStack]:
     """Build (but do not synthesize) the app and stack for one environment."""
+    from cdktf import App
+
+    from paymig.infra.stack import PaymentMigrationStack
+
     app = App(outdir=str(outdir), skip_validation=False)
     stack = PaymentMigrationStack(app, config)
     return app, stack
@@ -70,3 +82,25 @@ def synthesize(config: PaymigConfig, outdir: Path) -> SynthResult:
         shutil.rmtree(staging, ignore_errors=True)
     document = json.loads((final / "cdk.tf.json").read_text(encoding="utf-8"))
     return SynthResult(stack_dir=final, document=document)
+
+
+def synthesized_document(config: PaymigConfig) -> dict[str, Any]:
+    """Synthesize the environment into a temporary folder and return its document."""
+    with tempfile.TemporaryDirectory(prefix="paymig-synth-") as tmp:
+        document: dict[str, Any] = synthesize(config, Path(tmp) / "cdktf.out").document
+    return document
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """Read a synthesized `cdk.tf.json` (`--from-json`), with one clear line on any problem."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PaymigError(f"--from-json {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PaymigError(f"--from-json {path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise PaymigError(f"--from-json {path}: not JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("resource", {}), dict):
+        raise PaymigError(f"--from-json {path}: not a synthesized Terraform document")
+    return data

@@ -1,0 +1,123 @@
+"""Route 53: health checks, record queries and hosted zones."""
+
+from __future__ import annotations
+
+from paymig.cost.context import Context
+from paymig.cost.line_item import LineItem, priced
+from paymig.cost.stack_view import Resource, int_attr
+from paymig.cost.units import MILLION
+
+
+def _is_aws_endpoint(res: Resource) -> bool:
+    """Whether a health check probes an AWS resource (by reference) or not (on-prem)."""
+    kinds = {kind for kind, _ in res.references()}
+    return bool(kinds & {"aws_lb", "aws_eip", "aws_cloudfront_distribution", "aws_instance"})
+
+
+def price_route53_health_check(ctx: Context, res: Resource) -> list[LineItem]:
+    """Health check, AWS or non-AWS endpoint, plus each optional feature."""
+    check_type = str(res.attrs.get("type", ""))
+    if check_type in ("CALCULATED", "CLOUDWATCH_METRIC", "RECOVERY_CONTROL"):
+        return [
+            priced(
+                "Route 53",
+                res.label,
+                float(res.count),
+                ctx.price("route53_health_check_aws_month"),
+                f"{check_type} health check, basic AWS price",
+            )
+        ]
+    aws = _is_aws_endpoint(res)
+    features = []
+    if check_type.startswith("HTTPS"):
+        features.append("HTTPS")
+    if check_type.endswith("STR_MATCH"):
+        features.append("string matching")
+    if int_attr(res, "request_interval", 30) == 10:
+        features.append("fast interval")
+    if res.attrs.get("measure_latency") is True:
+        features.append("latency measurement")
+    where = "AWS" if aws else "non-AWS"
+    suffix = "aws" if aws else "non_aws"
+    items = [
+        priced(
+            "Route 53",
+            f"{res.label} ({where} endpoint)",
+            float(res.count),
+            ctx.price(f"route53_health_check_{suffix}_month"),
+            f"1 health check of a {where} endpoint",
+        )
+    ]
+    if features:
+        items.append(
+            priced(
+                "Route 53",
+                f"{res.label} optional features",
+                float(len(features) * res.count),
+                ctx.price(f"route53_health_check_feature_{suffix}_month"),
+                f"{', '.join(features)} on a {where} endpoint, x price per feature",
+            )
+        )
+    return items
+
+
+def price_route53_record(ctx: Context, res: Resource) -> list[LineItem]:
+    """Queries: alias records to AWS resources are free, others pay per million."""
+    if res.blocks("alias"):
+        return [
+            priced(
+                "Route 53",
+                f"{res.label} queries (alias)",
+                0.0,
+                ctx.price("route53_standard_query_million"),
+                "alias queries to an AWS resource are not charged",
+                unit="1M queries (not charged)",
+            )
+        ]
+    name = res.attrs.get("name")
+    if ctx.api_record_name is None or name != ctx.api_record_name:
+        return []  # auxiliary records (certificate validation) get negligible queries
+    siblings = [
+        r
+        for r in ctx.stack.of_type("aws_route53_record")
+        if r.attrs.get("name") == name and not r.blocks("alias")
+    ]
+    queries = ctx.requests_per_month * ctx.usage.dns_queries_per_request / len(siblings)
+    return [
+        priced(
+            "Route 53",
+            f"{res.label} queries",
+            queries / MILLION,
+            ctx.price("route53_standard_query_million"),
+            f"requests x {ctx.usage.dns_queries_per_request:g} queries/request, shared by "
+            f"{len(siblings)} non-alias record(s) of {name}, x price per million",
+        )
+    ]
+
+
+def price_route53_zone(ctx: Context, res: Resource) -> list[LineItem]:
+    """A hosted zone the stack creates."""
+    return [
+        priced(
+            "Route 53",
+            res.label,
+            float(res.count),
+            ctx.price("route53_hosted_zone_month"),
+            "1 hosted zone",
+        )
+    ]
+
+
+def usage_hosted_zone(ctx: Context) -> list[LineItem]:
+    """The operator's existing hosted zone, when the stack writes records into it."""
+    if not ctx.stack.of_type("aws_route53_record") or ctx.stack.of_type("aws_route53_zone"):
+        return []
+    return [
+        priced(
+            "Route 53",
+            "hosted zone (dns.hosted_zone_id)",
+            1.0,
+            ctx.price("route53_hosted_zone_month"),
+            "1 existing hosted zone holding the stack's records",
+        )
+    ]
