@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, field_validator
 
-from paymig.config.base import RetentionDays, _Model
+from paymig.config.base import RetentionDays, _Model, _operator_field
 
 
 class DatabaseConfig(_Model):
@@ -46,6 +48,12 @@ class DatabaseConfig(_Model):
     ca_cert_identifier: str = Field(
         default="rds-ca-rsa2048-g1",
         description="Server certificate authority, pinned so CA rotation is a planned change.",
+    )
+    ca_bundle_path: Path = _operator_field(
+        "PEM bundle of AWS's RDS CAs for the region (AWS publishes it at "
+        "https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem), reviewed and "
+        "committed, relative to the repository root; every client of Aurora verifies the "
+        "server with it (`verify-full`). It must hold the CA `ca_cert_identifier` names."
     )
     monitoring_interval_seconds: int = Field(
         default=60, description="Enhanced monitoring interval: 1, 5, 10, 15, 30 or 60 seconds."

@@ -69,6 +69,7 @@ def admit(
     rule_id: str,
     group: SecurityGroup,
     client: VpcClient,
+    *,
     port: int,
     why: str,
 ) -> VpcSecurityGroupIngressRule:
@@ -104,7 +105,7 @@ def connect_to_group(
         f"ingress-{client.name}-{port}",
         server_group,
         client,
-        port,
-        f"{port} from {client.name}",
+        port=port,
+        why=f"{port} from {client.name}",
     )
     return [egress, ingress]

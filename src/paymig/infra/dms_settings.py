@@ -300,3 +300,14 @@ def table_mappings_json(config: ReplicationConfig) -> str:
 def task_settings_json(config: ReplicationConfig) -> str:
     """Render the task settings as the JSON text `aws_dms_replication_task` expects."""
     return _render(task_settings(config))
+
+
+def reverse_task_settings_json(config: ReplicationConfig) -> str:
+    """Settings of the reverse (Aurora to on-prem) CDC-only task.
+
+    The same error, logging, validation and transaction rules as the forward task;
+    a CDC-only task has no full load, so its full-load settings are left out.
+    """
+    settings = task_settings(config)
+    del settings["FullLoadSettings"]
+    return _render(settings)

@@ -20,8 +20,9 @@ the Secrets Manager endpoint too (DMS User Guide: engine 3.4.7+ in a private sub
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
@@ -107,71 +108,75 @@ class ServiceEndpoints(Construct):
             )
             for service in GATEWAY_SERVICES
         }
-        self._admitted: set[str] = set()
+        #: Per client, the rules already written (each is written once).
+        self._written: dict[str, dict[str, list[ITerraformDependable]]] = {}
 
     def admit(self, client: VpcClient, services: Iterable[str]) -> list[ITerraformDependable]:
         """Open the path from ``client`` to each service's API; return what it is made of.
 
-        Unknown service names fail at synth, so a client can never be wired to an API
-        this module does not know how to reach.
+        Calling it again for the same client adds only what is new. Unknown service
+        names fail at synth, so a client can never be wired to an API this module does
+        not know how to reach.
         """
         wanted = sorted(set(services))
-        unknown = [
-            s
-            for s in wanted
-            if s not in INTERFACE_SERVICES + GATEWAY_SERVICES + NAT_ONLY_SERVICES
-        ]
+        known = INTERFACE_SERVICES + GATEWAY_SERVICES + NAT_ONLY_SERVICES
+        unknown = [s for s in wanted if s not in known]
         if unknown:
             raise ValueError(f"no known network path to the API of {', '.join(unknown)}")
+        written = self._written.setdefault(client.name, {})
         path: list[ITerraformDependable] = []
-        interfaces = [s for s in wanted if s in INTERFACE_SERVICES]
-        if interfaces:
-            path += self._admit_interfaces(client, interfaces)
-        for service in (s for s in wanted if s in GATEWAY_SERVICES):
-            endpoint = self.gateway[service]
-            path.append(endpoint)
-            path.append(
-                client.egress(
-                    service,
-                    HTTPS,
-                    f"HTTPS to the {service} gateway endpoint",
-                    prefix_list_id=str(endpoint.prefix_list_id),
-                )
-            )
-        if any(s in NAT_ONLY_SERVICES for s in wanted):
-            nat_only = ", ".join(s for s in wanted if s in NAT_ONLY_SERVICES)
-            path.append(
-                client.egress(
-                    "internet-https", HTTPS, f"HTTPS to {nat_only} (no VPC endpoint) via NAT",
-                    cidr=ANYWHERE,
-                )
-            )  # fmt: skip
+        for service in wanted:
+            if service in INTERFACE_SERVICES:
+                path.append(self.interface[service])
+                path += self._once(written, "interfaces", lambda: self._interface_rules(client))
+            elif service in GATEWAY_SERVICES:
+                path.append(self.gateway[service])
+                path += self._once(written, service, partial(self._gateway_rule, client, service))
+            else:
+                path += self._once(written, "nat", lambda: [
+                    client.egress("internet-https", HTTPS,
+                                  "HTTPS to APIs without a VPC endpoint (Route 53) via NAT",
+                                  cidr=ANYWHERE)
+                ])  # fmt: skip
         return path
 
-    def _admit_interfaces(
-        self, client: VpcClient, services: list[str]
+    @staticmethod
+    def _once(
+        written: dict[str, list[ITerraformDependable]],
+        what: str,
+        make: Callable[[], list[ITerraformDependable]],
     ) -> list[ITerraformDependable]:
+        if what not in written:
+            written[what] = make()
+        return written[what]
+
+    def _gateway_rule(self, client: VpcClient, service: str) -> list[ITerraformDependable]:
+        """The client's egress to a gateway endpoint's prefix list."""
+        endpoint = self.gateway[service]
+        return [
+            client.egress(
+                service,
+                HTTPS,
+                f"HTTPS to the {service} gateway endpoint",
+                prefix_list_id=str(endpoint.prefix_list_id),
+            )
+        ]
+
+    def _interface_rules(self, client: VpcClient) -> list[ITerraformDependable]:
         """One egress and one ingress rule cover every interface endpoint (one group)."""
-        path: list[ITerraformDependable] = [self.interface[s] for s in services]
-        if client.name in self._admitted:
-            raise ValueError(f"{client.name}: admit every API of a client in one call")
-        self._admitted.add(client.name)
-        path.append(
+        return [
             client.egress(
                 "endpoints",
                 HTTPS,
-                "HTTPS to the interface endpoints: " + ", ".join(services),
+                "HTTPS to the VPC's interface endpoints (AWS APIs)",
                 group_id=str(self.security_group.id),
-            )
-        )
-        path.append(
+            ),
             admit(
                 self,
                 f"ingress-{client.name}",
                 self.security_group,
                 client,
-                HTTPS,
-                f"HTTPS from {client.name}",
-            )
-        )
-        return path
+                port=HTTPS,
+                why=f"HTTPS from {client.name}",
+            ),
+        ]

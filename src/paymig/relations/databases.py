@@ -43,6 +43,10 @@ def _env(body: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _parameter_named(graph: StackGraph, name: str) -> Address | None:
+    """The SSM parameter a declaration names, by literal name or by reference."""
+    referenced = graph.target(name, "aws_ssm_parameter")
+    if referenced is not None:
+        return referenced
     for address, body in graph.of_type("aws_ssm_parameter").items():
         if body.get("name") == name:
             return address

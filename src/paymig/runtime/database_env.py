@@ -127,7 +127,7 @@ class CaBundles:
 def connect_kwargs(
     target: DatabaseTarget, secret: Mapping[str, Any], ca_file: Path
 ) -> dict[str, Any]:
-    """psycopg keyword arguments: the declared server, the secret's login, verify-full."""
+    """Arguments of ``psycopg.connect``: the declared server, the login, verify-full."""
     for field in ("username", "password"):
         if not isinstance(secret.get(field), str) or not secret[field]:
             raise ConfigError(f"{target.secret_arn}: secret field {field!r} missing")
