@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from paymig.cli.options import ConfigOption, EnvOption, load
@@ -73,7 +74,7 @@ def check(
         typer.Option("--provider-mirror", help="Local Terraform provider mirror, used if present."),
     ] = DEFAULT_MIRROR,
 ) -> None:
-    """Synthesize, `terraform init -backend=false` + `validate`, checkov, then the budget gate."""
+    """Synthesize; terraform validate; checkov; the relational check; the budget gate."""
     cfg = load(env, config)
     err = Console(stderr=True)
     for sample in sample_values_in_use(cfg):
@@ -90,7 +91,29 @@ def check(
         f"[green]checkov: {scan.passed} passed, 0 failed, {scan.skipped} skipped (justified in "
         ".checkov.yaml)[/]"
     )
+    _relations_gate(console, err, cfg, json_path)
     _budget_gate(console, cfg, json_path)
+
+
+def _relations_gate(console: Console, err: Console, cfg: PaymigConfig, json_path: Path) -> None:
+    """Relations AWS enforces between pairs of resources (paymig.relations) all hold."""
+    from paymig.relations import RULES, check_stack
+
+    document = json.loads(json_path.read_text(encoding="utf-8"))
+    findings = check_stack(document, cfg.region)
+    for finding in findings:
+        colour = "red" if finding.severity == "error" else "yellow"
+        err.print(f"[{colour}]{finding.severity}:[/] {escape(finding.line())}", soft_wrap=True)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise CommandFailedError(
+            f"relational check: {len(errors)} broken relation(s) in {cfg.stack_name} (listed above)"
+        )
+    console.print(
+        f"[green]relational check: {len(RULES)} rules, 0 broken relations"
+        + (f", {len(findings)} warning(s)" if findings else "")
+        + "[/]"
+    )
 
 
 def _budget_gate(console: Console, cfg: PaymigConfig, json_path: Path) -> None:

@@ -475,16 +475,18 @@ class ObservabilityTier(Construct):
             f"alarm-{metric}",
             alarm_name=naming.alarm_name(self.props.name, metric),
             alarm_description=f"{description} Missing data: {settings.treat_missing_data} "
-            f"({settings.missing_data_reason})",
+            f"({settings.missing_data_reason})"
+            + ("" if armed else " Unarmed until migration.stage is cdc (CDC running)."),
             comparison_operator="GreaterThanThreshold",
             threshold=settings.threshold,
             evaluation_periods=settings.evaluation_periods,
             datapoints_to_alarm=settings.datapoints_to_alarm,
             treat_missing_data=settings.treat_missing_data,
             metric_query=queries,
-            actions_enabled=armed,
-            alarm_actions=[self.alert_topic.arn],
-            ok_actions=[self.alert_topic.arn],
+            # An unarmed alarm keeps its state (the gates read it) but notifies nobody.
+            actions_enabled=True,
+            alarm_actions=[self.alert_topic.arn] if armed else [],
+            ok_actions=[self.alert_topic.arn] if armed else [],
         )
 
     def _dashboard(self) -> Dashboard:
