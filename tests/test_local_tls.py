@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from paymig.errors import CommandFailedError, ToolMissingError
 from paymig.local.postgres import LocalPostgres
 from paymig.local.tls import LocalCertificateAuthority, subject_alt_names
 
@@ -94,3 +95,13 @@ def test_a_given_name_is_the_only_name_verified(
         assert conn.execute("SELECT 1").fetchone() == (1,)
     with pytest.raises(psycopg.OperationalError, match=r'does not match host name "127\.0\.0\.1"'):
         _connect(server, ca.certificate, "127.0.0.1")
+
+
+def test_openssl_failures_are_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(CommandFailedError, match=r"^openssl req failed: .*string too short"):
+        LocalCertificateAuthority(tmp_path / "empty-name", common_name="")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolMissingError, match=r"^openssl: needed to create test certificates$"):
+        LocalCertificateAuthority(tmp_path / "no-openssl")
