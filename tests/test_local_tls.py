@@ -95,6 +95,10 @@ def test_a_given_name_is_the_only_name_verified(
         assert conn.execute("SELECT 1").fetchone() == (1,)
     with pytest.raises(psycopg.OperationalError, match=r'does not match host name "127\.0\.0\.1"'):
         _connect(server, ca.certificate, "127.0.0.1")
+    assert "database system is ready to accept connections" in server.log_file.read_text()
+    server.stop()
+    with pytest.raises(CommandFailedError, match=r"^server 'tls-named' is not running: no log$"):
+        _ = server.log_file
 
 
 def test_openssl_failures_are_one_clear_line(
