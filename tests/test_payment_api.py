@@ -571,6 +571,64 @@ def test_reconnect_reads_the_rotated_password(api_db: ApiDatabase) -> None:
     assert api.handler(get_event(), CONTEXT)["statusCode"] == 200
 
 
+class _Calls:
+    """Counts calls to a real function and passes them on (a spy, not a mock)."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function, self.count = function, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.count += 1
+        return self.function(*args, **kwargs)
+
+
+def test_the_secret_is_cached_and_read_again_only_when_a_login_fails(
+    api_db: ApiDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _Calls(api.read_secret)
+    monkeypatch.setattr(api, "read_secret", reads)
+    api.handler(get_event(), CONTEXT)
+    with api_db.admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid(),))
+    assert api.handler(get_event(), CONTEXT)["statusCode"] == 200
+    assert reads.count == 1  # a new connection, the cached credentials
+    new_password = secrets.token_urlsafe(24)
+    with api_db.admin() as admin:
+        admin.execute(f"ALTER ROLE {API_ROLE} PASSWORD '{new_password}'")
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId=api_db.secret_arn,
+            SecretString=json.dumps({"username": API_ROLE, "password": new_password}),
+        )
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid(),))
+    assert api.handler(get_event(), CONTEXT)["statusCode"] == 200
+    assert reads.count == 2  # the failed login read it again
+
+
+def test_a_failed_login_is_not_retried_when_the_secret_is_unchanged(
+    api_db: ApiDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=api_db.secret_arn,
+        SecretString=json.dumps({"username": API_ROLE, "password": "wrong"}),
+    )
+    reads, connects = _Calls(api.read_secret), _Calls(api.connect)
+    monkeypatch.setattr(api, "read_secret", reads)
+    monkeypatch.setattr(api, "connect", connects)
+    assert api.handler(get_event(), CONTEXT)["statusCode"] == 503
+    assert (reads.count, connects.count) == (2, 1)
+
+
+def test_an_unusable_secret_is_not_cached(api_db: ApiDatabase) -> None:
+    client = boto3.client("secretsmanager")
+    client.put_secret_value(SecretId=api_db.secret_arn, SecretString="not json")
+    assert api.handler(get_event(), CONTEXT)["statusCode"] == 503
+    client.put_secret_value(
+        SecretId=api_db.secret_arn,
+        SecretString=json.dumps({"username": API_ROLE, "password": api_db.password}),
+    )
+    assert api.handler(get_event(), CONTEXT)["statusCode"] == 200
+
+
 def test_health_is_503_when_the_database_goes_down(api_db: ApiDatabase) -> None:
     assert api.handler(get_event(), CONTEXT)["statusCode"] == 200
     api_db.server.stop()

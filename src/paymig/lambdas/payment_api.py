@@ -20,8 +20,10 @@ Database access: the credentials come from Secrets Manager (``DB_SECRET_ARN``; t
 secret's JSON carries ``username`` and ``password``, and may carry ``host``, ``port`` and
 ``dbname``, which ``DB_HOST``, ``DB_PORT`` and ``DB_NAME`` override). The connection uses
 TLS with ``sslmode=verify-full`` against the CA bundle at ``DB_CA_BUNDLE`` and is cached
-across invocations; a connection found broken is replaced once (re-reading the secret, so
-a rotated password is picked up).
+across invocations; a connection found broken is replaced once. The secret is cached too
+(:class:`SecretCredentials`) and read again only when a login fails: with the
+alternating-users rotation (``paymig.lambdas.rotation``) the credentials read last keep
+working until the rotation after next, and an open connection is never cut off.
 
 This module runs inside the Lambda image without the rest of paymig, so it imports only
 the standard library, psycopg and boto3. The metric names repeat those in
@@ -447,7 +449,9 @@ def db_settings(env: Mapping[str, str], secret: Mapping[str, Any]) -> DbSettings
 def read_secret(client: Any, secret_arn: str) -> dict[str, Any]:
     """Fetch and decode a JSON secret; raise :class:`ConfigurationError` if it is not one."""
     try:
-        answer = client.get_secret_value(SecretId=secret_arn)
+        # AWSCURRENT is the default; named, because during a rotation moto answers a
+        # stage-less read with the new, still empty version.
+        answer = client.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "error")
         raise ConfigurationError(f"{ENV_SECRET_ARN}: cannot read the secret: {code}") from None
@@ -477,6 +481,44 @@ def connect(settings: DbSettings) -> psycopg.Connection[Any]:
     )
 
 
+class SecretCredentials:
+    """The database settings from a secret, read once and again when a login fails.
+
+    psycopg 3.3 reports a failed login without a SQLSTATE (libpq gives startup errors as
+    text only, in the server's language), so any failed connection makes it read the
+    secret again; it retries once, and only if the secret now holds other settings.
+    """
+
+    def __init__(self, client: Any, secret_arn: str, env: Mapping[str, str]) -> None:
+        """Read nothing yet; ``env`` is consulted at each connection (it may override)."""
+        self._client = client
+        self._secret_arn = secret_arn
+        self._env = env
+        self._secret: dict[str, Any] | None = None
+
+    def _read(self) -> DbSettings:
+        """Read the secret; keep it only if it gives settings (a bad one is read again)."""
+        secret = read_secret(self._client, self._secret_arn)
+        settings = db_settings(self._env, secret)
+        self._secret = secret
+        return settings
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """Connect with the cached settings; on failure, re-read the secret and retry once."""
+        settings = self._read() if self._secret is None else db_settings(self._env, self._secret)
+        try:
+            return connect(settings)
+        except psycopg.OperationalError as error:
+            fresh = self._read()
+            if fresh == settings:
+                raise
+            LOGGER.warning(
+                "database login as %s failed (%s); the secret now names %s: retrying once",
+                settings.user, str(error).strip().splitlines()[0], fresh.user,
+            )  # fmt: skip
+            return connect(fresh)
+
+
 class _Runtime(threading.local):
     """What the function keeps between invocations of one execution environment.
 
@@ -486,18 +528,19 @@ class _Runtime(threading.local):
     """
 
     def __init__(self) -> None:
-        self.secrets_client: Any = None
+        self.credentials: SecretCredentials | None = None
         self.connection: psycopg.Connection[Any] | None = None
 
     def new_connection(self) -> psycopg.Connection[Any]:
-        """Read the secret afresh (it may have rotated) and connect."""
-        secret_arn = os.environ.get(ENV_SECRET_ARN)
-        if not secret_arn:
-            raise ConfigurationError(f"{ENV_SECRET_ARN}: not set")
-        if self.secrets_client is None:
-            self.secrets_client = boto3.client("secretsmanager")
-        secret = read_secret(self.secrets_client, secret_arn)
-        self.connection = connect(db_settings(os.environ, secret))
+        """Connect with the cached credentials (read from the secret on first use)."""
+        if self.credentials is None:
+            secret_arn = os.environ.get(ENV_SECRET_ARN)
+            if not secret_arn:
+                raise ConfigurationError(f"{ENV_SECRET_ARN}: not set")
+            self.credentials = SecretCredentials(
+                boto3.client("secretsmanager"), secret_arn, os.environ
+            )
+        self.connection = self.credentials.connect()
         return self.connection
 
     def drop_connection(self) -> None:
@@ -516,9 +559,9 @@ def cached_connection() -> psycopg.Connection[Any] | None:
 
 
 def reset_runtime() -> None:
-    """Close the cached connection and forget the Secrets Manager client."""
+    """Close the cached connection and forget the cached credentials."""
     _RUNTIME.drop_connection()
-    _RUNTIME.secrets_client = None
+    _RUNTIME.credentials = None
 
 
 def with_connection(operation: Callable[[psycopg.Connection[Any]], T]) -> T:
