@@ -39,7 +39,7 @@ from paymig.local.tls import LocalCertificateAuthority
 
 ADMIN, APP, CLONE = "paymig_rotation", "payment_api", "payment_api_clone"
 APP_GROUPS = frozenset({("payments_app", False), ("payments_audit", True)})
-CA_NAME = "local"
+CA_NAME = "aurora"  # the server whose declared CA verifies the test server
 
 
 def wait_until(condition: Callable[[], bool], what: str, limit: float = 120.0) -> None:
@@ -179,7 +179,7 @@ def rotation_env(
 
     for name, value in moto_server.client_environment().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("PAYMIG_CA_FILES", json.dumps({CA_NAME: str(ca.certificate)}))
+    declare_ca(monkeypatch, CA_NAME, ca.certificate.read_text())
     sm = boto3.client("secretsmanager")
     iam, lam = boto3.client("iam"), boto3.client("lambda")
     name = f"paymig-test-rotation-{uuid.uuid4().hex[:8]}"
@@ -192,6 +192,27 @@ def rotation_env(
     env.admin_secret = env.create_secret({"username": ADMIN, "password": passwords[ADMIN]})
     env.app_secret = env.create_secret(env.app_value())
     yield env
+
+
+def declare_ca(monkeypatch: pytest.MonkeyPatch, server: str, pem: str) -> None:
+    """Declare one server the way the stack does, with its CA bundle in (moto's) SSM."""
+    parameter = f"/paymig/test/ca/{server}"
+    boto3.client("ssm").put_parameter(Name=parameter, Value=pem, Type="String", Overwrite=True)
+    declaration = {
+        "server": server, "host": "127.0.0.1", "port": 5432, "dbname": "postgres",
+        "secret_arn": "arn:aws:secretsmanager:us-east-2:123456789012:secret:admin",
+        "sslmode": "verify-full", "ca_parameter": parameter,
+    }  # fmt: skip
+    monkeypatch.setenv(f"PAYMIG_DB_{server.upper()}", json.dumps(declaration))
+    rot._CA_FILES.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ca_cache() -> Iterator[None]:
+    """Each test fetches its own CA bundles (the handler caches them per environment)."""
+    rot._CA_FILES.clear()
+    yield
+    rot._CA_FILES.clear()
 
 
 # ================================================================ the four steps
@@ -447,16 +468,19 @@ def test_a_misconfigured_ca_fails_the_first_step_with_one_line(
 ) -> None:
     env, secret = rotation_env, rotation_env.app_secret
     token = env.start(secret)
-    monkeypatch.setenv("PAYMIG_CA_FILES", json.dumps({"rds": str(env.ca.certificate)}))
+    for name in [n for n in list(__import__("os").environ) if n.startswith("PAYMIG_DB_")]:
+        monkeypatch.delenv(name)
+    declare_ca(monkeypatch, "source", env.ca.certificate.read_text())
     with pytest.raises(rot.RotationError):
         env.step(secret, token, "createSecret")
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert record.getMessage() == (
         f"createSecret failed for {secret} version {token}: RotationError: secret {secret} "
-        f"(AWSCURRENT): field 'ca' names '{CA_NAME}', which PAYMIG_CA_FILES lacks"
+        f"(AWSCURRENT): field 'ca' names '{CA_NAME}', which the PAYMIG_DB_* declarations lack"
     )
-    monkeypatch.delenv("PAYMIG_CA_FILES")
-    with pytest.raises(rot.RotationError, match="PAYMIG_CA_FILES: required environment"):
+    monkeypatch.delenv("PAYMIG_DB_SOURCE")
+    rot._CA_FILES.clear()
+    with pytest.raises(rot.RotationError, match=r"PAYMIG_DB_\*: the function declares no database"):
         env.step(secret, token, "createSecret")
 
 

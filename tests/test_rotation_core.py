@@ -186,28 +186,57 @@ def test_check_pending_refuses_another_target_or_user() -> None:
     rot.check_pending(single, parsed(masterarn=None, password="x"), where)
 
 
-def test_ca_files_come_from_the_environment(tmp_path: Path) -> None:
-    bundle = tmp_path / "rds.pem"
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    files = rot.ca_files_from_env({"PAYMIG_CA_FILES": json.dumps({"rds": str(bundle)})})
-    assert rot.ca_file(files, "rds", WHERE) == str(bundle)
-    for env, message in [
-        ({}, "PAYMIG_CA_FILES: required environment variable is not set"),
-        ({"PAYMIG_CA_FILES": "{"}, "PAYMIG_CA_FILES: must be a JSON object of names to file paths"),
-        ({"PAYMIG_CA_FILES": '["a"]'}, "PAYMIG_CA_FILES: must be a JSON object of names to file paths"),
-        ({"PAYMIG_CA_FILES": '{"rds": 1}'}, "PAYMIG_CA_FILES: must be a JSON object of names to file paths"),
-    ]:  # fmt: skip
+class _Ssm:
+    """An SSM client that answers GetParameter from a dict (pure unit test: no emulator)."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.calls = 0
+
+    def get_parameter(self, Name: str) -> dict[str, Any]:
+        self.calls += 1
+        return {"Parameter": {"Value": self.values[Name]}}
+
+
+def _declaration(server: str, parameter: str) -> str:
+    return json.dumps({
+        "server": server, "host": "h", "port": 5432, "dbname": "d", "secret_arn": "a",
+        "sslmode": "verify-full", "ca_parameter": parameter,
+    })  # fmt: skip
+
+
+def test_ca_files_come_from_the_declared_servers(tmp_path: Path) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\n"
+    ssm = _Ssm({"/p/ca/aurora": pem, "/p/ca/source": pem})
+    env = {"PAYMIG_DB_AURORA": _declaration("aurora", "/p/ca/aurora"),
+           "PAYMIG_DB_SOURCE": _declaration("source", "/p/ca/source")}  # fmt: skip
+    files = rot.ca_files_from_declarations(env, ssm, tmp_path)
+    assert sorted(files) == ["aurora", "source"]
+    assert Path(rot.ca_file(files, "aurora", WHERE)).read_text() == pem
+    assert ssm.calls == 2
+    for bad_env, message in [
+        ({}, "PAYMIG_DB_*: the function declares no database"),
+        ({"PAYMIG_DB_AURORA": "{"}, "PAYMIG_DB_AURORA: not JSON"),
+    ]:
         with pytest.raises(rot.RotationError) as caught:
-            rot.ca_files_from_env(env)
+            rot.ca_files_from_declarations(bad_env, ssm, tmp_path)
         assert str(caught.value) == message
+    not_pem = _Ssm({"/p/ca/aurora": "hello"})
     with pytest.raises(rot.RotationError) as caught:
-        rot.ca_file(files, "onprem", WHERE)
-    assert str(caught.value) == f"{WHERE}: field 'ca' names 'onprem', which PAYMIG_CA_FILES lacks"
+        rot.ca_files_from_declarations(
+            {"PAYMIG_DB_AURORA": _declaration("aurora", "/p/ca/aurora")}, not_pem, tmp_path
+        )
+    assert str(caught.value) == "/p/ca/aurora: the SSM parameter holds no PEM certificate"
     with pytest.raises(rot.RotationError) as caught:
-        rot.ca_file({"rds": str(tmp_path / "gone.pem")}, "rds", WHERE)
-    assert (
-        str(caught.value)
-        == f"PAYMIG_CA_FILES: 'rds' maps to {tmp_path / 'gone.pem'}, which is not a file"
+        rot.ca_file({"aurora": str(files["aurora"])}, "source", WHERE)
+    assert str(caught.value) == (
+        f"{WHERE}: field 'ca' names 'source', which the PAYMIG_DB_* declarations lack"
+    )
+    with pytest.raises(rot.RotationError) as caught:
+        rot.ca_file({"aurora": str(tmp_path / "gone.pem")}, "aurora", WHERE)
+    assert str(caught.value) == (
+        f"the PAYMIG_DB_* declarations: 'aurora' maps to {tmp_path / 'gone.pem'}, which is not "
+        "a file"
     )
 
 
@@ -297,9 +326,9 @@ def test_the_package_imports_the_handler_on_its_own(tmp_path: Path) -> None:
 
     package = build_package("rotation-test", rot.ROTATION_MODULES, rot.ROTATION_DISTRIBUTIONS)
     assert "paymig/lambdas/rotation.py" in package.files
-    assert not any(
-        f.startswith(("paymig/infra/", "paymig/runtime/", "pydantic")) for f in package.files
-    )
+    runtime = {f for f in package.files if f.startswith("paymig/runtime/")}
+    assert runtime == {"paymig/runtime/__init__.py", "paymig/runtime/database_env.py"}
+    assert not any(f.startswith(("paymig/infra/", "pydantic")) for f in package.files)
     with zipfile.ZipFile(package.path) as archive:
         archive.extractall(tmp_path)
     module, _, function = rot.ROTATION_HANDLER.rpartition(".")

@@ -59,7 +59,10 @@ class DatabaseConfig(_Model):
         default=60, description="Enhanced monitoring interval: 1, 5, 10, 15, 30 or 60 seconds."
     )
     secret_rotation_days: int = Field(
-        default=30, ge=1, le=365, description="Rotate the master credentials every N days."
+        default=30,
+        ge=1,
+        le=365,
+        description="Rotate every database login (and RDS the master) every N days.",
     )
     log_retention_days: RetentionDays = Field(
         default=365, description="Retention of the cluster's PostgreSQL (audit) logs."

@@ -10,19 +10,44 @@ server it uses, and each login its own secret, encrypted with the credentials CM
   empty and the DBA stores their values (the runbook gives the SQL and the command).
 
 Terraform never sets a secret value, so no password is in the plan or the state.
+
+Every login rotates every ``database.secret_rotation_days`` (30) with the alternating
+users scheme (:mod:`paymig.lambdas.rotation`): the rotation function changes the
+password of the *other* user of the login's pair, so a client holding the current
+credentials keeps working until it reads the secret again. It acts through an admin
+login per server: the RDS master secret on Aurora (RDS rotates that one itself), the
+DBA's ``admin`` login on the source (rotated single-user, by the same function).
+Rotation is never immediate: a secret whose value the DBA has not stored yet is not
+touched until its first scheduled rotation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cdktf import AssetType, TerraformAsset
+from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
+from cdktf_cdktf_provider_aws.secretsmanager_secret_rotation import (
+    SecretsmanagerSecretRotation,
+    SecretsmanagerSecretRotationRotationRules,
+)
 from constructs import Construct
 
 from paymig import naming
-from paymig.infra.functions import LoginSecret
+from paymig.infra.endpoints import ServiceEndpoints
+from paymig.infra.functions import DatabaseServer, FunctionProps, LoginSecret, VpcFunction
 from paymig.infra.iam import statement
 from paymig.infra.kms import KEY_USAGE_ACTIONS, CustomerManagedKey, KeyProps
+from paymig.infra.lambda_package import build_package
+from paymig.infra.trust import TrustStore
+from paymig.lambdas.rotation import (
+    ROTATION_DISTRIBUTIONS,
+    ROTATION_HANDLER,
+    ROTATION_MODULES,
+)
+
+PYTHON_RUNTIME = "python3.11"
 
 
 @dataclass(frozen=True)
@@ -55,11 +80,21 @@ LOGINS: tuple[Login, ...] = (
 
 @dataclass(frozen=True)
 class CredentialsProps:
-    """Inputs of the credentials construct."""
+    """Inputs of the credentials construct, and of its rotation function."""
 
     name: str
     region: str
     account_id: str
+    rotation_days: int
+    log_retention_days: int
+    vpc_id: str
+    app_subnet_ids: list[str]
+    endpoints: ServiceEndpoints
+    source: DatabaseServer
+    aurora: DatabaseServer
+    trust: TrustStore
+    #: The Aurora admin login: the RDS-managed master secret.
+    aurora_admin: LoginSecret
 
 
 class Credentials(Construct):
@@ -112,6 +147,97 @@ class Credentials(Construct):
             )
             for login in LOGINS
         }
+
+        self._build_rotation()
+
+    def _build_rotation(self) -> None:
+        """The rotation function, allowed to be invoked per secret, and each schedule."""
+        props = self.props
+        package = build_package("rotation", ROTATION_MODULES, ROTATION_DISTRIBUTIONS)
+        asset = TerraformAsset(
+            self, "rotation-package", path=str(package.path), type=AssetType.FILE
+        )
+        secret_arns = [str(s.arn) for s in self.secrets.values()]
+        self.rotation = VpcFunction(
+            self,
+            "rotation",
+            FunctionProps(
+                function_name=f"{props.name}-rotation",
+                description="paymig: rotates every database login (alternating users)",
+                region=props.region,
+                account_id=props.account_id,
+                key=self.key,
+                log_retention_days=props.log_retention_days,
+                vpc_id=props.vpc_id,
+                subnet_ids=props.app_subnet_ids,
+                endpoints=props.endpoints,
+                apis=("secretsmanager", "ssm"),
+                statements=[
+                    statement(
+                        "RotateLoginSecrets",
+                        [
+                            "secretsmanager:DescribeSecret",
+                            "secretsmanager:GetSecretValue",
+                            "secretsmanager:PutSecretValue",
+                            "secretsmanager:UpdateSecretVersionStage",
+                        ],
+                        secret_arns,
+                    ),
+                    # GetRandomPassword has no resource (Secrets Manager API reference).
+                    statement("NewPasswords", ["secretsmanager:GetRandomPassword"], "*"),
+                    statement(
+                        "LoginSecretsKeyThroughSecretsManager",
+                        ["kms:Decrypt", "kms:GenerateDataKey"],
+                        [self.key.arn],
+                        condition={
+                            "StringEquals": {
+                                "kms:ViaService": f"secretsmanager.{props.region}.amazonaws.com"
+                            }
+                        },
+                    ),
+                ],
+                code={
+                    "runtime": PYTHON_RUNTIME,
+                    "handler": ROTATION_HANDLER,
+                    "filename": asset.path,
+                    "source_code_hash": package.sha256_base64,
+                },
+                memory_mb=256,
+                timeout_seconds=120,
+                reserved_concurrency=2,
+            ),
+        )
+        # It acts on each server as that server's admin login.
+        for name, server, admin in (
+            ("source", props.source, self.login("source", "admin")),
+            ("aurora", props.aurora, props.aurora_admin),
+        ):
+            self.rotation.connect_database(name, server, admin, props.trust.anchor(server.server))
+        self.rotations: list[SecretsmanagerSecretRotation] = []
+        for (server, client), secret in self.secrets.items():
+            permission = LambdaPermission(
+                self,
+                f"allow-rotation-{server}-{client}",
+                statement_id=f"AllowSecretsManager-{server}-{client}",
+                action="lambda:InvokeFunction",
+                function_name=self.rotation.function.function_name,
+                principal="secretsmanager.amazonaws.com",
+                source_arn=secret.arn,
+            )
+            self.rotations.append(
+                SecretsmanagerSecretRotation(
+                    self,
+                    f"rotate-{server}-{client}",
+                    secret_id=secret.id,
+                    rotation_lambda_arn=self.rotation.function.arn,
+                    rotation_rules=SecretsmanagerSecretRotationRotationRules(
+                        automatically_after_days=props.rotation_days
+                    ),
+                    # Never rotate a secret the DBA has not stored yet.
+                    rotate_immediately=False,
+                    depends_on=[permission],
+                )
+            )
 
     def login(self, server: str, client: str) -> LoginSecret:
         """The secret of ``client``'s login on ``server``."""

@@ -18,6 +18,7 @@ from paymig.infra.automation import AutomationProps, AutomationTier
 from paymig.infra.checks import ChecksProps, DeploymentChecks
 from paymig.infra.credentials import Credentials, CredentialsProps
 from paymig.infra.data import DataProps, DataTier
+from paymig.infra.functions import LoginSecret
 from paymig.infra.network import NetworkProps, NetworkTier
 from paymig.infra.observability import ObservabilityProps, ObservabilityTier
 from paymig.infra.onprem import OnPremDatabase
@@ -135,7 +136,20 @@ class PaymentMigrationStack(TerraformStack):
             self,
             "credentials",
             CredentialsProps(
-                name=config.stack_name, region=config.region, account_id=self.account_id
+                name=config.stack_name,
+                region=config.region,
+                account_id=self.account_id,
+                rotation_days=config.database.secret_rotation_days,
+                log_retention_days=config.app.log_retention_days,
+                vpc_id=self.network.vpc_id,
+                app_subnet_ids=self.network.app_subnet_ids,
+                endpoints=self.network.endpoints,
+                source=self.source,
+                aurora=self.database,
+                trust=self.trust,
+                aurora_admin=LoginSecret(
+                    arn=self.database.master_secret_arn, key_arn=self.database.key.arn
+                ),
             ),
         )
 

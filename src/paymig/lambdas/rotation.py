@@ -29,9 +29,10 @@ The secret's JSON (``SecretString``)::
   ``username`` and ``password``; host, port and dbname are this secret's); on the
   on-prem source, a DBA-provided login with CREATEROLE (a superuser where the pair has
   REPLICATION: PostgreSQL 14/15 lets only a superuser change such a role's password).
-* ``ca``: the name of the CA bundle the server's certificate is verified against; the
-  environment variable ``PAYMIG_CA_FILES`` (a JSON object, name -> file path in the
-  package) maps it to a file. Every connection uses ``sslmode=verify-full``.
+* ``ca``: the server whose CA bundle the certificate is verified against (``source`` or
+  ``aurora``); the function's ``PAYMIG_DB_<NAME>`` declarations
+  (:mod:`paymig.runtime.database_env`) name each server's CA parameter in SSM, fetched
+  once per execution environment. Every connection uses ``sslmode=verify-full``.
 * Any other field is carried over unchanged into each new version.
 
 Passwords never travel in SQL: the SCRAM-SHA-256 verifier is computed client-side
@@ -71,8 +72,9 @@ that both users have the same attributes and role memberships (AWS: "If you chan
 original user's permissions after you create the clone, you must also change the clone
 user's permissions"; drift stops the rotation before clients switch).
 
-Environment: ``PAYMIG_CA_FILES`` (required). boto3 finds Secrets Manager as usual (a
-VPC endpoint with private DNS needs nothing more).
+Environment: ``PAYMIG_DB_SOURCE`` and ``PAYMIG_DB_AURORA`` (the servers it rotates logins
+on, as its admin logins; the stack writes them with the network paths). boto3 finds
+Secrets Manager and SSM as usual (VPC endpoints with private DNS need nothing more).
 
 This module imports only the standard library, boto3/botocore, psycopg and the paymig
 modules in :data:`ROTATION_MODULES`.
@@ -92,18 +94,21 @@ import boto3
 import psycopg
 from psycopg import sql
 
-from paymig.errors import PaymigError
+from paymig.errors import ConfigError, PaymigError
+from paymig.runtime.database_env import CaBundles, declared_targets
 
 LOG = logging.getLogger("paymig.rotation")
 LOG.setLevel(logging.INFO)
 
 #: Modules of paymig the function's package holds (for lambda_package.build_package).
-ROTATION_MODULES = ("errors.py", "lambdas/__init__.py", "lambdas/rotation.py")
+ROTATION_MODULES = ("errors.py", "runtime/__init__.py", "runtime/database_env.py",
+                    "lambdas/__init__.py", "lambdas/rotation.py")  # fmt: skip
 #: Distributions the package carries (boto3 comes with the Lambda runtime).
 ROTATION_DISTRIBUTIONS = ("psycopg", "psycopg-binary", "typing-extensions")
 ROTATION_HANDLER = "paymig.lambdas.rotation.handler"
 
-ENV_CA_FILES = "PAYMIG_CA_FILES"
+#: Where a secret's ``ca`` field is looked up, for messages.
+CA_SOURCE = "the PAYMIG_DB_* declarations"
 CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 CLONE_SUFFIX = "_clone"
@@ -275,29 +280,30 @@ def check_pending(current: DbSecret, pending: DbSecret, where: str) -> None:
         )
 
 
-def ca_files_from_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The CA bundle names and files from ``PAYMIG_CA_FILES``."""
-    raw = env.get(ENV_CA_FILES)
-    if not raw:
-        raise RotationError(f"{ENV_CA_FILES}: required environment variable is not set")
+def ca_files_from_declarations(
+    env: Mapping[str, str], ssm: Any, directory: Path | None = None
+) -> dict[str, str]:
+    """Each declared server's CA bundle as a file: ``{"source": path, "aurora": path}``."""
     try:
-        files = json.loads(raw)
-    except json.JSONDecodeError:
-        files = None
-    if not isinstance(files, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and v for k, v in files.items()
-    ):
-        raise RotationError(f"{ENV_CA_FILES}: must be a JSON object of names to file paths")
-    return files
+        targets = declared_targets(env)
+    except ConfigError as error:
+        raise RotationError(str(error)) from None
+    if not targets:
+        raise RotationError("PAYMIG_DB_*: the function declares no database")
+    bundles = CaBundles(ssm, directory)
+    try:
+        return {t.server: str(bundles.path_for(t.ca_parameter)) for t in targets.values()}
+    except ConfigError as error:
+        raise RotationError(str(error)) from None
 
 
 def ca_file(ca_files: Mapping[str, str], name: str, where: str) -> str:
     """The CA bundle file a secret's ``ca`` names."""
     path = ca_files.get(name)
     if path is None:
-        raise RotationError(f"{where}: field 'ca' names {name!r}, which {ENV_CA_FILES} lacks")
+        raise RotationError(f"{where}: field 'ca' names {name!r}, which {CA_SOURCE} lack")
     if not Path(path).is_file():
-        raise RotationError(f"{ENV_CA_FILES}: {name!r} maps to {path}, which is not a file")
+        raise RotationError(f"{CA_SOURCE}: {name!r} maps to {path}, which is not a file")
     return path
 
 
@@ -654,6 +660,16 @@ _STEP_FUNCTIONS: dict[str, Callable[[Any, str, str, Mapping[str, str]], None]] =
 }
 
 
+_CA_FILES: dict[str, str] = {}
+
+
+def _ca_files() -> dict[str, str]:
+    """The declared servers' CA files, fetched once per execution environment."""
+    if not _CA_FILES:
+        _CA_FILES.update(ca_files_from_declarations(os.environ, boto3.client("ssm")))
+    return _CA_FILES
+
+
 def handler(event: Mapping[str, Any], context: Any) -> None:
     """Lambda entry point: run the event's step; a failure is logged once and re-raised."""
     del context
@@ -663,7 +679,7 @@ def handler(event: Mapping[str, Any], context: Any) -> None:
         LOG.error("rotation event refused: %s", error)
         raise
     try:
-        ca_files = ca_files_from_env(os.environ)
+        ca_files = _ca_files()
         client = boto3.client("secretsmanager")
         if not must_run(client.describe_secret(SecretId=request.secret_id), request.token):
             LOG.info("%s: version %s of %s is already %s", request.step, request.token,
