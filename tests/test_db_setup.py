@@ -27,11 +27,13 @@ import pytest
 from psycopg import errors
 
 from paymig.local.postgres import LocalPostgres
-from paymig.logins import user_names
+from paymig.logins import CONTROL_SCHEMA, HEARTBEAT_SCHEMA, LOGINS, user_names
+from paymig.payments_schema import CONSTRAINTS, TABLES, apply_schema
 from paymig.runtime.constraints import (
     ConstraintError,
     FinalizeReport,
     finalize_constraints,
+    read_constraints,
     verify_schema,
 )
 from paymig.runtime.db_setup import DbSetupError, setup_aurora
@@ -132,6 +134,12 @@ def _snapshot(aurora: Aurora) -> list[list[tuple[Any, ...]]]:
 # --------------------------------------------------------------------------- setup
 
 
+def _setup_checks_after_drift(aurora: Aurora) -> bool:
+    """Whether the Aurora login checks pass as the drift left things."""
+    with aurora.master() as conn:
+        return all(check.ok for check in check_logins(conn, "aurora"))
+
+
 def test_setup_twice_converges_and_keeps_rotated_passwords(aurora: Aurora) -> None:
     first = aurora.setup()
     assert first.created == (
@@ -140,6 +148,7 @@ def test_setup_twice_converges_and_keeps_rotated_passwords(aurora: Aurora) -> No
         "paymig_validation_ro", "paymig_validation", "paymig_validation_clone",
         "paymig_dms_reverse_ro", "paymig_dms_reverse", "paymig_dms_reverse_clone",
     )  # fmt: skip
+    assert first.ok and len(first.checks) == 12
     after_first = _snapshot(aurora)
     assert after_first[1][-1] == ("rds_replication", "paymig_dms_reverse_clone")
     assert not [row for row in after_first[1] if row[1] == MASTER]  # borrowed, given back
@@ -157,7 +166,8 @@ def test_setup_twice_converges_and_keeps_rotated_passwords(aurora: Aurora) -> No
         conn.execute("ALTER ROLE paymig_api_clone CREATEDB")
         conn.execute("GRANT CREATE ON SCHEMA public TO paymig_validation_ro")
         conn.execute("ALTER ROLE paymig_api PASSWORD 'rotated-password'")
-    aurora.setup(passwords={})
+    assert not _setup_checks_after_drift(aurora)
+    assert aurora.setup(passwords={}).ok
     snapshot = _snapshot(aurora)
     rotated = [row for row in snapshot[0] if row[0] == "paymig_api"]
     assert rotated[0][-1] != after_first[0][0][-1]
@@ -401,10 +411,28 @@ def test_verify_schema_names_orphans_and_dropped_objects_exactly(aurora: Aurora)
         assert verify_schema(conn).not_valid_constraints == (
             "payments_account_id_fkey (FOREIGN KEY on payments(account_id))",
         )
+        # Fix the data and run it again: the first key is only validated now.
+        conn.execute("DELETE FROM public.refunds WHERE payment_id = %s", (MISSING_PAYMENT,))
+        conn.execute("DELETE FROM public.payments WHERE id = %s", (orphan_payment,))
+        assert finalize_constraints(conn) == FinalizeReport(
+            added=("refunds_payment_id_fkey",),
+            validated=("payments_account_id_fkey", "refunds_payment_id_fkey"),
+            already_valid=(),
+        )
 
 
-def test_finalize_refuses_to_run_inside_a_transaction(aurora: Aurora) -> None:
+def test_finalize_refusals_are_one_line(aurora: Aurora) -> None:
     aurora.setup()
+    with aurora.master() as conn:
+        conn.execute(
+            "ALTER TABLE public.payments ADD CONSTRAINT payments_account_id_fkey CHECK (true)"
+        )
+        with pytest.raises(ConstraintError) as info:
+            finalize_constraints(conn)
+    assert str(info.value) == (
+        'payments_account_id_fkey: cannot add it: constraint "payments_account_id_fkey" for '
+        'relation "payments" already exists'
+    )
     with (
         aurora.master() as conn,
         conn.transaction(),
@@ -424,3 +452,39 @@ def test_finalize_gives_up_on_a_held_lock_without_changing_anything(aurora: Auro
         "transaction holds them); nothing changed, run it again"
     )
     assert _foreign_keys(aurora) == []
+
+
+def test_pgaudit_is_absent_here_so_the_setup_is_told_not_aurora(aurora: Aurora) -> None:
+    with aurora.master() as conn:
+        available = conn.execute(
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'pgaudit'"
+        ).fetchone()
+        assert available == (0,)
+        with pytest.raises(DbSetupError) as info:
+            setup_aurora(conn, aurora.passwords)  # aurora=True: CREATE EXTENSION runs
+    assert str(info.value).startswith("aurora setup: ")
+    assert "pgaudit" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_login_and_schema_names_are_not_sql_keywords(aurora: Aurora) -> None:
+    names = {role for logins in LOGINS.values() for login in logins for role in login.roles}
+    names |= {CONTROL_SCHEMA, HEARTBEAT_SCHEMA, "public", *TABLES}
+    with aurora.superuser() as conn:
+        keywords = {row[0] for row in conn.execute("SELECT word FROM pg_get_keywords()")}
+    assert sorted(names & keywords) == []
+
+
+def test_setup_then_finalize_ends_in_exactly_the_full_model(aurora: Aurora) -> None:
+    aurora.setup()
+    with aurora.master() as conn:
+        finalize_constraints(conn)
+        staged = read_constraints(conn)
+    with aurora.superuser() as conn:
+        conn.execute("CREATE DATABASE direct")
+    with aurora.superuser("direct") as conn:
+        apply_schema(conn)
+        direct = read_constraints(conn)
+    expected = {(c.name, c.table, c.kind, c.columns) for c in CONSTRAINTS}
+    assert set(staged) == set(direct) == expected
+    assert all(staged.values()) and all(direct.values())

@@ -131,6 +131,17 @@ def test_missing_things_are_named() -> None:
     )
 
 
+def test_schema_privileges_missing_and_excess() -> None:
+    facts = _with_role(_ideal_facts(), "paymig_dms", schemas={
+        "public": frozenset(), "awsdms_heartbeat": frozenset({"USAGE"}),
+        "awsdms_control": frozenset({"CREATE"})})  # fmt: skip
+    assert _by_name(evaluate_logins(facts))["login paymig_dms"] == (
+        False,
+        "missing: CREATE on schema awsdms_heartbeat; USAGE on schema public | "
+        "excess: CREATE on schema awsdms_control",
+    )
+
+
 def test_column_level_write_counts_as_excess_and_partial_read_as_missing() -> None:
     facts = _with_role(
         _ideal_facts(),

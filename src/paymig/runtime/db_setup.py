@@ -68,6 +68,8 @@ from paymig.logins import (
     user_names,
 )
 from paymig.payments_schema import TABLES_DDL, ddl_statements
+from paymig.runtime.checks import CheckResult
+from paymig.runtime.login_checks import check_logins
 
 #: Schemas DMS creates its own tables in (created by the setup, owned by its runner).
 DMS_SCHEMAS: tuple[str, ...] = (CONTROL_SCHEMA, HEARTBEAT_SCHEMA)
@@ -434,11 +436,17 @@ def scram_verifiers(conn: psycopg.Connection[Any], passwords: Mapping[str, str])
 
 @dataclass(frozen=True)
 class SetupReport:
-    """What one run of the setup did."""
+    """What one run of the setup did, and the login checks run right after it."""
 
     created: tuple[str, ...]
     passwords_set: tuple[str, ...]
     statements: int
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every login now has exactly what it needs."""
+        return all(check.ok for check in self.checks)
 
 
 def _error_line(exc: psycopg.Error) -> str:
@@ -450,11 +458,12 @@ def _error_line(exc: psycopg.Error) -> str:
 def setup_aurora(
     conn: psycopg.Connection[Any], passwords: Mapping[str, str], *, aurora: bool = True
 ) -> SetupReport:
-    """Run the whole Aurora setup in one transaction (all of it or nothing).
+    """Run the whole Aurora setup in one transaction (all of it or nothing), then check.
 
     `passwords` maps login users to their passwords (from Secrets Manager); only their
     SCRAM verifiers are sent. A user that exists keeps its password unless given one.
-    `aurora=False` is for a local PostgreSQL stand-in without pgaudit.
+    `aurora=False` is for a local PostgreSQL stand-in without pgaudit. The report's
+    `checks` are :func:`paymig.runtime.login_checks.check_logins` run afterwards.
     """
     row = conn.execute("SELECT current_database(), rolsuper FROM pg_roles "
                        "WHERE rolname = current_user").fetchone()  # fmt: skip
@@ -477,7 +486,10 @@ def setup_aurora(
         for role in login.roles
         if role not in catalog.existing
     )
-    return SetupReport(created, tuple(sorted(passwords)), len(plan))
+    # What the server did is what counts: e.g. a REVOKE from PUBLIC that the server
+    # ignores (the runner not owning the schema) shows up here as excess CREATE.
+    checks = tuple(check_logins(conn, "aurora"))
+    return SetupReport(created, tuple(sorted(passwords)), len(plan), checks)
 
 
 # --------------------------------------------------------------------------- source SQL
