@@ -31,7 +31,6 @@ from paymig.logins import (
 )
 from paymig.payments_schema import apply_schema
 from paymig.runtime.checks import CheckResult
-from paymig.runtime.db_setup import source_setup_script
 from paymig.runtime.login_checks import (
     LoginFacts,
     RoleFacts,
@@ -40,6 +39,7 @@ from paymig.runtime.login_checks import (
     expected_attributes,
 )
 from paymig.runtime.preflight import run_preflight
+from paymig.runtime.source_sql import source_setup_script
 
 DATABASE = "payments"
 LEDGER = ("public", "ledger")

@@ -20,15 +20,9 @@ from paymig.logins import (
     login_for,
     user_names,
 )
-from paymig.runtime.db_setup import (
-    DbSetupError,
-    RoleCatalog,
-    create_user,
-    name,
-    plan_aurora_setup,
-    plan_text,
-    source_setup_script,
-)
+from paymig.runtime.db_setup import RoleCatalog, plan_aurora_setup
+from paymig.runtime.role_sql import DbSetupError, create_user, name, plan_text
+from paymig.runtime.source_sql import source_setup_script
 
 VERIFIER = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"
 

@@ -5,7 +5,8 @@ client, holding exactly what that client needs. Each :class:`Login` below names 
 client (the payment API, DMS, the validation function, ...), the server it logs in to
 (the on-prem ``source`` or the ``aurora`` target) and what it may do there. Everything
 that creates, grants or checks these roles reads this module: the Aurora setup
-(:mod:`paymig.runtime.db_setup`), the SQL the DBA runs on the source, and
+(:mod:`paymig.runtime.db_setup`), the SQL the DBA runs on the source
+(:mod:`paymig.runtime.source_sql`), and
 ``paymig preflight --check-logins`` (:mod:`paymig.runtime.login_checks`).
 
 Rotation without re-granting

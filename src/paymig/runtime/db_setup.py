@@ -1,9 +1,10 @@
-"""Set up the logins and the payments schema on Aurora; render the DBA's SQL for the source.
+"""Set up the logins and the payments schema on Aurora, as the RDS master user.
 
-Both are planned from :mod:`paymig.logins` as lists of SQL statements (the pure core);
-:func:`setup_aurora` runs the plan in one transaction as the RDS master user (the thin
-shell), and :func:`source_setup_script` renders the same roles and grants as a script
-the on-prem DBA reads and runs, because nothing of paymig's may act there.
+:func:`plan_aurora_setup` (the pure core) plans every statement from :mod:`paymig.logins`
+with the builders of :mod:`paymig.runtime.role_sql`; :func:`setup_aurora` (the thin
+shell) runs the plan in one transaction and checks the logins afterwards. The same
+roles and grants for the on-prem source, where only the DBA acts, are rendered by
+:mod:`paymig.runtime.source_sql`.
 
 What the Aurora setup does, idempotently (run it again and it converges: a privilege or
 membership granted by hand since is revoked, a role's attributes are reset):
@@ -46,239 +47,31 @@ replaying it; see :mod:`paymig.infra.dms_settings`).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from paymig.errors import PaymigError
-from paymig.logins import (
-    CONTROL_SCHEMA,
-    DMS_OWN_TABLE_PRIVILEGES,
-    HEARTBEAT_SCHEMA,
-    MASTER_PGAUDIT_LOG,
-    PAYMENT_TABLES,
-    PAYMENTS_SCHEMA,
-    Login,
-    Server,
-    logins_for,
-    user_names,
-)
+from paymig.logins import MASTER_PGAUDIT_LOG, PAYMENTS_SCHEMA, Login, Server, logins_for, user_names
 from paymig.payments_schema import TABLES_DDL, ddl_statements
 from paymig.runtime.checks import CheckResult
 from paymig.runtime.login_checks import check_logins
-
-#: Schemas DMS creates its own tables in (created by the setup, owned by its runner).
-DMS_SCHEMAS: tuple[str, ...] = (CONTROL_SCHEMA, HEARTBEAT_SCHEMA)
-
-#: One SQL statement of a plan.
-Statement = sql.SQL | sql.Composed
-
-_SIMPLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_SCRAM_VERIFIER = re.compile(
-    r"^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$"
+from paymig.runtime.role_sql import (
+    DMS_SCHEMAS,
+    DbSetupError,
+    Statement,
+    alter_user,
+    create_user,
+    default_privilege_statements,
+    expected_special_attributes,
+    grant_statements,
+    group_attributes,
+    membership_statements,
+    name,
+    revoke_statements,
 )
-
-
-class DbSetupError(PaymigError):
-    """The setup cannot run: a missing password, a refused statement, a bad name."""
-
-
-# --------------------------------------------------------------------------- names
-
-
-def name(identifier: str) -> sql.Composable:
-    """A role or schema name from :mod:`paymig.logins`, unquoted for readable SQL.
-
-    Only plain lower-case names are accepted (a test keeps them clear of SQL keywords);
-    anything else is a programming error, never user input.
-    """
-    if not _SIMPLE_NAME.match(identifier):
-        raise DbSetupError(f"{identifier!r}: not a plain lower-case SQL name")
-    return sql.SQL(identifier)
-
-
-def _names(identifiers: Iterable[str]) -> sql.Composable:
-    return sql.SQL(", ").join([name(i) for i in identifiers])
-
-
-def _words(words: Iterable[str]) -> sql.Composable:
-    """Privilege keywords (from :mod:`paymig.logins`), space- or comma-joined by caller."""
-    return sql.SQL(", ").join([sql.SQL(w) for w in words])
-
-
-def _table(schema: str, table: str) -> sql.Composable:
-    return sql.SQL("{}.{}").format(name(schema), name(table))
-
-
-# --------------------------------------------------------------------------- roles
-
-
-#: Attributes only a superuser may change on PostgreSQL 14/15, even to turn them off:
-#: `ALTER ROLE` by the RDS master (not a superuser) must leave them unsaid.
-SUPERUSER_ONLY_ATTRIBUTES: tuple[str, ...] = ("SUPERUSER", "REPLICATION", "BYPASSRLS")
-
-
-def _attributes(words: Sequence[str], *, superuser: bool) -> sql.Composable:
-    kept = [w for w in words if superuser or w.removeprefix("NO") not in SUPERUSER_ONLY_ATTRIBUTES]
-    return sql.SQL(" ".join(kept))
-
-
-def group_attributes(*, superuser: bool = True) -> sql.Composable:
-    """A group role: no login and no special power."""
-    words = ["NOLOGIN", "NOSUPERUSER", "NOCREATEDB", "NOCREATEROLE", "NOREPLICATION",
-             "NOBYPASSRLS"]  # fmt: skip
-    return _attributes(words, superuser=superuser)
-
-
-def expected_special_attributes(login: Login) -> frozenset[str]:
-    """Which superuser-only attributes the users of `login` must have."""
-    return frozenset({"REPLICATION"} if login.replication else set())
-
-
-def user_attributes(login: Login, *, superuser: bool = True) -> sql.Composable:
-    """Every attribute of a login user, spelled out so both users of a pair match.
-
-    `superuser=False` leaves out the superuser-only ones (see SUPERUSER_ONLY_ATTRIBUTES).
-    """
-    words = [
-        "LOGIN",
-        "NOSUPERUSER",
-        "NOCREATEDB",
-        "CREATEROLE" if login.createrole else "NOCREATEROLE",
-        # The rotation admin is a member of nothing; NOINHERIT keeps it that way in
-        # effect even if it grants itself a role (see paymig.logins).
-        "INHERIT" if login.paired else "NOINHERIT",
-        "REPLICATION" if login.replication else "NOREPLICATION",
-        "NOBYPASSRLS",
-    ]
-    return _attributes(words, superuser=superuser)
-
-
-def _password(user: str, verifier: str | None) -> sql.Composable:
-    if verifier is None:
-        return sql.SQL("")
-    if not _SCRAM_VERIFIER.match(verifier):
-        # Never echo the value: it may be a plaintext password passed by mistake.
-        raise DbSetupError(f"passwords: the value for {user} is not a SCRAM-SHA-256 verifier")
-    return sql.SQL(" PASSWORD {}").format(sql.Literal(verifier))
-
-
-def create_user(login: Login, user: str, verifier: str | None) -> sql.Composed:
-    """``CREATE ROLE`` for one user of a login, with every attribute spelled out.
-
-    Without a verifier the user has no password until one is set (the DBA's way).
-    """
-    return sql.SQL("CREATE ROLE {} {}{}").format(
-        name(user), user_attributes(login), _password(user, verifier)
-    )
-
-
-def alter_user(
-    login: Login, user: str, verifier: str | None, *, superuser: bool = True
-) -> sql.Composed:
-    """``ALTER ROLE`` resetting the attributes; the password only when one is given."""
-    return sql.SQL("ALTER ROLE {} {}{}").format(
-        name(user), user_attributes(login, superuser=superuser), _password(user, verifier)
-    )
-
-
-def membership_statements(login: Login) -> list[sql.Composed]:
-    """Grant each user its group and the roles it must belong to directly."""
-    roles = ([login.group] if login.group else []) + list(login.member_of)
-    return [sql.SQL("GRANT {} TO {}").format(name(role), _names(login.users)) for role in roles]
-
-
-# --------------------------------------------------------------------------- grants
-
-
-def _grantee(login: Login) -> str:
-    """Who holds the privileges: the group, or the single user of an admin login."""
-    return login.group or login.base
-
-
-def grant_statements(login: Login, database: str) -> list[sql.Composed]:
-    """Every privilege `login` needs, granted to its group (the whole list, nothing else)."""
-    to = name(_grantee(login))
-    statements = [
-        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), to)
-    ]
-    statements += [
-        sql.SQL("GRANT USAGE{} ON SCHEMA {} TO {}").format(
-            sql.SQL(", CREATE") if schema == login.own_schema else sql.SQL(""), name(schema), to
-        )
-        for schema in login.schemas()
-    ]
-    if login.table_privileges:
-        statements.append(
-            sql.SQL("GRANT {} ON TABLE {} TO {}").format(
-                _words(login.table_privileges),
-                sql.SQL(", ").join([_table(s, t) for s, t in PAYMENT_TABLES]),
-                to,
-            )
-        )
-    if login.sequence_privileges:
-        statements.append(
-            sql.SQL("GRANT {} ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
-                _words(login.sequence_privileges), name(PAYMENTS_SCHEMA), to
-            )
-        )
-    return statements
-
-
-def revoke_statements(login: Login, database: str) -> list[sql.Composed]:
-    """Take away every privilege the group may hold where the grants give them."""
-    grantee = name(_grantee(login))
-    statements = [
-        sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(sql.Identifier(database), grantee)
-    ]
-    for schema in (PAYMENTS_SCHEMA, *DMS_SCHEMAS):
-        statements.append(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(name(schema), grantee))
-    # Tables DMS created in its own schemas keep their default privileges.
-    for kind in ("TABLES", "SEQUENCES", "FUNCTIONS"):
-        statements.append(
-            sql.SQL("REVOKE ALL ON ALL {} IN SCHEMA {} FROM {}").format(
-                sql.SQL(kind), name(PAYMENTS_SCHEMA), grantee
-            )
-        )
-    return statements
-
-
-def default_privilege_statements(login: Login, *, borrow_membership: bool) -> list[sql.Composed]:
-    """Give the group what either user creates in its DMS schema.
-
-    `borrow_membership`: the runner is not a superuser (the RDS master) and must be a
-    member of each user for ``ALTER DEFAULT PRIVILEGES FOR ROLE``; it is made one for the
-    statement and removed right after.
-    """
-    if login.own_schema is None or login.group is None:
-        return []
-    statements: list[sql.Composed] = []
-    for user in login.users:
-        if borrow_membership:
-            statements.append(sql.SQL("GRANT {} TO CURRENT_USER").format(name(user)))
-        for kind, privileges in (
-            ("TABLES", DMS_OWN_TABLE_PRIVILEGES),
-            ("SEQUENCES", ("USAGE", "SELECT", "UPDATE")),
-        ):
-            statements.append(
-                sql.SQL(
-                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT {} ON {} TO {}"
-                ).format(
-                    name(user),
-                    name(login.own_schema),
-                    _words(privileges),
-                    sql.SQL(kind),
-                    name(login.group),
-                )
-            )
-        if borrow_membership:
-            statements.append(sql.SQL("REVOKE {} FROM CURRENT_USER").format(name(user)))
-    return statements
-
 
 # --------------------------------------------------------------------------- Aurora plan
 
@@ -492,102 +285,12 @@ def setup_aurora(
     return SetupReport(created, tuple(sorted(passwords)), len(plan), checks)
 
 
-# --------------------------------------------------------------------------- source SQL
-
-
-@dataclass(frozen=True)
-class SourceScript:
-    """The DBA's script for the on-prem source: SQL to run, then passwords to set."""
-
-    database: str
-    sql: str  # plain SQL in one transaction (what a test runs)
-    password_commands: tuple[str, ...]  # psql `\password <user>`, one per user
-
-    @property
-    def text(self) -> str:
-        """The whole script as the runbook prints it, for `psql -f` or pasting."""
-        return "\n".join(
-            [
-                "-- paymig logins on the on-prem source. Run as a superuser with psql:",
-                f"-- psql -v ON_ERROR_STOP=1 -d {self.database} -f this-file.sql",
-                self.sql,
-                "",
-                "-- Then set each password. psql prompts for it and sends only its SCRAM",
-                "-- verifier: the password itself never reaches shell history, the server",
-                "-- log or pg_stat_activity. Store each in the login's secret.",
-                *self.password_commands,
-                "",
-            ]
-        )
-
-
-def _source_login_block(login: Login, database: str) -> list[str]:
-    """The statements that create one login on the source, as text."""
-    lines = [f"-- {login.base}: {login.purpose}"]
-    if login.reads_replicated_tables:
-        lines.append(
-            "-- Any other table the replication selects needs SELECT too: "
-            "paymig preflight --check-logins names it."
-        )
-    if login.createrole:
-        lines += [
-            "-- CREATEROLE lets it change the users' passwords. On PostgreSQL 14 it also",
-            "-- lets it grant itself any non-superuser role: the preflight reports any it joins.",
-        ]
-    statements: list[sql.Composable] = []
-    if login.group is not None:
-        statements.append(
-            sql.SQL("CREATE ROLE {} {}").format(name(login.group), group_attributes())
-        )
-    statements += [create_user(login, user, None) for user in login.users]
-    statements += membership_statements(login)
-    statements += grant_statements(login, database)
-    statements += default_privilege_statements(login, borrow_membership=False)
-    return lines + [s.as_string(None) + ";" for s in statements]
-
-
-def source_setup_script(database: str) -> SourceScript:
-    """Render the exact SQL the DBA runs on the on-prem source (deterministic).
-
-    The roles get no password: the DBA sets each with psql's password command. The
-    rotation admin may then change the pair users' passwords (``CREATEROLE``); nothing
-    else is granted to it.
-    """
-    lines = [
-        "BEGIN;",
-        "",
-        "-- Only owners create objects in the payments schema (PostgreSQL 15's default;",
-        "-- on 14 every role may, which would give each login CREATE it must not have).",
-        f"REVOKE CREATE ON SCHEMA {PAYMENTS_SCHEMA} FROM PUBLIC;",
-        "-- DMS's heartbeat table lives apart from the replicated tables",
-        f"-- (source endpoint setting HeartbeatSchema = {HEARTBEAT_SCHEMA}).",
-        f"CREATE SCHEMA IF NOT EXISTS {HEARTBEAT_SCHEMA};",
-    ]
-    for login in logins_for("source"):
-        lines += ["", *_source_login_block(login, database)]
-    lines += ["", "COMMIT;"]
-    users = user_names("source")
-    return SourceScript(
-        database=database,
-        sql="\n".join(lines),
-        password_commands=tuple(f"\\password {user}" for user in users),
-    )
-
-
-def plan_text(plan: Sequence[Statement]) -> list[str]:
-    """Render a plan as SQL text (for review and tests); verifiers appear as given."""
-    return [statement.as_string(None) for statement in plan]
-
-
 __all__ = [
     "DbSetupError",
     "RoleCatalog",
     "SetupReport",
-    "SourceScript",
-    "grant_statements",
     "plan_aurora_setup",
-    "plan_text",
     "read_role_catalog",
+    "scram_verifiers",
     "setup_aurora",
-    "source_setup_script",
 ]
