@@ -200,6 +200,19 @@ def test_a_refused_statement_rolls_everything_back_in_one_line(aurora: Aurora) -
         assert conn.execute("SELECT to_regclass('public.payments')").fetchone() == (None,)
 
 
+def test_setup_commits_on_its_own_and_refuses_an_open_transaction(aurora: Aurora) -> None:
+    dsn = aurora.server.dsn(DATABASE, MASTER)
+    with psycopg.connect(dsn) as conn:  # not autocommit
+        assert setup_aurora(conn, aurora.passwords, aurora=False).ok
+        conn.execute("SELECT 1")
+        with pytest.raises(
+            DbSetupError, match=r"^aurora setup: the connection is inside a transaction$"
+        ):
+            setup_aurora(conn, {}, aurora=False)
+    with aurora.login("paymig_api") as conn:  # committed, whatever the caller does next
+        assert conn.execute("SELECT current_user").fetchone() == ("paymig_api",)
+
+
 def test_wrong_password_is_refused(aurora: Aurora) -> None:
     aurora.setup()
     with (

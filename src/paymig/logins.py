@@ -16,9 +16,10 @@ users, ``<base>`` and ``<base>_clone``, with identical attributes and membership
 Rotation changes the password of the user not in use and switches the secret to it, so
 a client never holds a password that is about to change. Privileges belong to a
 ``NOLOGIN`` *group* role both users are members of (``paymig_api_rw`` for
-``paymig_api`` and ``paymig_api_clone``), so rotation never grants anything. Only what
-PostgreSQL ties to the logging-in role itself is set on both users: the ``REPLICATION``
-attribute (never inherited) and, on Aurora, membership of ``rds_replication``.
+``paymig_api`` and ``paymig_api_clone``), so rotation never grants anything. Set on
+both users instead: the ``REPLICATION`` attribute (attributes are never inherited) and,
+on Aurora, membership of ``rds_replication``, granted directly like the attribute it
+stands in for.
 
 The rotation admin (``paymig_rotation``, source only: on Aurora the RDS master does
 this) is a single ``CREATEROLE`` login that changes the pair users' passwords; it

@@ -53,6 +53,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from paymig.logins import MASTER_PGAUDIT_LOG, PAYMENTS_SCHEMA, Login, Server, logins_for, user_names
 from paymig.payments_schema import TABLES_DDL, ddl_statements
@@ -258,17 +259,18 @@ def setup_aurora(
     `aurora=False` is for a local PostgreSQL stand-in without pgaudit. The report's
     `checks` are :func:`paymig.runtime.login_checks.check_logins` run afterwards.
     """
-    row = conn.execute("SELECT current_database(), rolsuper FROM pg_roles "
-                       "WHERE rolname = current_user").fetchone()  # fmt: skip
-    if row is None:  # pragma: no cover - current_user always has a pg_roles row
-        raise DbSetupError("aurora setup: cannot read the connecting role")
-    database, superuser = row
-    catalog = read_role_catalog(conn, "aurora")
-    plan = plan_aurora_setup(
-        database, catalog, scram_verifiers(conn, passwords), aurora=aurora, superuser=superuser
-    )
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        raise DbSetupError("aurora setup: the connection is inside a transaction")
     try:
-        with conn.transaction():
+        with conn.transaction():  # the catalog is read in the transaction that acts on it
+            row = conn.execute("SELECT current_database(), rolsuper FROM pg_roles "
+                               "WHERE rolname = current_user").fetchone()  # fmt: skip
+            if row is None:  # pragma: no cover - current_user always has a pg_roles row
+                raise DbSetupError("aurora setup: cannot read the connecting role")
+            database, superuser = row
+            catalog = read_role_catalog(conn, "aurora")
+            plan = plan_aurora_setup(database, catalog, scram_verifiers(conn, passwords),
+                                     aurora=aurora, superuser=superuser)  # fmt: skip
             for statement in plan:
                 conn.execute(statement)
     except psycopg.Error as exc:
@@ -281,7 +283,8 @@ def setup_aurora(
     )
     # What the server did is what counts: e.g. a REVOKE from PUBLIC that the server
     # ignores (the runner not owning the schema) shows up here as excess CREATE.
-    checks = tuple(check_logins(conn, "aurora"))
+    with conn.transaction():
+        checks = tuple(check_logins(conn, "aurora"))
     return SetupReport(created, tuple(sorted(passwords)), len(plan), checks)
 
 
