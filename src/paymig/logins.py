@@ -124,7 +124,7 @@ MASTER_PGAUDIT_LOG = "all"
 class Login:
     """One client's login on one server and exactly what it may do there."""
 
-    client: str  # short key: api, dms, dms_target, dms_reverse, validation, rotation
+    client: str  # short key: api, dms, dms_apply, dms_target, dms_reverse, validation, rotation
     server: Server
     base: str  # the first user of the pair (or the only user of a single login)
     #: The NOLOGIN role holding the privileges; None for the single rotation admin.
@@ -199,6 +199,12 @@ LOGINS: dict[Server, tuple[Login, ...]] = {
             replication=True,
         ),
         _validation("source"),
+        Login(
+            "dms_apply", "source", "paymig_dms_apply", "paymig_dms_apply_rw",
+            f"DMS target endpoint of the way back (Aurora to source after cutover), control "
+            f"tables in {CONTROL_SCHEMA}",
+            ("SELECT", "INSERT", "UPDATE", "DELETE"), own_schema=CONTROL_SCHEMA,
+        ),
         Login(
             "rotation", "source", "paymig_rotation", None,
             "rotation function: changes the pair users' passwords", createrole=True,

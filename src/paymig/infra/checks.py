@@ -7,7 +7,11 @@ the VPN, secrets, CA bundles) and re-runs only when what it checks changes, neve
 code change alone: re-applying an older commit is never blocked by a check that has
 nothing to do with it.
 
-Which checks run follows ``migration.stage``:
+The database setup check (:mod:`paymig.lambdas.db_setup`) runs in every stage from the
+first apply: it needs only what the same apply creates (Aurora, its master secret) and
+creates the Aurora logins, grants, pgaudit and the schema (foreign keys come at cutover).
+
+Which other checks run follows ``migration.stage``:
 
 * ``bootstrap``: none reads an operator-stored secret (the source logins are empty).
 * ``full-load``: the pre-migration check (preflight of the source, logins' privileges,
@@ -32,10 +36,12 @@ from paymig.config import PaymigConfig
 from paymig.infra.automation import PYTHON_RUNTIME, AutomationTier
 from paymig.infra.credentials import Credentials
 from paymig.infra.endpoints import ServiceEndpoints
-from paymig.infra.functions import DatabaseServer, FunctionProps, VpcFunction
+from paymig.infra.functions import DatabaseServer, FunctionProps, LoginSecret, VpcFunction
 from paymig.infra.iam import statement
 from paymig.infra.lambda_package import build_package
 from paymig.infra.trust import TrustStore
+from paymig.logins import PGAUDIT_PARAMETERS, logins_for
+from paymig.payments_schema import TABLES_DDL
 
 #: Modules and installed distributions the validation function needs.
 VALIDATION_MODULES = ("errors.py", "naming.py", "config", "runtime/__init__.py",
@@ -48,6 +54,13 @@ VALIDATION_DISTRIBUTIONS = ("psycopg", "psycopg-binary", "psycopg-pool", "typing
 #: The APIs the validation code calls: its CA bundles, logins, the audit table, the CDC
 #: latency metric and the DMS task lookup.
 VALIDATION_APIS = ("ssm", "secretsmanager", "dynamodb", "monitoring", "dms")
+
+#: Modules and distributions of the database setup function.
+DB_SETUP_MODULES = ("errors.py", "logins.py", "payments_schema.py", "runtime/__init__.py",
+                    "runtime/checks.py", "runtime/database_env.py", "runtime/db_setup.py",
+                    "runtime/login_checks.py", "runtime/role_sql.py", "lambdas/__init__.py",
+                    "lambdas/db_setup.py")  # fmt: skip
+DB_SETUP_DISTRIBUTIONS = ("psycopg", "psycopg-binary", "typing-extensions")
 
 #: Stages in which each check runs.
 PRE_CHECK_STAGES = ("full-load", "cdc")
@@ -68,6 +81,8 @@ class ChecksProps:
     aurora: DatabaseServer
     credentials: Credentials
     trust: TrustStore
+    #: The Aurora admin login (the RDS-managed master secret).
+    aurora_admin: LoginSecret
 
 
 def settings_digest(settings: object) -> str:
@@ -77,18 +92,94 @@ def settings_digest(settings: object) -> str:
 
 
 class DeploymentChecks(Construct):
-    """The validation function and the checks that invoke it during apply.
+    """The setup and validation functions and the checks that invoke them during apply.
 
-    Attributes: :attr:`validation` (the :class:`VpcFunction`), :attr:`function`,
-    :attr:`pre_check` and :attr:`post_check` (None in stages that do not run them).
+    Attributes: :attr:`db_setup` and :attr:`validation` (:class:`VpcFunction`),
+    :attr:`function` (validation's), :attr:`setup_check`, :attr:`pre_check` and
+    :attr:`post_check` (None in stages that do not run them).
     """
 
     def __init__(self, scope: Construct, construct_id: str, props: ChecksProps) -> None:
         """Create the function, then the checks the configured stage runs."""
         super().__init__(scope, construct_id)
         self.props = props
+        self._build_db_setup()
         self._build_validation_function()
         self._build_checks()
+
+    def _build_db_setup(self) -> None:
+        """The setup function, connected to Aurora as master, and its check."""
+        props = self.props
+        cfg = props.config
+        logins = {login.client: props.credentials.login("aurora", login.client)
+                  for login in logins_for("aurora")}  # fmt: skip
+        package = build_package("db-setup", DB_SETUP_MODULES, DB_SETUP_DISTRIBUTIONS)
+        asset = TerraformAsset(
+            self, "db-setup-package", path=str(package.path), type=AssetType.FILE
+        )
+        self.db_setup = VpcFunction(
+            self,
+            "db-setup",
+            FunctionProps(
+                function_name=f"{cfg.stack_name}-db-setup",
+                description="paymig: Aurora logins, grants, pgaudit and schema, during apply",
+                region=cfg.region,
+                account_id=props.account_id,
+                key=props.automation.key,
+                log_retention_days=cfg.app.log_retention_days,
+                vpc_id=props.vpc_id,
+                subnet_ids=props.app_subnet_ids,
+                endpoints=props.endpoints,
+                apis=("secretsmanager", "ssm"),
+                statements=[
+                    statement(
+                        "FirstValueOfAuroraLogins",
+                        ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+                        [login.arn for login in logins.values()],
+                    ),
+                    # GetRandomPassword has no resource (Secrets Manager API reference).
+                    statement("NewPasswords", ["secretsmanager:GetRandomPassword"], "*"),
+                    statement(
+                        "LoginSecretsKeyThroughSecretsManager",
+                        ["kms:Decrypt", "kms:GenerateDataKey"],
+                        [props.credentials.key.arn],
+                        condition={
+                            "StringEquals": {
+                                "kms:ViaService": f"secretsmanager.{cfg.region}.amazonaws.com"
+                            }
+                        },
+                    ),
+                ],
+                code={
+                    "runtime": PYTHON_RUNTIME,
+                    "handler": "paymig.lambdas.db_setup.handler",
+                    "filename": asset.path,
+                    "source_code_hash": package.sha256_base64,
+                },
+                environment={
+                    "PAYMIG_LOGIN_SECRETS": json.dumps(
+                        {client: login.arn for client, login in logins.items()}
+                    ),
+                },
+                memory_mb=256,
+                timeout_seconds=300,
+                reserved_concurrency=1,
+            ),
+        )
+        self.db_setup.connect_database(
+            "aurora", props.aurora, props.aurora_admin, props.trust.anchor("aurora")
+        )
+        for login in logins.values():
+            if login.resource is not None:
+                self.db_setup.reads.append(login.resource)
+        what = {
+            "logins": [repr(login) for login in logins_for("aurora")],
+            "schema": TABLES_DDL,
+            "pgaudit": PGAUDIT_PARAMETERS,
+        }
+        self.setup_check = self.db_setup.check(
+            "setup-check", {"check": "setup"}, {"setup": settings_digest(what)}
+        )
 
     def _build_validation_function(self) -> None:
         props = self.props
@@ -161,7 +252,7 @@ class DeploymentChecks(Construct):
         )
         for name, server in (("source", props.source), ("aurora", props.aurora)):
             self.validation.connect_database(
-                name, server, props.credentials.login(server.server, "validator"),
+                name, server, props.credentials.login(server.server, "validation"),
                 props.trust.anchor(server.server),
             )  # fmt: skip
         self.function = self.validation.function
@@ -185,7 +276,10 @@ class DeploymentChecks(Construct):
         self.pre_check: LambdaInvocation | None = None
         self.post_check: LambdaInvocation | None = None
         if stage in PRE_CHECK_STAGES:
-            self.pre_check = self.validation.check("pre-check", {"check": "pre"}, triggers)
+            # The validation login on Aurora exists once the setup check has run.
+            self.pre_check = self.validation.check(
+                "pre-check", {"check": "pre"}, triggers, after=[self.setup_check]
+            )
         if stage in POST_CHECK_STAGES:
             after = [self.pre_check] if self.pre_check is not None else []
             self.post_check = self.validation.check(

@@ -4,6 +4,8 @@ PCI DSS 4.0 7.2 and 8.2.2: no shared or privileged logins. Each client (the paym
 API, DMS, the validator, the rotation function's admin) has its own login on each
 server it uses, and each login its own secret, encrypted with the credentials CMK:
 
+The logins themselves (names, privileges) are :mod:`paymig.logins`.
+
 * on Aurora the database setup check creates the logins and stores their secrets
   (:mod:`paymig.lambdas.db_setup`); the master secret is RDS's and no client uses it;
 * on the on-prem source only the DBA can create logins, so the secrets are created
@@ -16,7 +18,7 @@ users scheme (:mod:`paymig.lambdas.rotation`): the rotation function changes the
 password of the *other* user of the login's pair, so a client holding the current
 credentials keeps working until it reads the secret again. It acts through an admin
 login per server: the RDS master secret on Aurora (RDS rotates that one itself), the
-DBA's ``admin`` login on the source (rotated single-user, by the same function).
+DBA's ``rotation`` login on the source (rotated single-user, by the same function).
 Rotation is never immediate: a secret whose value the DBA has not stored yet is not
 touched until its first scheduled rotation.
 """
@@ -46,36 +48,14 @@ from paymig.lambdas.rotation import (
     ROTATION_HANDLER,
     ROTATION_MODULES,
 )
+from paymig.logins import SERVERS, Login, logins_for
 
 PYTHON_RUNTIME = "python3.11"
 
 
-@dataclass(frozen=True)
-class Login:
-    """One client's login on one server, and who stores its secret."""
-
-    server: str  # "source" or "aurora"
-    client: str
-    purpose: str
-
-    @property
-    def stored_by(self) -> str:
-        """Who writes the secret's value."""
-        return "the database setup check" if self.server == "aurora" else "the DBA"
-
-
-#: Every login of the stack (names of the database roles: :mod:`paymig.logins`).
-LOGINS: tuple[Login, ...] = (
-    Login("source", "api", "the payment API until cutover"),
-    Login("source", "dms", "DMS reads the source (REPLICATION and SELECT)"),
-    Login("source", "validator", "the validator (SELECT only)"),
-    Login("source", "admin", "the rotation function changes the other source logins"),
-    Login("source", "dms-apply", "DMS writes the source after cutover (the way back)"),
-    Login("aurora", "api", "the payment API after cutover"),
-    Login("aurora", "dms", "DMS writes the target (full load and CDC apply)"),
-    Login("aurora", "validator", "the validator (SELECT only)"),
-    Login("aurora", "dms-reverse", "DMS reads Aurora after cutover (the way back)"),
-)
+def stored_by(login: Login) -> str:
+    """Who writes a login secret's value."""
+    return "the database setup check" if login.server == "aurora" else "the DBA"
 
 
 @dataclass(frozen=True)
@@ -132,20 +112,22 @@ class Credentials(Construct):
                 ],
             ),
         )
-        self.secrets = {
+        self.secrets: dict[tuple[str, str], SecretsmanagerSecret] = {
             (login.server, login.client): SecretsmanagerSecret(
                 self,
                 f"{login.server}-{login.client}",
                 name=naming.login_secret_name(props.name, login.server, login.client),
                 description=(
-                    f"{login.server} login of {login.purpose}. JSON: engine, host, port, "
-                    f"dbname, username, password, masterarn, ca; stored by "
-                    f"{login.stored_by}, rotated every 30 days. Terraform never sets it."
+                    f"{login.server} login {login.base} ({login.purpose}). JSON: engine, host, "
+                    f"port, dbname, username, password, masterarn, ca; stored by "
+                    f"{stored_by(login)}, rotated every {props.rotation_days} days. "
+                    "Terraform never sets it."
                 ),
                 kms_key_id=self.key.arn,
                 recovery_window_in_days=30,
             )
-            for login in LOGINS
+            for server in SERVERS
+            for login in logins_for(server)
         }
 
         self._build_rotation()
@@ -208,11 +190,11 @@ class Credentials(Construct):
             ),
         )
         # It acts on each server as that server's admin login.
-        for name, server, admin in (
-            ("source", props.source, self.login("source", "admin")),
+        for db_name, db, admin in (
+            ("source", props.source, self.login("source", "rotation")),
             ("aurora", props.aurora, props.aurora_admin),
         ):
-            self.rotation.connect_database(name, server, admin, props.trust.anchor(server.server))
+            self.rotation.connect_database(db_name, db, admin, props.trust.anchor(db.server))
         self.rotations: list[SecretsmanagerSecretRotation] = []
         for (server, client), secret in self.secrets.items():
             permission = LambdaPermission(

@@ -38,6 +38,7 @@ from paymig.config import DatabaseConfig
 from paymig.infra.connections import POSTGRES_PORT, VpcClient, connect_to_group
 from paymig.infra.iam import assume_role_policy, statement
 from paymig.infra.kms import CustomerManagedKey, KeyProps
+from paymig.logins import PGAUDIT_PARAMETERS
 
 #: AWS managed policy for RDS enhanced monitoring (it only writes to RDSOSMetrics logs).
 ENHANCED_MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
@@ -168,11 +169,8 @@ class DataTier(Construct):
             "log_connections": ("1", "immediate"),
             "log_disconnections": ("1", "immediate"),
             "shared_preload_libraries": ("pgaudit,pg_stat_statements", "pending-reboot"),
-            # Writes, DDL and role changes; not `read`, which would log every SELECT
-            # (health checks, validator scans) and bury the rest (paymig.runtime.db_setup).
-            "pgaudit.log": ("ddl,role,write", "immediate"),
-            "pgaudit.log_catalog": ("0", "immediate"),
-            "pgaudit.log_parameter": ("0", "immediate"),  # never log card data values
+            # Writes, DDL and role changes, without `read` (paymig.logins explains why).
+            **{name: (value, "immediate") for name, value in PGAUDIT_PARAMETERS.items()},
             # Aurora as a logical-replication source (the way back after cutover): a
             # static parameter, so it is set from the first apply, not at cutover time.
             "rds.logical_replication": ("1", "pending-reboot"),

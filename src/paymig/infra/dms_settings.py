@@ -18,12 +18,14 @@ from typing import Any
 
 from paymig.config import ParallelLoadRule, ReplicationConfig, TableRule
 
+# The schema on the target where DMS keeps its control tables (status, suspended
+# tables, history, validation failures), away from the application's schemas; the DMS
+# logins may create only there (paymig.logins).
+from paymig.logins import CONTROL_SCHEMA
+
 #: DMS recommends LOB chunks of 64 KB in full LOB mode; larger chunks can fail tasks.
 FULL_LOB_CHUNK_KB = 64
 
-#: Schema on the target where DMS keeps its control tables (status, suspended tables,
-#: history and the validation failures table), away from the application's schemas.
-CONTROL_SCHEMA = "awsdms_control"
 
 #: Log components written to CloudWatch and why they matter here.
 LOG_COMPONENTS: tuple[str, ...] = (

@@ -72,6 +72,7 @@ from paymig.infra.functions import DatabaseServer, LoginSecret
 from paymig.infra.iam import assume_role_policy, policy_document, statement
 from paymig.infra.kms import KEY_USAGE_ACTIONS, CustomerManagedKey, KeyProps
 from paymig.infra.trust import TrustStore
+from paymig.logins import HEARTBEAT_SCHEMA
 
 #: Account-wide roles DMS itself assumes; their names are fixed by AWS.
 DMS_VPC_ROLE = "dms-vpc-role"
@@ -198,9 +199,9 @@ class ReplicationTier(Construct):
         )
         logins = [
             self._login("source", "dms"),
-            self._login("aurora", "dms"),
-            self._login("aurora", "dms-reverse"),
-            self._login("source", "dms-apply"),
+            self._login("aurora", "dms_target"),
+            self._login("aurora", "dms_reverse"),
+            self._login("source", "dms_apply"),
         ]
         IamRolePolicy(
             self,
@@ -357,6 +358,8 @@ class ReplicationTier(Construct):
         return DmsEndpointPostgresSettings(
             heartbeat_enable=True,
             heartbeat_frequency=rep.heartbeat_frequency_minutes,
+            # DMS's heartbeat table in its own schema, outside the replicated `public.%`.
+            heartbeat_schema=HEARTBEAT_SCHEMA,
             plugin_name=PLUGIN,
             slot_name=slot_name,
             # DDL capture installs event triggers (superuser) on the source; schema
@@ -385,7 +388,7 @@ class ReplicationTier(Construct):
             naming.dms_target_endpoint_id(stack),
             "target",
             props.aurora,
-            self._login("aurora", "dms"),
+            self._login("aurora", "dms_target"),
             None,
         )
 
@@ -398,7 +401,7 @@ class ReplicationTier(Construct):
             f"{stack}-aurora-reverse-source",
             "source",
             props.aurora,
-            self._login("aurora", "dms-reverse"),
+            self._login("aurora", "dms_reverse"),
             self._source_settings(slot_name=props.replication.reverse_slot_name),
         )
         self.reverse_target_endpoint = self._endpoint(
@@ -406,7 +409,7 @@ class ReplicationTier(Construct):
             f"{stack}-onprem-reverse-target",
             "target",
             props.source,
-            self._login("source", "dms-apply"),
+            self._login("source", "dms_apply"),
             None,
         )
 

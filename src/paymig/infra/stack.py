@@ -304,6 +304,9 @@ class PaymentMigrationStack(TerraformStack):
                 aurora=self.database,
                 credentials=self.credentials,
                 trust=self.trust,
+                aurora_admin=LoginSecret(
+                    arn=self.database.master_secret_arn, key_arn=self.database.key.arn
+                ),
             ),
         )
 

@@ -140,3 +140,23 @@ def connect_kwargs(
         "sslmode": "verify-full",
         "sslrootcert": str(ca_file),
     }
+
+
+def read_json_secret(client: Any, secret_arn: str) -> dict[str, Any] | None:
+    """The current JSON value of a secret, or None while it has no value yet.
+
+    AWSCURRENT is named: during a rotation a stage-less read may return the new,
+    still-empty version (moto does). A value that is not a JSON object is an error
+    naming the secret, never showing the value.
+    """
+    try:
+        answer = client.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")
+    except client.exceptions.ResourceNotFoundException:
+        return None
+    try:
+        value = json.loads(answer["SecretString"])
+    except (KeyError, json.JSONDecodeError):
+        raise ConfigError(f"{secret_arn}: the secret is not JSON") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{secret_arn}: the secret is not a JSON object")
+    return value
