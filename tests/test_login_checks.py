@@ -226,6 +226,7 @@ def test_dba_sql_on_a_fresh_source_passes_every_check(
         "group paymig_api_rw", "login paymig_api", "login paymig_api_clone",
         "group paymig_dms_ro", "login paymig_dms", "login paymig_dms_clone",
         "group paymig_validation_ro", "login paymig_validation", "login paymig_validation_clone",
+        "group paymig_dms_apply_rw", "login paymig_dms_apply", "login paymig_dms_apply_clone",
         "login paymig_rotation",
     ]  # fmt: skip
     details = {c.name: c.detail for c in report.checks}

@@ -13,6 +13,7 @@ from paymig.infra import dms_settings
 from paymig.logins import (
     CONTROL_SCHEMA,
     LOGINS,
+    MARKERS,
     MASTER_PGAUDIT_LOG,
     PAYMENT_TABLES,
     PGAUDIT_PARAMETERS,
@@ -45,6 +46,7 @@ def test_the_login_table() -> None:
                 "paymig_validation_ro",
                 ("paymig_validation", "paymig_validation_clone"),
             ),
+            ("dms_apply", "paymig_dms_apply_rw", ("paymig_dms_apply", "paymig_dms_apply_clone")),
             ("rotation", None, ("paymig_rotation",)),
         ],
         "aurora": [
@@ -68,25 +70,30 @@ def test_the_login_table() -> None:
     }
 
 
-def test_what_each_login_may_do_on_a_payment_table_and_on_another_replicated_one() -> None:
+def test_what_each_login_may_do_on_a_payment_table_the_markers_and_another_replicated_one() -> (
+    None
+):
     other = ("public", "ledger")
     rows = {
         (login.server, login.client): (
             sorted(expected_table_privileges(login, PAYMENT_TABLES[0])),
+            sorted(expected_table_privileges(login, MARKERS)),
             sorted(expected_table_privileges(login, other)),
         )
         for logins in LOGINS.values()
         for login in logins
     }
+    apply = ["DELETE", "INSERT", "SELECT", "UPDATE"]
     assert rows == {
-        ("source", "api"): (["INSERT", "SELECT", "UPDATE"], []),
-        ("source", "dms"): (["SELECT"], ["SELECT"]),
-        ("source", "validation"): (["SELECT"], ["SELECT"]),
-        ("source", "rotation"): ([], []),
-        ("aurora", "api"): (["INSERT", "SELECT", "UPDATE"], []),
-        ("aurora", "dms_target"): (["DELETE", "INSERT", "SELECT", "UPDATE"], []),
-        ("aurora", "validation"): (["SELECT"], ["SELECT"]),
-        ("aurora", "dms_reverse"): (["SELECT"], ["SELECT"]),
+        ("source", "api"): (["INSERT", "SELECT", "UPDATE"], [], []),
+        ("source", "dms"): (["SELECT"], ["SELECT"], ["SELECT"]),
+        ("source", "validation"): (["SELECT"], ["SELECT"], ["SELECT"]),
+        ("source", "dms_apply"): (apply, apply, []),
+        ("source", "rotation"): ([], [], []),
+        ("aurora", "api"): (["INSERT", "SELECT", "UPDATE"], [], []),
+        ("aurora", "dms_target"): (apply, apply, []),
+        ("aurora", "validation"): (["SELECT"], ["SELECT"], ["SELECT"]),
+        ("aurora", "dms_reverse"): (["SELECT"], ["SELECT"], ["SELECT"]),
     }
 
 
@@ -156,6 +163,8 @@ def test_plan_grants_exactly_per_login() -> None:
         "GRANT USAGE, CREATE ON SCHEMA awsdms_control TO paymig_dms_target_rw",
         "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE public.accounts, public.payments, "
         "public.refunds TO paymig_dms_target_rw",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE public.paymig_markers TO "
+        "paymig_dms_target_rw",
         "GRANT paymig_dms_target TO CURRENT_USER",
         "GRANT paymig_dms_target_clone TO CURRENT_USER",
     ]

@@ -71,7 +71,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from paymig.errors import PaymigError
-from paymig.payments_schema import SCHEMA, TABLES
+from paymig.payments_schema import MARKERS_TABLE, SCHEMA, TABLES
 
 Server = Literal["source", "aurora"]
 
@@ -93,6 +93,10 @@ PAYMENTS_SCHEMA = SCHEMA
 
 #: The payment tables, schema-qualified as (schema, table).
 PAYMENT_TABLES: tuple[tuple[str, str], ...] = tuple((SCHEMA, table) for table in TABLES)
+
+#: The cutover markers table (schema, name): replicated like the payment tables, so each
+#: replication login reads it and each apply login writes it; no client touches it.
+MARKERS: tuple[str, str] = (SCHEMA, MARKERS_TABLE)
 
 #: Every table privilege PostgreSQL knows (checked both ways: missing and excess).
 TABLE_PRIVILEGES: tuple[str, ...] = (
@@ -134,6 +138,8 @@ class Login:
     table_privileges: tuple[str, ...] = ()
     #: SELECT on every other table the replication's table rules select.
     reads_replicated_tables: bool = False
+    #: Privileges on the cutover markers table (:data:`MARKERS`).
+    marker_privileges: tuple[str, ...] = ()
     #: Privileges on every sequence in the payments schema.
     sequence_privileges: tuple[str, ...] = ()
     #: A DMS schema (control or heartbeat) where the login creates its own tables.
@@ -168,6 +174,7 @@ class Login:
 
 _READ = ("SELECT",)
 _API = ("SELECT", "INSERT", "UPDATE")
+_APPLY = ("SELECT", "INSERT", "UPDATE", "DELETE")
 _SEQUENCES = ("USAGE", "SELECT")
 
 _API_PURPOSE = "payment API: records payments idempotently, never deletes"
@@ -184,7 +191,7 @@ def _api(server: Server) -> Login:
 def _validation(server: Server) -> Login:
     return Login(
         "validation", server, "paymig_validation", "paymig_validation_ro",
-        _VALIDATION_PURPOSE, _READ, reads_replicated_tables=True,
+        _VALIDATION_PURPOSE, _READ, reads_replicated_tables=True, marker_privileges=_READ,
     )  # fmt: skip
 
 
@@ -196,14 +203,14 @@ LOGINS: dict[Server, tuple[Login, ...]] = {
             "dms", "source", "paymig_dms", "paymig_dms_ro",
             "DMS source endpoint: full load, and CDC from a logical replication slot",
             _READ, reads_replicated_tables=True, own_schema=HEARTBEAT_SCHEMA,
-            replication=True,
+            replication=True, marker_privileges=_READ,
         ),
         _validation("source"),
         Login(
             "dms_apply", "source", "paymig_dms_apply", "paymig_dms_apply_rw",
             f"DMS target endpoint of the way back (Aurora to source after cutover), control "
             f"tables in {CONTROL_SCHEMA}",
-            ("SELECT", "INSERT", "UPDATE", "DELETE"), own_schema=CONTROL_SCHEMA,
+            _APPLY, own_schema=CONTROL_SCHEMA, marker_privileges=_APPLY,
         ),
         Login(
             "rotation", "source", "paymig_rotation", None,
@@ -215,14 +222,14 @@ LOGINS: dict[Server, tuple[Login, ...]] = {
         Login(
             "dms_target", "aurora", "paymig_dms_target", "paymig_dms_target_rw",
             f"DMS target endpoint: full load and CDC apply, control tables in {CONTROL_SCHEMA}",
-            ("SELECT", "INSERT", "UPDATE", "DELETE"), own_schema=CONTROL_SCHEMA,
+            _APPLY, own_schema=CONTROL_SCHEMA, marker_privileges=_APPLY,
         ),
         _validation("aurora"),
         Login(
             "dms_reverse", "aurora", "paymig_dms_reverse", "paymig_dms_reverse_ro",
             "DMS source endpoint for reverse replication (the fallback path)",
             _READ, reads_replicated_tables=True, own_schema=HEARTBEAT_SCHEMA,
-            member_of=("rds_replication",),
+            member_of=("rds_replication",), marker_privileges=_READ,
         ),
     ),
 }  # fmt: skip
@@ -251,6 +258,8 @@ def expected_table_privileges(login: Login, table: tuple[str, str]) -> frozenset
     """What `login` must hold on `table` (schema, name), and nothing more."""
     if table in PAYMENT_TABLES:
         return frozenset(login.table_privileges)
+    if table == MARKERS:
+        return frozenset(login.marker_privileges)
     if login.reads_replicated_tables:
         return frozenset(_READ)
     return frozenset()
@@ -261,6 +270,7 @@ __all__ = [
     "CONTROL_SCHEMA",
     "HEARTBEAT_SCHEMA",
     "LOGINS",
+    "MARKERS",
     "MASTER_PGAUDIT_LOG",
     "PAYMENT_TABLES",
     "PGAUDIT_PARAMETERS",

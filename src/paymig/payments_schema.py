@@ -44,6 +44,14 @@ SCHEMA = "public"
 #: The tables of the model, parents before children (the order to create or copy them).
 TABLES: tuple[str, ...] = ("accounts", "payments", "refunds")
 
+#: Markers a write cutover or fallback commits on the old writer and waits for on the
+#: new one (:mod:`paymig.runtime.cutover.database`): replicated like the payment tables,
+#: written only by the admin running the switch, never by a client.
+MARKERS_TABLE = "paymig_markers"
+
+#: Every table replication carries: the model and the markers.
+REPLICATED_TABLES: tuple[str, ...] = (*TABLES, MARKERS_TABLE)
+
 #: Values ``payments.status`` may take.
 PAYMENT_STATUSES: tuple[str, ...] = ("pending", "succeeded", "failed", "refunded")
 
@@ -131,6 +139,7 @@ TABLE_CONSTRAINTS: tuple[Constraint, ...] = (
     Constraint(IDEMPOTENCY_CONSTRAINT, "payments", "u", ("merchant_id", "idempotency_key")),
     Constraint("refunds_pkey", "refunds", "p", ("id",)),
     Constraint("refunds_amount_check", "refunds", "c", ("amount",)),
+    Constraint(f"{MARKERS_TABLE}_pkey", MARKERS_TABLE, "p", ("id",)),
 )
 
 #: Every constraint of the complete model.
@@ -189,6 +198,18 @@ CREATE TABLE IF NOT EXISTS refunds (
 );
 
 CREATE INDEX IF NOT EXISTS refunds_payment_id_idx ON refunds (payment_id);
+
+{markers_ddl()}"""
+
+
+def markers_ddl() -> str:
+    """The DDL of the cutover markers table alone (the source's DBA creates it too)."""
+    return f"""
+CREATE TABLE IF NOT EXISTS {MARKERS_TABLE} (
+    id         uuid        PRIMARY KEY,
+    kind       text        NOT NULL,
+    written_at timestamptz NOT NULL DEFAULT now()
+);
 """
 
 

@@ -37,6 +37,7 @@ import psycopg
 from paymig.logins import (
     CONTROL_SCHEMA,
     HEARTBEAT_SCHEMA,
+    MARKERS,
     PAYMENT_TABLES,
     PAYMENTS_SCHEMA,
     TABLE_PRIVILEGES,
@@ -286,7 +287,7 @@ WHERE r.rolname = ANY(%s) AND s.nspname = ANY(%s)
 
 def _tables_to_check(extra: Sequence[Table]) -> list[Table]:
     """The payment tables, then the other tables given, without duplicates."""
-    return list(dict.fromkeys([*PAYMENT_TABLES, *extra]))
+    return list(dict.fromkeys([*PAYMENT_TABLES, MARKERS, *extra]))
 
 
 def gather_login_facts(

@@ -21,6 +21,7 @@ from paymig.logins import (
     CONTROL_SCHEMA,
     DMS_OWN_TABLE_PRIVILEGES,
     HEARTBEAT_SCHEMA,
+    MARKERS,
     PAYMENT_TABLES,
     PAYMENTS_SCHEMA,
     Login,
@@ -173,6 +174,12 @@ def grant_statements(login: Login, database: str) -> list[sql.Composed]:
                 _words(login.table_privileges),
                 sql.SQL(", ").join([_table(s, t) for s, t in PAYMENT_TABLES]),
                 to,
+            )
+        )
+    if login.marker_privileges:
+        statements.append(
+            sql.SQL("GRANT {} ON TABLE {} TO {}").format(
+                _words(login.marker_privileges), _table(*MARKERS), to
             )
         )
     if login.sequence_privileges:

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from paymig.logins import HEARTBEAT_SCHEMA, PAYMENTS_SCHEMA, Login, logins_for, user_names
+from paymig.logins import (
+    CONTROL_SCHEMA,
+    HEARTBEAT_SCHEMA,
+    PAYMENTS_SCHEMA,
+    Login,
+    logins_for,
+    user_names,
+)
+from paymig.payments_schema import MARKERS_TABLE, ddl_statements, markers_ddl
 from paymig.runtime.role_sql import (
     create_user,
     default_privilege_statements,
@@ -90,6 +98,11 @@ def source_setup_script(database: str) -> SourceScript:
         "-- DMS's heartbeat table lives apart from the replicated tables",
         f"-- (source endpoint setting HeartbeatSchema = {HEARTBEAT_SCHEMA}).",
         f"CREATE SCHEMA IF NOT EXISTS {HEARTBEAT_SCHEMA};",
+        "-- The control tables of the way back (DMS writes the source after cutover).",
+        f"CREATE SCHEMA IF NOT EXISTS {CONTROL_SCHEMA};",
+        f"-- {MARKERS_TABLE}: what `paymig cutover` and `paymig fallback` commit and wait",
+        "-- for on the other side (replicated like the payment tables; owned by you).",
+        *(statement + ";" for statement in ddl_statements(markers_ddl())),
     ]
     for login in logins_for("source"):
         lines += ["", *_source_login_block(login, database)]
