@@ -878,6 +878,7 @@ def test_table_prints_services_the_totals_and_the_months() -> None:
     assert "task full load write I/O (one-off, load month)" in out
     assert "Twelve months from the migration start 2026-12" in out
     assert "2027-11" in out
+    assert "Not deducted: free tiers that expire or depend on the account" in out
 
 
 def test_json_report_shape() -> None:

@@ -29,6 +29,12 @@ from paymig.cost.timeline import MonthTable, month_table
 LAMBDA_VOLUMES = (1.0, 10.0)
 #: Services named in each row of the month table.
 ROW_SERVICES = 3
+#: What the estimate deducts and what it does not.
+FREE_TIERS = (
+    "Deducted: allowances AWS applies by itself (DMS included storage, the first 50 "
+    "AWS-endpoint health checks). Not deducted: free tiers that expire or depend on the "
+    "account (Lambda, KMS, X-Ray, Step Functions and CloudWatch free usage)."
+)
 
 
 def plan_of(config: PaymigConfig, today: datetime.date | None = None) -> MigrationPlan:
@@ -152,6 +158,7 @@ def _summary_lines(
         + ("every total and month fits" if not found else "EXCEEDED"),
         "Lambda by volume (x the configured transactions/day): "
         + ", ".join(f"{v:g}x ${usd:,.2f}/month" for v, usd in lambda_volumes.items()),
+        FREE_TIERS,
     ]
     return lines + found
 
