@@ -117,18 +117,34 @@ def _relations_gate(console: Console, err: Console, cfg: PaymigConfig, json_path
 
 
 def _budget_gate(console: Console, cfg: PaymigConfig, json_path: Path) -> None:
-    """Cost gate (issue 8): both the migration and steady-state estimates fit the budget."""
-    from paymig.cost.budget import budget_gate
-    from paymig.cost.report import estimate_environment
+    """Cost gate (issue 8): the month's totals and every month of the table fit the budget.
+
+    Warns first, on stderr, when the engine enters RDS Extended Support within the table's
+    twelve months: the date and what it adds a month.
+    """
+    from paymig.cost.report import (
+        estimate_environment,
+        extended_support_notices,
+        failures,
+        table_environment,
+    )
 
     document = json.loads(json_path.read_text(encoding="utf-8"))
+    err = Console(stderr=True)
+    for notice in extended_support_notices(cfg, document):
+        err.print(f"[yellow]warning:[/] {notice.message()}", soft_wrap=True, highlight=False)
     estimate = estimate_environment(cfg, document)
-    failures = budget_gate(estimate, cfg.budget_usd)
-    if failures:
-        raise CommandFailedError(f"{cfg.stack_name}: " + "; ".join(failures))
+    table = table_environment(cfg, document)
+    found = failures(estimate, table, cfg.budget_usd)
+    if found:
+        raise CommandFailedError(f"{cfg.stack_name}: " + "; ".join(found))
+    peak = max(table.rows, key=lambda r: r.total_usd)
     console.print(
-        f"[green]budget: migration ${estimate.total_monthly_usd:,.2f}/month, steady state "
-        f"${estimate.steady_state_monthly_usd:,.2f}/month, within ${cfg.budget_usd:,.2f}[/]"
+        f"[green]budget: load month ${estimate.load_month_usd:,.2f}, migration "
+        f"${estimate.total_monthly_usd:,.2f}/month, steady state "
+        f"${estimate.steady_state_monthly_usd:,.2f}/month, highest month {peak.month} "
+        f"${peak.total_usd:,.2f}, within ${cfg.budget_usd:,.2f}[/]",
+        soft_wrap=True,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -16,6 +17,27 @@ class DatabaseConfig(_Model):
         default="14.17",
         pattern=r"^14\.\d+$",
         description="Aurora PostgreSQL engine version, pinned (a 14.x release).",
+    )
+    # AWS's own default, written down: at the end of standard support (Aurora PostgreSQL
+    # 14: 28 February 2027) the cluster stays on 14 under paid RDS Extended Support. The
+    # alternative, `...-disabled`, makes AWS upgrade the major version by itself once
+    # standard support ends (AWS re:Post, "RDS Extended Support behavior"), at a time
+    # nobody chose, on a payments database that logical replication (DMS CDC, reverse
+    # replication) depends on. Paying while a planned blue/green upgrade is prepared is
+    # the safe choice; `paymig cost` shows the charge and `paymig check` warns before it.
+    engine_lifecycle_support: Literal[
+        "open-source-rds-extended-support", "open-source-rds-extended-support-disabled"
+    ] = Field(
+        default="open-source-rds-extended-support",
+        description=(
+            "RDS Extended Support enrolment of the cluster (set at creation). "
+            "`open-source-rds-extended-support` (default, AWS's default): after the end of "
+            "standard support the cluster keeps its major version and Extended Support is "
+            "charged per vCPU-hour until a major-version upgrade. "
+            "`open-source-rds-extended-support-disabled`: no charge, but AWS upgrades the "
+            "major version automatically after standard support ends, and a cluster cannot be "
+            "created on a version already past it."
+        ),
     )
     # db.r6g.large (2 vCPU, 16 GiB) fits the workload with room: 50,000 payments a day is
     # under 1 write/s on average (tens/s at peak), and 16 GiB caches the hot part of a

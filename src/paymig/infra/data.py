@@ -208,6 +208,8 @@ class DataTier(Construct):
             cluster_identifier=cluster_id,
             engine="aurora-postgresql",
             engine_version=db.engine_version,
+            # Explicit, with AWS's own default (see DatabaseConfig.engine_lifecycle_support).
+            engine_lifecycle_support=db.engine_lifecycle_support,
             database_name=db.database_name,
             master_username=db.master_username,
             manage_master_user_password=True,
