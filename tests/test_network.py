@@ -226,6 +226,9 @@ def test_endpoint_security_group_admits_exactly_the_vpc_clients_on_443(
 
 
 def test_site_to_site_vpn(prod_tf: dict[str, Any]) -> None:
+    """Issue 14 #4: the tunnels took AWS's defaults (SHA1, AES128, DH group 2 accepted)
+    and Terraform state held the pre-shared keys; both tunnels now carry exactly the
+    configured options and the keys stay in Secrets Manager."""
     _, cgw = only(prod_tf, "aws_customer_gateway")
     assert cgw["ip_address"] == "203.0.113.10"
     assert cgw["bgp_asn"] == "64500"

@@ -184,7 +184,7 @@ def test_composite_alarm_is_the_user_facing_health_and_triggers_the_rollback(
     ]
 
 
-def _notification(doc: dict[str, Any], alarm: dict[str, Any], state: str) -> str:
+def _notification(alarm: dict[str, Any], state: str) -> str:
     """The message CloudWatch publishes when ``alarm`` (a synthesized body) enters ``state``."""
     from paymig.semantics.cloudwatch_notification import (
         AlarmIdentity,
@@ -253,15 +253,15 @@ def test_subscription_filter_admits_exactly_the_composites_alarm_notification(
     def delivered(message: str) -> bool:
         return sns_filter.matches(policy_, scope, message=message, attributes={})
 
-    assert delivered(_notification(prod_tf, composite, "ALARM"))
-    assert not delivered(_notification(prod_tf, composite, "OK"))
+    assert delivered(_notification(composite, "ALARM"))
+    assert not delivered(_notification(composite, "OK"))
     for metric in ("p99-latency", "cdc-latency", "aurora-cpu"):
         _, alarm = by_path(prod_tf, "aws_cloudwatch_metric_alarm", f"/alarm-{metric}")
-        assert not delivered(_notification(prod_tf, alarm, "ALARM"))
+        assert not delivered(_notification(alarm, "ALARM"))
     # The old filter, as AWS evaluates it, would not deliver the composite's ALARM.
     old = {"paymig_source": [{"exists": False}]}
     assert not sns_filter.matches(
-        old, "MessageAttributes", message=_notification(prod_tf, composite, "ALARM"),
+        old, "MessageAttributes", message=_notification(composite, "ALARM"),
         attributes={},
     )  # fmt: skip
 

@@ -95,7 +95,7 @@ def test_each_key_admits_exactly_the_log_groups_it_encrypts(
         assert admitted == ([expected] if expected else []), path_of(key)
 
 
-def test_the_automation_key_admits_both_of_its_functions_log_groups(
+def test_the_automation_key_admits_each_of_its_functions_log_groups(
     prod_tf: dict[str, Any],
 ) -> None:
     _, key = by_path(prod_tf, "aws_kms_key", "/automation/key/key")
