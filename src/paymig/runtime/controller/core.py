@@ -20,6 +20,7 @@ from paymig.naming import (
     ALARM_METRICS,
     COMPOSITE_ALARM,
     DEPLOYMENT_ALIASES,
+    ROLLBACK_ALARM_METRICS,
     alarm_name,
     composite_alarm_name,
 )
@@ -580,10 +581,15 @@ def rollback_budget(
 
 
 def budget_from_config(config: PaymigConfig) -> RollbackBudget:
-    """The rollback budget of one environment's configuration."""
+    """The rollback budget of one environment's configuration.
+
+    Only the alarms the composite watches (:data:`ROLLBACK_ALARM_METRICS`) can start a
+    rollback, so only they count towards its detection time.
+    """
     ctl = config.controller
+    alarms = config.observability.alarms
     return rollback_budget(
-        config.observability.alarms,
+        {name: a for name, a in alarms.items() if name in ROLLBACK_ALARM_METRICS},
         composite_evaluation_seconds=ctl.composite_evaluation_seconds,
         lambda_start_seconds=ctl.rollback_lambda_start_seconds,
         insync_timeout_seconds=ctl.route53_insync_timeout_seconds,
