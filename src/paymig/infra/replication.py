@@ -216,7 +216,8 @@ class ReplicationTier(Construct):
                 statement(
                     "DecryptEndpointSecrets",
                     ["kms:Decrypt"],
-                    sorted({login.key_arn for login in logins}),
+                    # Every login secret is encrypted with the credentials key.
+                    [self.props.credentials.key.arn],
                     condition={"StringEquals": {"kms:ViaService": self._secrets_via}},
                 ),
             ),
@@ -337,6 +338,9 @@ class ReplicationTier(Construct):
         """One endpoint: its server's login secret and verify-full with the server's CA."""
         engine = "aurora-postgresql" if server.server == "aurora" else "postgres"
         name = "aurora" if server.server == "aurora" else "onprem"
+        certificate = self.props.trust.anchor(server.server).dms_certificate
+        if certificate is None:  # pragma: no cover - the trust store has them while DMS runs
+            raise ValueError("the trust store has no DMS certificates")
         return DmsEndpoint(
             self,
             construct_id,
@@ -345,12 +349,12 @@ class ReplicationTier(Construct):
             engine_name=engine,
             database_name=server.dbname,
             ssl_mode="verify-full",
-            certificate_arn=self.props.trust.anchor(server.server).dms_certificate.certificate_arn,
+            certificate_arn=certificate.certificate_arn,
             secrets_manager_arn=login.arn,
             secrets_manager_access_role_arn=self.secrets_access_role.arn,
             kms_key_arn=self.key.arn,
             postgres_settings=settings,
-            tags={"Name": f"{self.props.name}-{name}-{endpoint_type}"},
+            tags={"Name": f"{self.props.name}-{construct_id}", "Server": name},
         )
 
     def _source_settings(self, slot_name: str | None) -> DmsEndpointPostgresSettings:

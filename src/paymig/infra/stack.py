@@ -131,6 +131,7 @@ class PaymentMigrationStack(TerraformStack):
                 ),
                 "aurora": read_pem("database.ca_bundle_path", config.database.ca_bundle_path),
             },
+            dms=config.migration.stage != "finished",
         )
         self.credentials = Credentials(
             self,

@@ -70,7 +70,8 @@ class TrustAnchor:
     server: str
     pem: str
     parameter: SsmParameter
-    dms_certificate: DmsCertificate
+    #: None once the migration is finished (no DMS).
+    dms_certificate: DmsCertificate | None
     #: Name of the SSM parameter holding the PEM (a literal: clients are told it).
     parameter_name: str
 
@@ -87,10 +88,17 @@ class TrustStore(Construct):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, name: str, pems: dict[str, str]
+        self,
+        scope: Construct,
+        construct_id: str,
+        name: str,
+        pems: dict[str, str],
+        *,
+        dms: bool = True,
     ) -> None:
-        """Create both resources for each server's bundle."""
+        """Create the parameter (and, while DMS exists, the certificate) of each bundle."""
         super().__init__(scope, construct_id)
+        self._dms = dms
         unknown = sorted(set(pems) - set(SERVERS))
         if unknown:
             raise ValueError(f"unknown servers {unknown}")
@@ -111,12 +119,16 @@ class TrustStore(Construct):
             value=pem,
             tags=tags,
         )
-        certificate = DmsCertificate(
-            self,
-            f"{server}-dms-ca",
-            certificate_id=f"{name}-{server}-ca",
-            certificate_pem=pem,
-            tags=tags,
+        certificate = (
+            DmsCertificate(
+                self,
+                f"{server}-dms-ca",
+                certificate_id=f"{name}-{server}-ca",
+                certificate_pem=pem,
+                tags=tags,
+            )
+            if self._dms
+            else None
         )
         return TrustAnchor(server, pem, parameter, certificate, parameter_name)
 
