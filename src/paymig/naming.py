@@ -51,12 +51,12 @@ PAYMENT_VALUE_DIMENSION_SETS: tuple[tuple[str, ...], ...] = (
     (DIMENSION_ENVIRONMENT, DIMENSION_CURRENCY),
 )
 
-#: Environment variables the payment API Lambda reads (the infra half sets them).
-PAYMENT_API_ENV_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - a variable name
-PAYMENT_API_ENV_DB_HOST = "DB_HOST"
-PAYMENT_API_ENV_DB_PORT = "DB_PORT"
-PAYMENT_API_ENV_DB_NAME = "DB_NAME"
-PAYMENT_API_ENV_CA_BUNDLE = "DB_CA_BUNDLE"
+#: Environment variables the payment API Lambda reads (the infra half sets them): the two
+#: databases it may use, declared as ``paymig.runtime.database_env`` reads them (the
+#: write target, :data:`PAYMENT_API_ENV_WRITE_TARGET`, picks one at run time), and the
+#: environment name of its metrics.
+PAYMENT_API_ENV_DB_SOURCE = "PAYMIG_DB_SOURCE"
+PAYMENT_API_ENV_DB_AURORA = "PAYMIG_DB_AURORA"
 PAYMENT_API_ENV_ENVIRONMENT = "PAYMIG_ENVIRONMENT"
 
 #: Handler the payment API image runs (its Dockerfile's CMD).
