@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from paymig.errors import CommandFailedError, ToolMissingError
 
@@ -86,6 +87,17 @@ class Terraform:
     def init(self, *, backend: bool = False) -> None:
         """Install providers (from the mirror when present); no backend by default."""
         self.run("init", f"-backend={'true' if backend else 'false'}", "-no-color")
+
+    def providers_schema(self) -> dict[str, Any]:
+        """`terraform providers schema -json` of the initialised stack (the pinned providers)."""
+        result = self.run("providers", "schema", "-json", timeout=300)
+        try:
+            schema: dict[str, Any] = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            raise CommandFailedError(
+                f"terraform providers schema in {self.stack_dir}: output is not JSON"
+            ) from None
+        return schema
 
     def validate(self) -> dict[str, object]:
         """Run `terraform validate -json` and return its report; raise if invalid."""
