@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from paymig.state_secrets import GATEWAY_CONFIGURATION, vpn_state_notes
-from paymig.terraform import Terraform
+from paymig.terraform import pinned_provider_schema
 
 MIRROR = Path("/opt/tf-plugins")
 AWS = "registry.terraform.io/hashicorp/aws"
@@ -33,7 +33,7 @@ def test_keys_in_secrets_manager_and_a_sensitive_gateway_configuration() -> None
     )
     assert notes == [
         "VPN network_vpn_1: the tunnels' pre-shared keys are kept in AWS Secrets Manager "
-        "(preshared_key_storage = SecretsManager), not generated into Terraform state",
+        "(preshared_key_storage = SecretsManager)",
         "VPN: customer_gateway_configuration (AWS returns it with the tunnel details) is still "
         "stored in Terraform state; hashicorp/aws 5.100.0 marks it sensitive, which hides it "
         "from plan output but not from the state file: keep the state bucket encrypted and its "
@@ -57,13 +57,9 @@ def test_what_is_said_follows_the_stack_and_the_schema() -> None:
 
 @pytest.mark.slow
 def test_the_pinned_provider_marks_the_gateway_configuration_sensitive(tmp_path: Path) -> None:
-    """Read from the real `terraform providers schema -json` of the pinned provider."""
-    (tmp_path / "main.tf.json").write_text(
-        '{"terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", '
-        '"version": "5.100.0"}}}}'
-    )
-    terraform = Terraform(tmp_path, mirror=MIRROR)
-    terraform.init()
-    schema = terraform.providers_schema()
-    notes = vpn_state_notes(_document(preshared_key_storage="SecretsManager"), schema)
+    """Read from the real `terraform providers schema -json` of the provider the stack pins."""
+    document = _document(preshared_key_storage="SecretsManager")
+    schema = pinned_provider_schema(document, tmp_path / "schema", MIRROR)
+    assert (tmp_path / "schema" / ".terraform.lock.hcl").is_file()
+    notes = vpn_state_notes(document, schema)
     assert "hashicorp/aws 5.100.0 marks it sensitive" in notes[1]

@@ -45,7 +45,7 @@ def vpn_state_notes(document: Mapping[str, Any], schema: Mapping[str, Any]) -> l
         if storage == "SecretsManager":
             notes.append(
                 f"VPN {name}: the tunnels' pre-shared keys are kept in AWS Secrets Manager "
-                "(preshared_key_storage = SecretsManager), not generated into Terraform state"
+                "(preshared_key_storage = SecretsManager)"
             )
         else:
             notes.append(

@@ -17,7 +17,7 @@ from paymig.config import PaymigConfig, load_config, resolve_config_path, sample
 from paymig.config.isolation import isolation_problems
 from paymig.errors import CommandFailedError
 from paymig.security_scan import find_checkov_config, security_gate
-from paymig.terraform import DEFAULT_MIRROR, Terraform
+from paymig.terraform import DEFAULT_MIRROR, Terraform, pinned_provider_schema
 
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder of the synthesized stacks.")]
 
@@ -97,9 +97,9 @@ def check(
     document = json.loads(json_path.read_text(encoding="utf-8"))
     _relations_gate(console, err, cfg, json_path)
     _iam_gate(console, err, document)
-    _budget_gate(console, cfg, json_path)
-    _state_notes(console, document, terraform)
+    _state_notes(console, document, out, mirror)
     _organisation_notes(console)
+    _budget_gate(console, cfg, json_path)
 
 
 def _isolation_gate(console: Console, err: Console, path: Path, cfg: PaymigConfig) -> None:
@@ -136,11 +136,12 @@ def _iam_gate(console: Console, err: Console, document: dict[str, Any]) -> None:
     )
 
 
-def _state_notes(console: Console, document: dict[str, Any], terraform: Terraform) -> None:
+def _state_notes(console: Console, document: dict[str, Any], out: Path, mirror: Path) -> None:
     """What of the VPN's secrets reaches Terraform state, as verified in the provider schema."""
     from paymig.state_secrets import vpn_state_notes
 
-    for note in vpn_state_notes(document, terraform.providers_schema()):
+    schema = pinned_provider_schema(document, out / "provider-schema", mirror)
+    for note in vpn_state_notes(document, schema):
         console.print(f"state: {note}", soft_wrap=True)
 
 
