@@ -170,3 +170,88 @@ def test_cli_writes_and_checks_the_map(
     broken.write_text(json.dumps(document))
     assert main(["controls", "--from-json", str(broken), "--output", str(out)]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def _first(document: dict[str, Any], kind: str) -> dict[str, Any]:
+    body: dict[str, Any] = document["resource"][kind][sorted(document["resource"][kind])[0]]
+    return body
+
+
+def _named(document: dict[str, Any], kind: str, part: str) -> dict[str, Any]:
+    (body,) = [b for n, b in document["resource"][kind].items() if part in n]
+    return body  # type: ignore[no-any-return]
+
+
+def _open_key_use(doc: dict[str, Any]) -> None:
+    body = _first(doc, "aws_kms_key")
+    policy = json.loads(body["policy"])
+    policy["Statement"].append({"Sid": "Open", "Effect": "Allow", "Action": "kms:Decrypt",
+                                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                                "Resource": "*"})  # fmt: skip
+    body["policy"] = json.dumps(policy)
+
+
+def _api_reads_validation_secret(doc: dict[str, Any]) -> None:
+    body = _named(doc, "aws_iam_role_policy", "app_api")
+    validation = [
+        n for n in doc["resource"]["aws_secretsmanager_secret"] if "aurora-validation" in n
+    ]
+    policy = json.loads(body["policy"])
+    policy["Statement"].append({"Sid": "Extra", "Effect": "Allow",
+                                "Action": ["secretsmanager:GetSecretValue"],
+                                "Resource": [f"${{aws_secretsmanager_secret.{validation[0]}.arn}}"]})  # fmt: skip
+    body["policy"] = json.dumps(policy)
+
+
+def _over_broad_role(doc: dict[str, Any]) -> None:
+    body = _named(doc, "aws_iam_role_policy", "app_api")
+    policy = json.loads(body["policy"])
+    policy["Statement"].append({"Sid": "AllOfS3", "Effect": "Allow", "Action": "s3:*",
+                                "Resource": "*"})  # fmt: skip
+    body["policy"] = json.dumps(policy)
+
+
+def _weak_database_client(doc: dict[str, Any]) -> None:
+    body = _named(doc, "aws_lambda_function", "app_api")
+    variables = body["environment"]["variables"]
+    declared = json.loads(variables["PAYMIG_DB_AURORA"])
+    variables["PAYMIG_DB_AURORA"] = json.dumps({**declared, "sslmode": "require"})
+
+
+def _vpn(change: dict[str, Any]) -> Any:
+    return lambda doc: _first(doc, "aws_vpn_connection").update(change)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (_open_key_use, r"conditioned on the calling service.*does not hold for aws_kms_key app/key"),
+        (lambda d: d["resource"]["aws_lb_listener"].pop(
+            next(n for n in d["resource"]["aws_lb_listener"] if "https" in n)),
+         "the load balancer has no HTTPS listener"),
+        (_weak_database_client, r"database clients without verify-full: \['aws_lambda_function app/api/function'\]"),
+        (_vpn({"tunnel1_ike_versions": ["ikev1", "ikev2"]}), "groups 19 and up"),
+        (_vpn({"tunnel1_phase1_encryption_algorithms": ["AES128"]}), "groups 19 and up"),
+        (_vpn({"tunnel2_phase2_integrity_algorithms": ["SHA1"]}), "groups 19 and up"),
+        (lambda d: d["resource"].pop("aws_wafv2_web_acl_association"), "has no WAF web ACL"),
+        (lambda d: d["terraform"]["backend"]["s3"].update(bucket="another"),
+         "the state backend is not the configured one"),
+        (_over_broad_role, r"the IAM linter has \d+ unjustified finding"),
+        (lambda d: d["resource"]["aws_secretsmanager_secret"].pop(
+            next(n for n in d["resource"]["aws_secretsmanager_secret"] if "source-api" in n)),
+         "login secrets missing: paymig-prod/source/api"),
+        (_api_reads_validation_secret,
+         r"app/api/role-policy reads the login secrets of \['api', 'validation'\], not \['api'\]"),
+        (lambda d: d["resource"].update(aws_secretsmanager_secret_version={"v": {}}),
+         r"writes a secret value"),
+        (lambda d: d["resource"].pop("aws_cloudwatch_event_target"), "no deletion watch"),
+    ],
+)  # fmt: skip
+def test_each_claim_is_refused_when_the_stack_breaks_it(
+    prod_config: PaymigConfig, prod_tf: dict[str, Any], mutate: Any, message: str
+) -> None:
+    broken = copy.deepcopy(prod_tf)
+    mutate(broken)
+    with pytest.raises(ControlMapError, match=message):
+        map_requirements(prod_config, broken, TESTS)

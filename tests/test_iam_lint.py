@@ -70,6 +70,12 @@ OVER_BROAD = _stack(
         "aws_iam_role": {
             "r": {
                 **_meta("app/fn/role"),
+                "inline_policy": [
+                    {"name": "inline", "policy": _policy(
+                        {"Sid": "InlineReadsAll", "Effect": "Allow", "Action": "ssm:GetParameter",
+                         "Resource": "*"})},
+                    {"name": "ref", "policy": "${data.aws_iam_policy_document.x.json}"},
+                ],
                 "assume_role_policy": _policy(
                     {"Sid": "AnyAccount", "Effect": "Allow", "Principal": {"AWS": "*"},
                      "Action": "sts:AssumeRole"}
@@ -82,6 +88,9 @@ OVER_BROAD = _stack(
             "sns": {**_meta("app/sns-invoke"), "action": "lambda:InvokeFunction",
                     "function_name": "f", "principal": "sns.amazonaws.com",
                     "source_arn": "${aws_sns_topic.t.arn}", "statement_id": "FromTopic"},
+            "account": {**_meta("app/account-invoke"), "action": "lambda:InvokeFunction",
+                        "function_name": "f", "principal": "s3.amazonaws.com",
+                        "source_account": "111122223333", "statement_id": "FromAccount"},
         },
         "aws_sqs_queue_policy": {
             "qp": {**_meta("app/queue-policy"), "policy": "${data.aws_iam_policy_document.d.json}"}
@@ -99,13 +108,15 @@ OVER_BROAD = _stack(
 
 def test_an_over_broad_statement_is_caught() -> None:
     refs, findings = lint_policies(OVER_BROAD)
-    kinds = {(r.resource_type, r.attribute): r.kind for r in refs}
+    kinds = {(r.resource_type, r.attribute, r.kind) for r in refs}
     assert kinds == {
-        ("aws_iam_role", "assume_role_policy"): "trust",
-        ("aws_iam_role_policy", "policy"): "identity",
-        ("aws_kms_key", "policy"): "resource",
-        ("aws_lambda_permission", "permission"): "resource",
-        ("aws_sqs_queue_policy", "policy"): "unreadable",
+        ("aws_iam_role", "assume_role_policy", "trust"),
+        ("aws_iam_role", "inline_policy", "identity"),
+        ("aws_iam_role", "inline_policy", "unreadable"),
+        ("aws_iam_role_policy", "policy", "identity"),
+        ("aws_kms_key", "policy", "resource"),
+        ("aws_lambda_permission", "permission", "resource"),
+        ("aws_sqs_queue_policy", "policy", "unreadable"),
     }  # the ECR lifecycle policy is JSON but no IAM policy
     by_key = {(f.path, f.sid, f.check): f.actions for f in findings}
     s3 = ("app/fn/role-policy", "EverythingInS3")
@@ -125,6 +136,9 @@ def test_an_over_broad_statement_is_caught() -> None:
     assert by_key[("app/fn/role", "AnyAccount", "public-access")] == ("sts:AssumeRole",)
     assert by_key[("app/open-invoke", "Anyone", "public-access")] == ("lambda:InvokeFunction",)
     assert ("app/sns-invoke", "FromTopic", "public-access") not in by_key
+    assert ("app/account-invoke", "FromAccount", "public-access") not in by_key
+    assert by_key[("app/fn/role", "InlineReadsAll", "data-exfiltration")] == ("ssm:GetParameter",)
+    assert by_key[("app/fn/role", "-", "unreadable-policy")] == ("inline_policy",)
     assert by_key[("app/queue-policy", "-", "unreadable-policy")] == ("policy",)
     assert by_key[("app/fn/admin", "-", "aws-managed-policy")] == ("AdministratorAccess",)
     assert {f.check for f in findings} <= set(CHECKS)
@@ -148,7 +162,8 @@ def test_gate_fails_in_one_line_and_names_the_findings() -> None:
         iam_gate(OVER_BROAD)
     message = str(raised.value)
     assert "\n" not in message
-    assert message.startswith("IAM linter (cloudsplaining): 13 unjustified finding(s); ")
+    count = len(lint_policies(OVER_BROAD)[1])
+    assert message.startswith(f"IAM linter (cloudsplaining): {count} unjustified finding(s); ")
     assert (
         "aws_iam_role app/fn/role, statement AnyAccount: public-access: sts:AssumeRole" in message
     )
