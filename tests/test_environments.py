@@ -110,6 +110,7 @@ def test_a_shared_bucket_is_named_with_both_files(tmp_path: Path) -> None:
     second = _write(tmp_path, "uat", "acme-tfstate")
     _write(tmp_path, "demo", "acme-demo-tfstate")
     (tmp_path / "broken.yaml").write_text("environment: [\n")
+    (tmp_path / ".checkov.yaml").write_text("skip-check: []\n")  # hidden: not an environment
     problems, unreadable = isolation_problems(second, load_config(second))
     assert problems == [
         f"{second}: state.bucket 'acme-tfstate' is also the state bucket of {first}; each "

@@ -52,6 +52,8 @@ def folder_configs(folder: Path) -> tuple[dict[str, PaymigConfig], list[str]]:
     configs: dict[str, PaymigConfig] = {}
     unreadable = []
     for path in sorted(folder.glob("*.yaml")):
+        if path.name.startswith("."):  # e.g. .checkov.yaml: not an environment
+            continue
         try:
             configs[str(path)] = load_config(path)
         except ConfigError as exc:
