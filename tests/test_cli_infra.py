@@ -82,6 +82,27 @@ def test_check_validates_with_terraform_offline(
     assert relations > checkov.start()
     assert captured.err.count("warning: [tls-trust] ") == 2
     assert "warning: sample value still in place: dns.zone_name" in captured.err
+    assert (
+        f"environments: state bucket {'example-paymig-tfstate' if env == 'prod' else 'example-paymig-staging-tfstate'} belongs to {env} alone"
+        in captured.out
+    )
+    assert re.search(
+        r"IAM linter \(cloudsplaining\): \d+ policies, \d+ statements, 0 unjustified findings, "
+        r"\d+ accepted \(reasons in src/paymig/iam_accepted.yaml\)",
+        captured.out,
+    )
+    assert (
+        "pre-shared keys are kept in AWS Secrets Manager (preshared_key_storage = SecretsManager)"
+        in captured.out
+    )
+    assert (
+        "hashicorp/aws 5.100.0 marks it sensitive, which hides it from plan output but not from the state file"
+        in captured.out
+    )
+    assert (
+        "organisation: AWS CloudTrail, Amazon GuardDuty, AWS Security Hub, AWS Config are not created by this stack"
+        in captured.out
+    )
     stack = out / "stacks" / f"paymig-{env}"
     assert (stack / ".terraformrc").read_text() == mirror_cli_config(MIRROR)
     lock = (stack / ".terraform.lock.hcl").read_text()

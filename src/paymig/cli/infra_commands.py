@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,10 +13,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from paymig.cli.options import ConfigOption, EnvOption, load
-from paymig.config import PaymigConfig, sample_values_in_use
+from paymig.config import PaymigConfig, load_config, resolve_config_path, sample_values_in_use
+from paymig.config.isolation import isolation_problems
 from paymig.errors import CommandFailedError
 from paymig.security_scan import find_checkov_config, security_gate
-from paymig.terraform import DEFAULT_MIRROR, Terraform
+from paymig.terraform import DEFAULT_MIRROR, Terraform, pinned_provider_schema
 
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder of the synthesized stacks.")]
 
@@ -74,12 +75,14 @@ def check(
         typer.Option("--provider-mirror", help="Local Terraform provider mirror, used if present."),
     ] = DEFAULT_MIRROR,
 ) -> None:
-    """Synthesize; terraform validate; checkov; the relational check; the budget gate."""
-    cfg = load(env, config)
+    """Synthesize; terraform validate; checkov; relations; IAM linter; budget; what state holds."""
+    config_path = resolve_config_path(env, config)
+    cfg = load_config(config_path)
     err = Console(stderr=True)
     for sample in sample_values_in_use(cfg):
         err.print(f"[yellow]warning:[/] sample value still in place: {sample}", soft_wrap=True)
     console = Console()
+    _isolation_gate(console, err, config_path, cfg)
     json_path, counts = _synth(cfg, out)
     _print_summary(console, json_path, counts)
     terraform = Terraform(json_path.parent, mirror=mirror)
@@ -91,8 +94,67 @@ def check(
         f"[green]checkov: {scan.passed} passed, 0 failed, {scan.skipped} skipped (justified in "
         ".checkov.yaml)[/]"
     )
+    document = json.loads(json_path.read_text(encoding="utf-8"))
     _relations_gate(console, err, cfg, json_path)
+    _iam_gate(console, err, document)
+    _state_notes(console, document, out, mirror)
+    _organisation_notes(console)
     _budget_gate(console, cfg, json_path)
+
+
+def _isolation_gate(console: Console, err: Console, path: Path, cfg: PaymigConfig) -> None:
+    """PCI DSS 6.5.3: no other environment of the folder shares this one's state bucket."""
+    problems, unreadable = isolation_problems(path, cfg)
+    for line in unreadable:
+        err.print(f"[yellow]warning:[/] not compared (invalid): {escape(line)}", soft_wrap=True)
+    if problems:
+        raise CommandFailedError(problems[0])
+    console.print(
+        f"[green]environments: state bucket {cfg.state.bucket} belongs to {cfg.environment} "
+        f"alone among {path.parent}/*.yaml[/]",
+        soft_wrap=True,
+    )
+
+
+def _iam_gate(console: Console, err: Console, document: dict[str, Any]) -> None:
+    """Least privilege: the IAM linter flags nothing that the accepted table does not justify."""
+    from paymig.iam_lint import ACCEPTED_FILE, lint_stack
+
+    result = lint_stack(document)
+    for finding in result.unjustified:
+        err.print(f"[red]IAM:[/] {escape(finding.line())}", soft_wrap=True)
+    if result.unjustified:
+        raise CommandFailedError(
+            f"IAM linter (cloudsplaining): {len(result.unjustified)} unjustified finding(s) "
+            f"(listed above): narrow the policy or justify it in src/paymig/{ACCEPTED_FILE}"
+        )
+    console.print(
+        f"[green]IAM linter (cloudsplaining): {result.policies} policies, {result.statements} "
+        f"statements, 0 unjustified findings, {len(result.justified)} accepted (reasons in "
+        f"src/paymig/{ACCEPTED_FILE})[/]",
+        soft_wrap=True,
+    )
+
+
+def _state_notes(console: Console, document: dict[str, Any], out: Path, mirror: Path) -> None:
+    """What of the VPN's secrets reaches Terraform state, as verified in the provider schema."""
+    from paymig.state_secrets import vpn_state_notes
+
+    schema = pinned_provider_schema(document, out / "provider-schema", mirror)
+    for note in vpn_state_notes(document, schema):
+        console.print(f"state: {note}", soft_wrap=True)
+
+
+def _organisation_notes(console: Console) -> None:
+    """Say plainly which PCI controls this stack leaves to the organisation."""
+    from paymig.controls.catalogue import ORGANISATION
+
+    names = ", ".join(c.service for c in ORGANISATION)
+    console.print(
+        f"organisation: {names} are not created by this stack; they must be provided by the "
+        'organisation (docs/pci-controls.md, "Provided by the organisation")',
+        soft_wrap=True,
+    )
 
 
 def _relations_gate(console: Console, err: Console, cfg: PaymigConfig, json_path: Path) -> None:
