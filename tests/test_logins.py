@@ -70,9 +70,7 @@ def test_the_login_table() -> None:
     }
 
 
-def test_what_each_login_may_do_on_a_payment_table_the_markers_and_another_replicated_one() -> (
-    None
-):
+def test_what_each_login_may_do_on_a_payment_table_the_markers_and_another_replicated_one() -> None:
     other = ("public", "ledger")
     rows = {
         (login.server, login.client): (

@@ -36,6 +36,7 @@ from paymig.lambdas import rotation as rot
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
 from paymig.local.tls import LocalCertificateAuthority
+from paymig.runtime.database_env import DatabaseTarget
 
 ADMIN, APP, CLONE = "paymig_rotation", "payment_api", "payment_api_clone"
 APP_GROUPS = frozenset({("payments_app", False), ("payments_audit", True)})
@@ -545,7 +546,11 @@ def test_a_client_that_rereads_on_login_failure_never_fails_across_two_rotations
 ) -> None:
     env, secret = rotation_env, rotation_env.app_secret
     counting = _CountingSecrets(boto3.client("secretsmanager"))
-    credentials = api.SecretCredentials(counting, secret, {"DB_CA_BUNDLE": str(env.ca.certificate)})
+    declared = DatabaseTarget(
+        name="SOURCE", server="source", host="127.0.0.1", port=env.server.port,
+        dbname="payments", secret_arn=secret, sslmode="verify-full", ca_parameter="(unused)",
+    )  # fmt: skip
+    credentials = api.SecretCredentials(counting, declared, env.ca.certificate)
     users: list[str] = []
     failures: list[str] = []
     stop = threading.Event()
