@@ -133,6 +133,10 @@ ALARM_METRICS = (
 #: Suffix of the composite alarm that triggers the automatic rollback.
 COMPOSITE_ALARM = "migration-health"
 
+#: The metric alarms the composite watches: the AWS side's user-facing health, which is
+#: what moving traffic back to legacy fixes (the others page people and gate shifts).
+COMPOSITE_MEMBERS = ("5xx-rate", "p99-latency")
+
 
 def alarm_name(stack_name: str, metric: str) -> str:
     """Name of the metric alarm on `metric` (one of :data:`ALARM_METRICS`)."""
@@ -155,8 +159,16 @@ def alarm_names(stack_name: str) -> tuple[str, ...]:
 
 
 def alarm_topic_name(stack_name: str) -> str:
-    """SNS topic the alarms notify; it triggers the rollback Lambda and reaches people."""
+    """SNS topic the composite alarm notifies; it triggers the rollback Lambda."""
     return f"{resource_prefix(stack_name)}-migration-alarms"
+
+
+def alert_topic_name(stack_name: str) -> str:
+    """SNS topic that reaches people: single alarms and the controller's own notifications.
+
+    The controller never publishes to the alarm topic, so it can never invoke itself.
+    """
+    return f"{resource_prefix(stack_name)}-migration-alerts"
 
 
 def rollback_function_name(stack_name: str) -> str:
