@@ -686,6 +686,56 @@ def test_backoff_is_bounded_full_jitter():
         backoff_delay(-1, base=0.2, cap=5.0, rng=rng)
 
 
+def test_throttling_and_connection_failures_are_retried_nothing_else():
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+
+    from paymig.runtime.controller.calls import is_retryable
+
+    def client_error(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": "m"}}, "ChangeResourceRecordSets")
+
+    retried = [
+        EndpointConnectionError(endpoint_url="https://route53.amazonaws.com"),
+        ConnectTimeoutError(endpoint_url="https://route53.amazonaws.com"),
+        ReadTimeoutError(endpoint_url="https://route53.amazonaws.com"),
+        client_error("Throttling"),
+        client_error("PriorRequestNotComplete"),
+        client_error("ServiceUnavailable"),
+    ]
+    assert all(is_retryable(e) for e in retried)
+    assert not any(is_retryable(client_error(c)) for c in ("AccessDenied", "InvalidChangeBatch"))
+
+
+def test_retries_stop_at_the_deadline():
+    from botocore.exceptions import EndpointConnectionError
+
+    from paymig.runtime.controller.calls import Retrier
+
+    clock = [0.0]
+    attempts: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    def failing() -> None:
+        attempts.append(clock[0])
+        clock[0] += 1.0  # each attempt takes a second
+        raise EndpointConnectionError(endpoint_url="https://route53.amazonaws.com")
+
+    retrier = Retrier(base_delay=0.5, max_delay=2.0, rng=random.Random(3), sleep=sleep,
+                      clock=lambda: clock[0])  # fmt: skip
+    with pytest.raises(EndpointConnectionError):
+        retrier.call(failing, deadline=20.0)
+    # Every attempt started early enough to end (7 s per attempt) by the deadline.
+    assert len(attempts) > 1 and all(t + 7 <= 20.0 for t in attempts[1:])
+    assert retrier.retries == len(attempts) - 1
+
+
 def test_token_bucket_keeps_five_per_second():
     clock = [0.0]
     slept: list[float] = []
@@ -745,6 +795,22 @@ def test_the_rollback_package_holds_everything_the_handler_imports():
             for entry in PACKAGE_MODULES
         )
         assert covered or module == "paymig", f"{module} is imported but not packaged"
+
+
+def test_the_validation_function_does_not_need_the_semantics_package():
+    """Its package (infra.automation.VALIDATION_MODULES) holds runtime/controller only."""
+    code = (
+        "import sys, paymig.lambdas.validation; "
+        "print(sorted(m for m in sys.modules if m.startswith('paymig.semantics')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.stdout.strip() == "[]"
 
 
 def test_operator_policy_in_the_docs_is_the_generated_one():

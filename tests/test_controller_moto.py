@@ -301,6 +301,9 @@ def test_armed_gate_refuses_while_the_automatic_rollback_cannot_fire(env, capsys
     with pytest.raises(ControllerRefusedError, match="is throttled to 0"):
         actions.shift(aws, env.settings, target=10, reason="go")
     assert fresh and events(env)[-1]["failed_gates"] == ["armed"]
+    env.client("lambda").delete_function(FunctionName="paymig-prod-rollback")
+    code, _, err = cli(env, capsys, "shift", "--to", "10", "--reason", "go")
+    assert "gate armed failed: function paymig-prod-rollback not found" in err
     assert env.weights() == {"legacy": 100, "aws": 0}
 
 
@@ -424,6 +427,16 @@ def test_audit_write_failure_after_a_successful_shift_is_one_line(env, capsys, m
     monkeypatch.setattr(ControllerAws, "connect", connect)
     doc = json.loads(cli(env, capsys, "status", "--format", "json")[1])
     assert doc["drift"] == "live weights (legacy 90 / aws 10) disagree with the recorded phase 0%"
+
+
+def test_a_wrong_local_clock_writes_aws_time_to_the_trail(env):
+    """The operator's clock is 10 min behind: events carry AWS's time (#10, clocks)."""
+    aws = env.controller()
+    aws.clock.local = lambda: datetime.now(UTC) - timedelta(minutes=10)
+    assert actions.shift(aws, env.settings, target=10, reason="go").result == "succeeded"
+    recorded = datetime.fromisoformat(events(env)[-1]["at"].replace("Z", "+00:00"))
+    assert abs((recorded - datetime.now(UTC)).total_seconds()) < 5
+    assert aws.clock.offset > timedelta(minutes=9)
 
 
 # --------------------------------------------------------------------------- shift faults

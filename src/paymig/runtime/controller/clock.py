@@ -21,13 +21,13 @@ class ServerClock:
     """The local UTC clock, corrected by the offset AWS's answers show."""
 
     def __init__(self, local: Callable[[], datetime] = utc_now) -> None:
-        """Start uncorrected."""
-        self._local = local
+        """Start uncorrected; `local` is this machine's clock."""
+        self.local = local
         self.offset = timedelta(0)
 
     def now(self) -> datetime:
         """AWS's time, as well as the last answer told it."""
-        return self._local() + self.offset
+        return self.local() + self.offset
 
     def observe(self, server_date: str) -> None:
         """Learn from one answer's `Date` header; ignore one that does not parse."""
@@ -37,7 +37,7 @@ class ServerClock:
             return
         if server.tzinfo is None:
             return
-        measured = server - self._local()
+        measured = server - self.local()
         # The header truncates to the second: correct only a difference it can show.
         if abs(measured.total_seconds()) > CLOCK_SKEW_SECONDS:
             self.offset = measured

@@ -16,7 +16,6 @@ from typing import Any
 from paymig.naming import AWS_SET_ID, LEGACY_SET_ID
 from paymig.runtime.controller.calls import AWS_ERRORS, AwsCallError, Retrier, describe_error
 from paymig.runtime.controller.core import ChangeNotInSyncError, Weights
-from paymig.semantics.route53_weighted import HealthCheckStatus, calculated_health
 
 #: Route 53 allows five API requests per second per account.
 ROUTE53_REQUESTS_PER_SECOND = 5.0
@@ -240,6 +239,9 @@ class Route53Weights:
 
     def check_health(self, check_id: str | None, deadline: float | None = None) -> CheckHealth:
         """The health of one record's health check (a calculated one from its children)."""
+        # Imported here: the validation function packages this module without semantics.
+        from paymig.semantics.route53_weighted import HealthCheckStatus, calculated_health
+
         deadline = self._deadline(deadline)
         if not check_id:
             return CheckHealth(True, "no health check (Route 53 treats it as healthy)")
