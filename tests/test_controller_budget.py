@@ -152,12 +152,15 @@ def test_function_timeout_and_event_age_follow_the_settings(prod_config: PaymigC
     settings = ControllerSettings.from_config(prod_config).rollback
     timeout = handler_timeout_seconds(settings)
     # Init 10, 3 short calls 6, identity 7, Route 53 2 x 30, guard 12, listener 20,
-    # INSYNC 60, the health read 12 and the reserve 20: 207 s, rounded up to 210.
+    # INSYNC 60, the health read 10 and the reserve 20: 205 s, rounded up to 210.
     assert timeout == 210
+    docs = (REPO / "docs" / "controller.md").read_text(encoding="utf-8")
+    assert f"({timeout} s for prod)" in docs
     age = max_event_age_seconds(settings)
     assert age == 660  # 2 x 210 + 60 + 120 + 2 = 602, rounded up to a minute
     assert age >= 2 * timeout + sum(LAMBDA_RETRY_WAITS_SECONDS)
     assert settings.event_age_limit_seconds == age
+    assert f"({age} s for prod)" in docs
 
 
 def test_the_budget_in_the_docs_is_prods(prod_config: PaymigConfig):

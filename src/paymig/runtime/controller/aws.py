@@ -121,6 +121,7 @@ class ControllerAws:
         clock = ServerClock()
 
         def client(service: str, config: Any) -> Any:
+            """A client of the session, watched by the clock."""
             return clock.attach(session.client(service, config=config))
 
         stack = settings.stack_name

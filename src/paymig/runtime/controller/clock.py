@@ -48,6 +48,7 @@ class ServerClock:
         """Watch every answer of a boto3 client; return the client."""
 
         def after_call(http_response: Any = None, **_: Any) -> None:
+            """Read the answer's Date header (botocore's after-call event)."""
             date = getattr(http_response, "headers", {}).get("Date") if http_response else None
             if date:
                 self.observe(str(date))

@@ -81,6 +81,8 @@ SHIFT_GATE_FRESHNESS_SECONDS = 5
 #: taken over) no shift can land later than this, so a rollback re-reads the weights
 #: this long after its own change and re-applies if a shift landed meanwhile.
 SHIFT_LANDING_SECONDS = SHIFT_GATE_FRESHNESS_SECONDS + ATTEMPT_SECONDS
+#: What Route 53 answers: the records' health checks are read within this long.
+HEALTH_READ_SECONDS = 10
 #: Seconds the rollback keeps for its records and notification after the INSYNC wait.
 TAIL_RESERVE_SECONDS = 20
 
@@ -188,7 +190,7 @@ def handler_timeout_seconds(settings: RollbackSettings) -> int:
         + SHIFT_LANDING_SECONDS
         + LISTENER_STEP_SECONDS
         + settings.insync_timeout_seconds
-        + SHIFT_LANDING_SECONDS  # the health read
+        + HEALTH_READ_SECONDS
         + TAIL_RESERVE_SECONDS
     )
     return int(math.ceil(seconds / 10) * 10)

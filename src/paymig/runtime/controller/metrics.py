@@ -72,10 +72,12 @@ class Metrics:
         found = response.get("CompositeAlarms", []) + response.get("MetricAlarms", [])
         if not found:
             return None
-        return CompositeNow(
-            state=str(found[0]["StateValue"]),
-            updated_at=parse_time(found[0].get("StateUpdatedTimestamp")),
+        # StateTransitionedTimestamp: the last change of StateValue (StateUpdatedTimestamp
+        # also moves with the evaluation state); the emulator has only the latter.
+        changed = found[0].get("StateTransitionedTimestamp") or found[0].get(
+            "StateUpdatedTimestamp"
         )
+        return CompositeNow(state=str(found[0]["StateValue"]), updated_at=parse_time(changed))
 
     def _task_arn(self) -> str | None:
         """ARN of the environment's DMS task, if any."""

@@ -26,6 +26,7 @@ from paymig.runtime.controller.answer import Answer, effective_answer
 from paymig.runtime.controller.aws import CallerIdentity, ControllerAws
 from paymig.runtime.controller.calls import AWS_ERRORS, SHELL_ERRORS, describe_error
 from paymig.runtime.controller.core import (
+    HEALTH_READ_SECONDS,
     LISTENER_STEP_SECONDS,
     RESULT_NO_CHANGE,
     RESULT_STARTED,
@@ -294,7 +295,7 @@ class _Run:
         """What Route 53 will answer now: the weights and both records' health."""
         if self.records is None or self.weights_after is None:
             return None
-        deadline = self.within(SHIFT_LANDING_SECONDS)
+        deadline = self.within(HEALTH_READ_SECONDS)
         legacy = self.aws.route53.check_health(self.records.legacy.get("HealthCheckId"), deadline)
         aws = self.aws.route53.check_health(self.records.aws.get("HealthCheckId"), deadline)
         evaluates = bool(self.records.aws.get("AliasTarget", {}).get("EvaluateTargetHealth"))
