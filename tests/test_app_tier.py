@@ -385,20 +385,46 @@ def test_weighted_records_and_health_checks(prod_tf: dict[str, Any]) -> None:
     checks = {
         r["tags"]["Name"]: (k, r) for k, r in resources(prod_tf, "aws_route53_health_check").items()
     }
-    for set_id, fqdn in (
-        ("legacy", "legacy-api.payments.example.com"),
-        ("aws", ref("aws_lb", alb_id, "dns_name")),
-    ):
-        check_id, check = checks[f"paymig-prod-{set_id}"]
-        assert (check["type"], check["fqdn"], check["port"], check["resource_path"]) == (
+    # One HTTPS check per legacy address, each with the API's host name (SNI and Host).
+    children = []
+    for address in ("203.0.113.20", "203.0.113.21"):
+        child_id, child = checks[f"paymig-prod-legacy-{address}"]
+        assert (child["type"], child["fqdn"], child["ip_address"], child["port"]) == (
             "HTTPS",
-            fqdn,
+            "legacy-api.payments.example.com",
+            address,
             443,
-            "/health",
         )
-        assert (check["request_interval"], check["failure_threshold"]) == (30, 3)
-        assert check.get("ip_address") == ("203.0.113.20" if set_id == "legacy" else None)
-        assert records[set_id]["health_check_id"] == ref("aws_route53_health_check", check_id)
+        assert (child["resource_path"], child["request_interval"], child["failure_threshold"]) == (
+            "/health",
+            30,
+            3,
+        )
+        assert child["enable_sni"] is True
+        children.append(ref("aws_route53_health_check", child_id))
+    # The legacy record uses a calculated check over them: unhealthy only when no address
+    # answers (HealthThreshold 1), since an unhealthy legacy record at weight 100 / 0 makes
+    # Route 53 answer with the weight-0 aws record.
+    legacy_id, legacy_check = checks["paymig-prod-legacy"]
+    assert legacy_check["type"] == "CALCULATED"
+    assert legacy_check["child_healthchecks"] == children
+    assert legacy_check["child_health_threshold"] == 1
+    assert records["legacy"]["health_check_id"] == ref("aws_route53_health_check", legacy_id)
+    aws_id, aws_check = checks["paymig-prod-aws"]
+    assert (
+        aws_check["type"],
+        aws_check["fqdn"],
+        aws_check["port"],
+        aws_check["resource_path"],
+    ) == (
+        "HTTPS",
+        ref("aws_lb", alb_id, "dns_name"),
+        443,
+        "/health",
+    )
+    assert "ip_address" not in aws_check
+    assert records["aws"]["health_check_id"] == ref("aws_route53_health_check", aws_id)
+    assert len(checks) == 4
 
 
 # --------------------------------------------------------------------------- blue/green

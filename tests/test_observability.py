@@ -296,7 +296,9 @@ def test_rollback_function_configuration_and_package(
     assert fn["function_name"] == "paymig-prod-rollback"
     assert fn["handler"] == "paymig.lambdas.rollback.handler"
     assert fn["runtime"] == "python3.11"
-    assert fn["timeout"] >= 150
+    # The timeout is the bounded rollback path (controller docs: 210 s for prod), and
+    # the handler's and Lambda's event-age limits are the same number.
+    assert fn["timeout"] == 210
     assert fn["environment"]["variables"] == {
         "PAYMIG_STACK_NAME": "paymig-prod",
         "PAYMIG_ENVIRONMENT": "prod",
@@ -306,14 +308,17 @@ def test_rollback_function_configuration_and_package(
         "PAYMIG_ALERT_TOPIC_ARN": ref("aws_sns_topic", alert_id, "arn"),
         "PAYMIG_ROUTE53_INSYNC_TIMEOUT_SECONDS": "60",
         "PAYMIG_LOCK_TTL_SECONDS": "600",
+        "PAYMIG_ROUTE53_SUBMIT_SECONDS": "30",
+        "PAYMIG_MAX_EVENT_AGE_SECONDS": "660",
     }
     _, invoke = only(prod_tf, "aws_lambda_function_event_invoke_config")
-    assert (invoke["maximum_retry_attempts"], invoke["maximum_event_age_in_seconds"]) == (2, 300)
+    assert (invoke["maximum_retry_attempts"], invoke["maximum_event_age_in_seconds"]) == (2, 660)
     package = prod_synth.stack_dir / fn["filename"]
     with zipfile.ZipFile(package) as archive:
         names = set(archive.namelist())
     assert "paymig/lambdas/rollback.py" in names
     assert "paymig/runtime/controller/aws.py" in names
+    assert "paymig/rollback_timing.py" in names
     assert not any(n.startswith(("paymig/infra/", "paymig/config/")) for n in names)
     import base64
     import hashlib
@@ -432,6 +437,15 @@ def test_rollback_handler_needs_no_pydantic(path: str) -> None:
     assert Path(path).exists()
     again = build_package("rollback-test", ROLLBACK_MODULES)
     assert again.sha256_base64 == package.sha256_base64  # reproducible
+
+
+def test_the_stack_packages_exactly_what_the_handler_declares() -> None:
+    """The handler's import closure is checked against PACKAGE_MODULES (test_controller_core);
+    the stack must package that same list, or the function fails at import on AWS."""
+    from paymig.infra.automation import ROLLBACK_MODULES
+    from paymig.lambdas.rollback import PACKAGE_MODULES
+
+    assert set(ROLLBACK_MODULES) == set(PACKAGE_MODULES)
 
 
 # --------------------------------------------------------------------------- by stage

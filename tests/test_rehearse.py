@@ -34,7 +34,8 @@ from paymig.rehearsal.emulated import alarm_sns_event
 from paymig.rehearsal.environment import RehearsalEnvironment, pid_alive, still_alive
 from paymig.rehearsal.report import RehearsalReport, StepResult, render_markdown, summary_rows
 from paymig.rehearsal.run import Options
-from paymig.runtime.controller.core import RollbackSettings, budget_from_config
+from paymig.runtime.controller.budget import budget_from_config
+from paymig.runtime.controller.core import RollbackSettings
 
 REPO = Path(__file__).resolve().parents[1]
 REHEARSAL_CONFIG = REPO / "config" / "rehearsal.yaml"

@@ -26,7 +26,7 @@ from paymig.runbook.consistency import consistency_warnings
 from paymig.runbook.context import ALARM_UNITS
 from paymig.runbook.facts import RunbookError, stack_facts
 from paymig.runbook.render import SECTIONS, RunbookInputs, render_runbook
-from paymig.runtime.controller.core import budget_from_config
+from paymig.runtime.controller.budget import budget_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "docs" / "migration_runbook.md"

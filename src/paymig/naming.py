@@ -172,8 +172,16 @@ def alarm_names(stack_name: str) -> tuple[str, ...]:
 
 
 def alarm_topic_name(stack_name: str) -> str:
-    """SNS topic the alarms notify; it triggers the rollback Lambda and reaches people."""
+    """SNS topic the composite alarm notifies; it triggers the rollback Lambda."""
     return f"{resource_prefix(stack_name)}-migration-alarms"
+
+
+def alert_topic_name(stack_name: str) -> str:
+    """SNS topic that reaches people: single alarms and the controller's own notifications.
+
+    The controller never publishes to the alarm topic, so it can never invoke itself.
+    """
+    return f"{resource_prefix(stack_name)}-migration-alerts"
 
 
 def rollback_function_name(stack_name: str) -> str:
@@ -234,11 +242,6 @@ def audit_table_name(stack_name: str) -> str:
 #: strings, no secondary indexes, no TTL (the trail is kept).
 AUDIT_PARTITION_KEY = "pk"
 AUDIT_SORT_KEY = "sk"
-
-
-def alert_topic_name(stack_name: str) -> str:
-    """SNS topic of single alarms and of paymig's own notifications (people only)."""
-    return f"{resource_prefix(stack_name)}-migration-alerts"
 
 
 def write_target_parameter_name(stack_name: str) -> str:

@@ -75,22 +75,27 @@ class AlarmSettings(_Model):
             )
         return self
 
-    @property
-    def detection_seconds(self) -> int:
-        """Worst-case time from a sustained breach to ALARM: M consecutive periods."""
-        return self.period_seconds * self.datapoints_to_alarm
-
 
 def _default_alarms() -> dict[AlarmMetric, AlarmSettings]:
     """Safe defaults for every alarm (the YAML files state each one explicitly)."""
     return {
+        # The composite's members: high resolution, or the rollback budget cannot hold
+        # (paymig.runtime.controller.budget).
         "5xx-rate": AlarmSettings(
             threshold=1.0,
+            period_seconds=10,
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
+            high_resolution=True,
             treat_missing_data="notBreaching",
             missing_data_reason="No requests in a period means no errors either.",
         ),
         "p99-latency": AlarmSettings(
             threshold=1.0,
+            period_seconds=10,
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
+            high_resolution=True,
             treat_missing_data="notBreaching",
             missing_data_reason="No requests in a period means no slow responses either.",
         ),

@@ -39,18 +39,25 @@ from paymig.infra.functions import FunctionProps, VpcFunction
 from paymig.infra.iam import statement
 from paymig.infra.kms import KEY_USAGE_ACTIONS, CustomerManagedKey, KeyProps
 from paymig.infra.lambda_package import build_package
+from paymig.rollback_timing import (
+    LAMBDA_MAX_RETRY_ATTEMPTS,
+    rollback_event_age_seconds,
+    rollback_timeout_seconds,
+)
 
 PYTHON_RUNTIME = "python3.11"
 
 #: Modules of paymig the rollback function needs (boto3 comes with the runtime).
-ROLLBACK_MODULES = ("errors.py", "naming.py", "runtime/__init__.py", "runtime/controller",
-                    "semantics", "lambdas/__init__.py", "lambdas/rollback.py")  # fmt: skip
+ROLLBACK_MODULES = ("errors.py", "naming.py", "rollback_timing.py", "runtime/__init__.py",
+                    "runtime/controller", "lambdas/__init__.py", "lambdas/rollback.py",
+                    "semantics/__init__.py", "semantics/route53_weighted.py")  # fmt: skip
 #: The APIs the rollback code calls. Route 53's API has no VPC endpoint (NAT).
 ROLLBACK_APIS = ("route53", "elasticloadbalancing", "dynamodb", "sns", "monitoring", "sts")
-#: Asynchronous (SNS) invocations: retry twice, and drop an event older than the rollback
-#: budget, so that a late delivery can never undo a later, deliberate shift.
-ROLLBACK_RETRIES = 2
-ROLLBACK_MAX_EVENT_AGE_SECONDS = 300
+#: Asynchronous (SNS) invocations: Lambda's two retries; the maximum event age is
+#: :func:`paymig.rollback_timing.rollback_event_age_seconds` of the function's timeout, so
+#: both retries can start, and the handler rejects anything older (a late delivery can
+#: never undo a later, deliberate shift).
+ROLLBACK_RETRIES = LAMBDA_MAX_RETRY_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,10 @@ class AutomationTier(Construct):
         props = self.props
         ctl = props.controller
         self.package = build_package("rollback", ROLLBACK_MODULES)
+        self.timeout_seconds = rollback_timeout_seconds(
+            ctl.route53_submit_seconds, ctl.route53_insync_timeout_seconds
+        )
+        self.max_event_age_seconds = rollback_event_age_seconds(self.timeout_seconds)
         asset = TerraformAsset(self, "package", path=str(self.package.path), type=AssetType.FILE)
         self.rollback = VpcFunction(
             self,
@@ -249,10 +260,12 @@ class AutomationTier(Construct):
                         ctl.route53_insync_timeout_seconds
                     ),
                     "PAYMIG_LOCK_TTL_SECONDS": str(ctl.lock_ttl_seconds),
+                    "PAYMIG_ROUTE53_SUBMIT_SECONDS": str(ctl.route53_submit_seconds),
+                    "PAYMIG_MAX_EVENT_AGE_SECONDS": str(self.max_event_age_seconds),
                 },
                 memory_mb=256,
-                # Two INSYNC waits plus the API calls (see docs/controller.md).
-                timeout_seconds=max(150, 2 * ctl.route53_insync_timeout_seconds + 30),
+                # Every bounded step of the rollback path (docs/controller.md).
+                timeout_seconds=self.timeout_seconds,
                 reserved_concurrency=2,
             ),
         )
@@ -263,7 +276,7 @@ class AutomationTier(Construct):
             "event-invoke",
             function_name=self.rollback_function.function_name,
             maximum_retry_attempts=ROLLBACK_RETRIES,
-            maximum_event_age_in_seconds=ROLLBACK_MAX_EVENT_AGE_SECONDS,
+            maximum_event_age_in_seconds=self.max_event_age_seconds,
         )
 
     def _build_alarm_subscription(self) -> None:

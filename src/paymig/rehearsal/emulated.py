@@ -88,6 +88,13 @@ def provision_gate_inputs(session: Any, config: PaymigConfig) -> GateInputs:
     """Create what the gates and the rollback read, unless the apply created it."""
     stack = config.stack_name
     created: list[str] = []
+    sns = session.client("sns")
+    topic_name = alarm_topic_name(stack)
+    topics = [t["TopicArn"] for t in sns.list_topics().get("Topics", [])]
+    topic = next((t for t in topics if t.rsplit(":", 1)[-1] == topic_name), None)
+    if topic is None:
+        topic = sns.create_topic(Name=topic_name)["TopicArn"]
+        created.append(f"SNS topic {topic_name}")
     cloudwatch = session.client("cloudwatch")
     names = list(alarm_names(stack))
     existing = _alarm_exists(cloudwatch, names)
@@ -106,6 +113,10 @@ def provision_gate_inputs(session: Any, config: PaymigConfig) -> GateInputs:
             EvaluationPeriods=settings.evaluation_periods if settings else 1,
             Threshold=settings.threshold if settings else 0.0,
             ComparisonOperator="GreaterThanThreshold",
+            # The composite's stand-in notifies the alarm topic as the composite does (the
+            # controller's `armed` gate checks it); moto never runs alarm actions.
+            ActionsEnabled=metric is None,
+            AlarmActions=[topic] if metric is None else [],
         )
         cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="rehearsal start")
         created.append(f"CloudWatch alarm {name}")
@@ -125,13 +136,6 @@ def provision_gate_inputs(session: Any, config: PaymigConfig) -> GateInputs:
             BillingMode="PAY_PER_REQUEST",
         )
         created.append(f"DynamoDB audit table {table}")
-    sns = session.client("sns")
-    topic_name = alarm_topic_name(stack)
-    topics = [t["TopicArn"] for t in sns.list_topics().get("Topics", [])]
-    topic = next((t for t in topics if t.rsplit(":", 1)[-1] == topic_name), None)
-    if topic is None:
-        topic = sns.create_topic(Name=topic_name)["TopicArn"]
-        created.append(f"SNS topic {topic_name}")
     dms = session.client("dms")
     task_id = dms_task_identifier(stack)
     tasks = dms.describe_replication_tasks(

@@ -374,7 +374,8 @@ class Rehearsal:
         """Load, validate, shift, fault, rollback, final checks."""
         from paymig.runtime.controller import actions
         from paymig.runtime.controller.aws import ControllerAws
-        from paymig.runtime.controller.core import ControllerSettings, budget_from_config
+        from paymig.runtime.controller.budget import budget_from_config
+        from paymig.runtime.controller.core import ControllerSettings
 
         self.report.rollback_budget = budget_from_config(config).as_dict()
         began = time.monotonic()

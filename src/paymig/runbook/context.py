@@ -32,15 +32,13 @@ from paymig.runbook.commands import CommandChecker, paymig_line
 from paymig.runbook.consistency import consistency_warnings
 from paymig.runbook.diagram import Diagram, architecture
 from paymig.runbook.facts import RunbookError, StackFacts, WeightedRecord, stack_facts
+from paymig.runtime.controller.budget import RollbackBudget, budget_from_config
 from paymig.runtime.controller.core import (
     ROLLBACK_LIMIT_SECONDS,
     ROLLBACK_TARGET_SECONDS,
     ControllerSettings,
-    GateFacts,
-    RollbackBudget,
-    budget_from_config,
-    evaluate_gates,
 )
+from paymig.runtime.controller.gates import GateFacts, evaluate_gates
 
 if TYPE_CHECKING:
     from paymig.cost.estimate import Estimate
