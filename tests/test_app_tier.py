@@ -252,6 +252,8 @@ def test_https_listener_weights_and_tls_policy(prod_tf: dict[str, Any]) -> None:
             },
         }
     ]
+    # Issue 15 item 6: the next apply must not revert the listener half of a rollback.
+    assert https["lifecycle"] == {"ignore_changes": ["default_action"]}
     _, http = by_path(prod_tf, "aws_lb_listener", "/app/http-redirect")
     assert http["default_action"] == [
         {

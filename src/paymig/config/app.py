@@ -35,7 +35,11 @@ class AppConfig(_Model):
     )
     listener_weights: dict[Literal["blue", "green"], int] = Field(
         default={"blue": 100, "green": 0},
-        description="Weights of the blue and green target groups on the HTTPS listener.",
+        description=(
+            "Weights of the blue and green target groups on the HTTPS listener when it is "
+            "created; from then on the controller owns them (the stack ignores changes), "
+            "as it owns the Route 53 weights."
+        ),
     )
     alias_versions: dict[Literal["blue", "green"], str] = Field(
         default={"blue": "latest", "green": "latest"},

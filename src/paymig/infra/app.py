@@ -613,6 +613,9 @@ class AppTier(Construct):
                     ),
                 )
             ],
+            # Like the Route 53 weights, the listener weights are the controller's once
+            # created: an apply must never undo the listener half of a rollback.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["default_action"]),
         )
         self.http_listener = LbListener(
             self,
