@@ -67,12 +67,12 @@ class ValidationConfig(_Model):
         ),
     )
     range_rows: int = Field(
-        default=5_000,
+        default=20_000,
         ge=100,
         description="Target rows per top-level key range whose aggregate hash is compared.",
     )
     leaf_rows: int = Field(
-        default=1_000,
+        default=2_000,
         ge=1,
         description=(
             "A differing range with at most this many rows on each side is compared row by "

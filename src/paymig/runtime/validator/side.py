@@ -59,8 +59,8 @@ class Settings:
     workers: int = 4
     grace_seconds: float = 0.0
     max_keys_reported: int = 100
-    range_rows: int = 5_000
-    leaf_rows: int = 1_000
+    range_rows: int = 20_000
+    leaf_rows: int = 2_000
     fanout: int = 16
     max_ranges: int = 10_000
     lookup_batch: int = 1_000
