@@ -1,7 +1,7 @@
 """Benchmark `paymig validate` against reladiff 0.6.0 and the in-database floor.
 
 Starts two local PostgreSQL servers, loads the same payments table into both (5,000,000
-rows by default), and measures, side by side:
+rows by default; ``--rows 50000000`` for the 10x run), and measures, side by side:
 
 * the floor: ``sum(hashtextextended(t::text, 0))`` over both tables at once (one query
   per server, in parallel): the least any tool that reads every row must spend;
@@ -12,6 +12,11 @@ first on identical tables, then after 100 scattered differences on the target (u
 deletes and inserts of new keys between existing ones). For each tool: wall time, rows
 per second (rows of one table / wall time), peak memory (max RSS of the process, from
 ``wait4``), client CPU seconds, and whether exactly the injected keys were reported.
+
+It then prints each tool's time extrapolated to 1.5 billion rows (linear in rows, same
+hardware), and with ``--compare EARLIER.json`` (a ``--json`` file of a smaller run) how
+time and memory grew between the two sizes. The machine's load average is printed at the
+start and the end: the machine may be shared, and the figures depend on it.
 
 reladiff reaches PostgreSQL through psycopg2 (pinned in the dev extra). When it is not
 importable, put it on a path and pass ``--reladiff-path``, e.g.::
@@ -25,6 +30,7 @@ Run from the repository root: ``python benchmarks/validate_vs_reladiff.py [--row
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -43,11 +49,21 @@ sys.path.insert(0, str(REPO / "src"))
 
 from paymig.local.postgres import LocalPostgres  # noqa: E402
 
-#: Both servers: room for the table in shared buffers; one core per query, like the floor.
-SERVER_SETTINGS = {"shared_buffers": "1GB", "max_parallel_workers_per_gather": "0"}
+#: Both servers: 1 GB of shared buffers (the OS page cache holds the rest); one core per
+#: query, like the floor; WAL room so that the load is not a series of checkpoints.
+SERVER_SETTINGS = {
+    "shared_buffers": "1GB",
+    "max_parallel_workers_per_gather": "0",
+    "max_wal_size": "16GB",
+    "checkpoint_timeout": "30min",
+}
 
+#: Rows the 500 GB migration holds: what the figures are extrapolated to.
+EXTRAPOLATE_ROWS = 1_500_000_000
+
+# The primary key is added after the load: building the index once is faster.
 DDL = """CREATE TABLE payments (
-    id bigint PRIMARY KEY,
+    id bigint NOT NULL,
     account bigint NOT NULL,
     amount numeric(12,2) NOT NULL,
     currency text NOT NULL,
@@ -68,6 +84,8 @@ SELECT 2 * g,
            + (g % 3600) * interval '1 second'
 FROM generate_series(1, {rows}) AS g"""
 
+PRIMARY_KEY = "ALTER TABLE payments ADD PRIMARY KEY (id)"
+
 FLOOR = "SELECT sum(hashtextextended(t::text, 0)) FROM payments AS t"
 
 
@@ -87,6 +105,11 @@ class Result:
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {"scenario": self.scenario.split()[-1], "tool": self.tool.split()[0],
+                "seconds": self.seconds, "rows": self.rows, "peak_mb": self.peak_mb,
+                "cpu_seconds": self.cpu_seconds, "exact": self.exact}  # fmt: skip
 
 
 @dataclass
@@ -231,6 +254,53 @@ def print_table(results: list[Result]) -> None:
         print(f"{scenario}: " + "; ".join(parts))
 
 
+def duration(seconds: float) -> str:
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def print_extrapolation(results: list[Result]) -> None:
+    """Each tool's time at 1.5 billion rows, if it stays linear in rows (as measured)."""
+    print()
+    print(f"extrapolated to {EXTRAPOLATE_ROWS:,} rows on this machine (linear in rows):")
+    for r in results:
+        projected = r.seconds * EXTRAPOLATE_ROWS / r.rows
+        print(f"  {r.scenario:<18}{r.tool:<22}{duration(projected):>10}")
+
+
+def print_growth(results: list[Result], earlier_path: Path) -> None:
+    """How time per row and peak memory grew since a smaller run (a --json file)."""
+    runs = json.loads(earlier_path.read_text())["results"]
+    earlier = {(e["scenario"], e["tool"]): e for e in runs}
+    print()
+    print("growth since the earlier run (time per row: 1.00 = linear; memory: 1.00 = flat):")
+    for r in results:
+        e = earlier.get((r.scenario.split()[-1], r.tool.split()[0]))
+        if e is None:
+            continue
+        per_row = (r.seconds / r.rows) / (e["seconds"] / e["rows"])
+        memory = (r.peak_mb / e["peak_mb"]) if r.peak_mb and e["peak_mb"] else None
+        mem_text = f"{memory:.2f}" if memory is not None else "-"
+        print(f"  {r.scenario:<18}{r.tool:<22}{e['rows']:>12,} -> {r.rows:<12,}"
+              f"time/row x{per_row:.2f}  peak memory x{mem_text}")  # fmt: skip
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GB RAM"
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000, help="rows per table")
@@ -239,9 +309,13 @@ def main() -> None:
     parser.add_argument("--reladiff-threads", type=int, default=4, help="reladiff -j")
     parser.add_argument("--reladiff-path", help="extra PYTHONPATH for reladiff (psycopg2)")
     parser.add_argument("--skip-reladiff", action="store_true", help="measure paymig only")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--compare", type=Path, help="a --json file of a smaller run")
     parser.add_argument("--seed", type=int, default=20261129)
     args = parser.parse_args()
 
+    started_load = load_average()
+    print(f"machine: {machine()}; load average (1, 5, 15 min) at start: {started_load}")
     with (
         LocalPostgres("bench-source", settings=SERVER_SETTINGS) as source,
         LocalPostgres("bench-target", settings=SERVER_SETTINGS) as target,
@@ -250,6 +324,7 @@ def main() -> None:
         print(f"loading {args.rows:,} rows into each server ...", flush=True)
         on_both(servers, DDL)
         load_seconds = on_both(servers, LOAD.format(rows=int(args.rows)))
+        load_seconds += on_both(servers, PRIMARY_KEY)
         on_both(servers, "VACUUM ANALYZE payments")
         on_both(servers, "CHECKPOINT")
         print(f"loaded in {load_seconds:.1f} s", flush=True)
@@ -274,8 +349,17 @@ def main() -> None:
                 results.append(reladiff)
                 print(f"{scenario}: reladiff done", flush=True)
         print()
-        print(f"payments table, {args.rows:,} rows per side, {os.cpu_count()} cores")
+        print(f"payments table, {args.rows:,} rows per side, {machine()}")
+        print(f"load average at start: {started_load}; at end: {load_average()}")
         print_table(results)
+        print_extrapolation(results)
+        if args.compare is not None:
+            print_growth(results, args.compare)
+        if args.json is not None:
+            document = {"rows": args.rows, "machine": machine(),
+                        "load_average": [started_load, load_average()],
+                        "results": [r.to_json() for r in results]}  # fmt: skip
+            args.json.write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":
