@@ -23,7 +23,6 @@ pytestmark = pytest.mark.slow
 
 ACCOUNT = "111122223333"
 FUNCTION = "arn:aws:lambda:us-east-2:111122223333:function:paymig-prod-validation-job"
-LOG_GROUP = "arn:aws:logs:us-east-2:111122223333:log-group:/aws/vendedlogs/states/x"
 TABLE = "arn:aws:dynamodb:us-east-2:111122223333:table/paymig-prod-migration-audit"
 KEY = "arn:aws:kms:us-east-2:111122223333:key/11111111-2222-3333-4444-555555555555"
 
@@ -31,14 +30,20 @@ KEY = "arn:aws:kms:us-east-2:111122223333:key/11111111-2222-3333-4444-5555555555
 @pytest.fixture(scope="module")
 def synth() -> dict[str, Any]:
     from cdktf import TerraformStack, Testing
+    from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
     from cdktf_cdktf_provider_aws.provider import AwsProvider
 
-    from paymig.infra.validation_job import ValidationJob, ValidationJobProps
+    from paymig.infra.validation_job import (
+        ValidationJob,
+        ValidationJobProps,
+        state_machine_log_group_name,
+    )
 
     app = Testing.app()
     stack = TerraformStack(app, "paymig-prod")
     AwsProvider(stack, "aws", region="us-east-2")
-    props = ValidationJobProps("paymig-prod", "us-east-2", ACCOUNT, FUNCTION, LOG_GROUP, 2)
+    log = CloudwatchLogGroup(stack, "log", name=state_machine_log_group_name("paymig-prod"))
+    props = ValidationJobProps("paymig-prod", "us-east-2", ACCOUNT, FUNCTION, log, 2)
     ValidationJob(stack, "validation-job", props)
     document: dict[str, Any] = json.loads(Testing.synth(stack))
     return document
@@ -55,11 +60,14 @@ def test_a_standard_state_machine_runs_the_definition_logged_and_traced(
     machine = _one(synth, "aws_sfn_state_machine")
     assert (machine["name"], machine["type"]) == ("paymig-prod-validation-job", "STANDARD")
     assert json.loads(machine["definition"]) == state_machine_definition(FUNCTION, 2)
+    log_id = next(iter(synth["resource"]["aws_cloudwatch_log_group"]))
     assert machine["logging_configuration"] == {
         "include_execution_data": True,
         "level": "ALL",
-        "log_destination": f"{LOG_GROUP}:*",
+        "log_destination": f"${{aws_cloudwatch_log_group.{log_id}.arn}}:*",
     }
+    group = synth["resource"]["aws_cloudwatch_log_group"][log_id]
+    assert group["name"] == "/aws/vendedlogs/states/paymig-prod-validation-job"
     assert machine["tracing_configuration"] == {"enabled": True}
     role_id = next(iter(synth["resource"]["aws_iam_role"]))
     policy_id = next(iter(synth["resource"]["aws_iam_role_policy"]))

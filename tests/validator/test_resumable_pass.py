@@ -166,8 +166,8 @@ def test_estimate_reads_the_source_table_sizes(
 ) -> None:
     name = _table(pair, 2_000)
     config = _config(tmp_path, rate_limit_rows_per_second=100)
-    code = main(["validate", "--source-dsn", pair.source.dsn(), "--table", f"public.{name}",
-                 "--config", str(config), "--estimate"])  # fmt: skip
+    code = main(["validate", "--source-dsn", pair.source.dsn(), "--target-dsn", "host=unused",
+                 "--table", f"public.{name}", "--config", str(config), "--estimate"])  # fmt: skip
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0].startswith("estimated full pass at 4 workers per side") and "100 rows/s" in out[0]

@@ -151,7 +151,7 @@ def validate(  # noqa: PLR0917 (a typer command takes its options as parameters)
             help="libpq connection string of the target (Aurora) database.",
             show_envvar=True,
         ),
-    ] = "",
+    ],
     table: Annotated[
         list[str] | None,
         typer.Option(
@@ -194,7 +194,7 @@ def validate(  # noqa: PLR0917 (a typer command takes its options as parameters)
         typer.Option(
             "--estimate",
             help="Print how long a pass takes at the configured limits, from the source's "
-            "table sizes, and compare nothing.",
+            "table sizes, and compare nothing (the target is not contacted).",
         ),
     ] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
@@ -227,8 +227,6 @@ def validate(  # noqa: PLR0917 (a typer command takes its options as parameters)
     if estimate:
         _estimate(cfg, source, tables, rules)
         return
-    if not target_dsn:
-        raise PaymigError("--target-dsn: required (or set PAYMIG_TARGET_DSN)")
     if resume and checkpoint is None:
         raise PaymigError("--resume: needs --checkpoint PATH (the file of the pass to resume)")
     settings = Settings.from_config(cfg, workers=workers or cfg.workers, grace_seconds=grace)

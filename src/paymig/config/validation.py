@@ -145,9 +145,10 @@ class ValidationConfig(_Model):
         default=150_000,
         gt=0,
         description=(
-            "Rows one worker compares per second on each side of idle databases; sizes the "
-            "job's slices and the duration estimates (about 200,000 were measured on 2 "
-            "cores, see benchmarks/README.md)."
+            "Rows one worker compares per second on each side; sizes the job's slices and "
+            "the duration estimates. About 340,000 were measured per worker on 2 cores with "
+            "both databases local (benchmarks/README.md); the default leaves room for the "
+            "network and a busy production server."
         ),
     )
     estimated_rows: int = Field(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.sfn_state_machine import (
@@ -196,9 +197,9 @@ class ValidationJobProps:
     account_id: str
     #: ARN of the job's function (made from :func:`job_function_spec`).
     function_arn: str
-    #: ARN of the state machine's log group (without ``:*``), named by
-    #: :func:`state_machine_log_group_name` and encrypted with the automation key.
-    log_group_arn: str
+    #: The state machine's log group, named by :func:`state_machine_log_group_name` and
+    #: encrypted with the automation key (``CustomerManagedKey.encrypted_log_group``).
+    log_group: CloudwatchLogGroup
     #: Slices compared at once (``validation.job_concurrency``).
     concurrency: int
 
@@ -259,7 +260,7 @@ class ValidationJob(Construct):
             logging_configuration=SfnStateMachineLoggingConfiguration(
                 level="ALL",
                 include_execution_data=True,
-                log_destination=f"{props.log_group_arn}:*",
+                log_destination=f"{props.log_group.arn}:*",
             ),
             tracing_configuration=SfnStateMachineTracingConfiguration(enabled=True),
             # the role's policy must exist before Step Functions checks it can log
