@@ -181,7 +181,7 @@ def test_shipped_stacks_have_no_unjustified_finding(
     eni = ("ec2:AssignPrivateIpAddresses, ec2:CreateNetworkInterface, "
            "ec2:DeleteNetworkInterface, ec2:UnassignPrivateIpAddresses")  # fmt: skip
     functions = ["app/api", "automation/rollback", "checks/db-setup", "checks/validation",
-                 "credentials/rotation"]  # fmt: skip
+                 "credentials/rotation", "validation/function"]  # fmt: skip
     assert justified == {
         *(f"aws_iam_role_policy {fn}/role-policy, statement ManageVpcNetworkInterfaces: "
           f"infrastructure-modification: {eni}" for fn in functions),

@@ -106,6 +106,8 @@ def test_the_automation_key_admits_each_of_its_functions_log_groups(
         "/aws/lambda/paymig-prod-db-setup",
         "/aws/lambda/paymig-prod-rollback",
         "/aws/lambda/paymig-prod-validation",
+        "/aws/lambda/paymig-prod-validation-job",
+        "/aws/vendedlogs/states/paymig-prod-validation-job",
     ]
 
 
@@ -164,6 +166,9 @@ CLIENT_APIS = {
     ],
     "paymig-prod/credentials/rotation/function": ["secretsmanager", "ssm", "xray"],
     "paymig-prod/replication/instance": ["secretsmanager"],
+    "paymig-prod/validation/function/function": [
+        "dynamodb", "monitoring", "secretsmanager", "ssm", "xray",
+    ],
 }  # fmt: skip
 
 
@@ -265,8 +270,9 @@ def test_every_database_client_uses_verify_full_with_its_servers_ca(
     doc: dict[str, Any] = request.getfixturevalue(stack)
     graph = StackGraph(doc)
     found = connections(Network(graph))
-    # API, validation and rotation: both servers; db-setup: Aurora; DMS: four endpoints.
-    assert len(found) == 11
+    # API, validation and rotation: both servers; db-setup: Aurora; DMS: four endpoints;
+    # the validation job: both servers and the Aurora reader endpoint.
+    assert len(found) == 14
     for connection in found:
         assert connection.sslmode == "verify-full", connection.name
         assert connection.ca is not None, connection.name
@@ -275,6 +281,6 @@ def test_every_database_client_uses_verify_full_with_its_servers_ca(
     clients = {(graph.path(c.client.address), c.server.kind) for c in found}
     name = stack_name(doc)
     for client in ("app/api/function", "checks/validation/function", "credentials/rotation/function",
-                   "replication/instance"):  # fmt: skip
+                   "replication/instance", "validation/function/function"):  # fmt: skip
         assert {(f"{name}/{client}", "source"), (f"{name}/{client}", "aurora")} <= clients
     assert (f"{name}/checks/db-setup/function", "aurora") in clients

@@ -317,6 +317,7 @@ def test_payment_api_and_its_repository_are_found_among_others(prod_doc: dict[st
         "paymig-prod-rollback",
         "paymig-prod-rotation",
         "paymig-prod-validation",
+        "paymig-prod-validation-job",
     )
     del doc["resource"]["aws_lambda_function"][facts.function_address.split(".")[1]]
     with pytest.raises(RunbookError, match="no aws_lambda_function named paymig-prod-payment-api"):

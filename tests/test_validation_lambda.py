@@ -1,56 +1,51 @@
 """The validation Lambda that `terraform apply` invokes: real PostgreSQL, real moto.
 
-The handler runs in-process (moto cannot run a Lambda) against two PostgreSQL servers
-started here and a moto server holding the secrets, the audit table and the CDC metric.
+The handler runs in-process (moto cannot run a Lambda) against two TLS PostgreSQL
+servers started here, declared as the stack declares them (``PAYMIG_DB_SOURCE`` /
+``PAYMIG_DB_AURORA``, verify-full against the CA in SSM), and a moto server holding the
+logins, the CA bundles, the audit table and the CDC metric. The post-migration check
+reads the latest full pass, which the validation job's actions record first.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
-import psycopg
 import pytest
 
-from paymig.config import PaymigConfig
-from paymig.errors import PaymigError
-from paymig.lambdas.validation import CheckFailedError, LambdaSettings, dsn_from_secret, handler
+from paymig.config import PaymigConfig, ValidationConfig
+from paymig.errors import ConfigError, PaymigError
+from paymig.lambdas.validation import CheckFailedError, LambdaSettings, handler
+from paymig.lambdas.validation_job import handler as job_handler
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
-from paymig.payments_schema import apply_schema
 from tests.controller_env import MigrationEnv, build_env
+from tests.validation_env import (
+    LambdaContext,
+    declare,
+    execute,
+    payment_id,
+    set_environment,
+    start_databases,
+)
 
 pytestmark = pytest.mark.slow
 
-ROWS = """
-INSERT INTO accounts (id, display_name, created_at)
-SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'acct ' || i,
-       timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute'
-FROM generate_series(1, 20) AS i;
-INSERT INTO payments (id, account_id, merchant_id, idempotency_key, amount, currency, status,
-                      request_fingerprint, created_at, updated_at)
-SELECT ('10000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid,
-       ('00000000-0000-0000-0000-' || lpad((1 + i % 20)::text, 12, '0'))::uuid,
-       'm' || (i % 3), 'key-' || i, (i * 1.25)::numeric(18, 2), 'USD', 'succeeded',
-       repeat('a', 64), timestamptz '2026-02-01 00:00:00+00' + i * interval '1 second',
-       timestamptz '2026-02-01 00:00:00+00' + i * interval '1 second'
-FROM generate_series(1, 500) AS i;
-"""
+VALIDATION = ValidationConfig(grace_seconds=0, workers=2, range_rows=100, leaf_rows=10)
 
 
 @pytest.fixture(scope="module")
 def databases() -> Iterator[tuple[LocalPostgres, LocalPostgres]]:
-    with LocalPostgres("val-src", ssl=True) as source, LocalPostgres("val-tgt", ssl=True) as target:
-        for server in (source, target):
-            with psycopg.connect(server.dsn(), autocommit=True) as conn:
-                conn.execute("CREATE DATABASE payments")
-            with psycopg.connect(server.dsn("payments"), autocommit=True) as conn:
-                apply_schema(conn)
-                conn.execute(ROWS)
-        yield source, target
+    servers = start_databases(500)
+    yield servers
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture
@@ -63,39 +58,22 @@ def lambda_env(
 ) -> MigrationEnv:
     env = build_env(moto_server, monkeypatch, tmp_path, prod_config, validation=None)
     source, target = databases
-    secrets = boto3.client("secretsmanager")
-    arns = {}
-    for name, server in (("source", source), ("target", target)):
-        value = {
-            "username": "postgres",
-            "password": "trust-auth",
-            "host": "127.0.0.1",
-            "port": server.port,
-        }
-        arns[name] = secrets.create_secret(
-            Name=f"{name}-{tmp_path.name}", SecretString=json.dumps(value)
-        )["ARN"]
-    assert source.directory is not None
-    ca = Path(str(source.directory)) / "data" / "server.crt"
-    variables = {
-        "PAYMIG_STACK_NAME": env.config.stack_name,
-        "PAYMIG_ENVIRONMENT": env.config.environment,
-        "PAYMIG_SOURCE_SECRET_ARN": arns["source"],
-        "PAYMIG_TARGET_SECRET_ARN": arns["target"],
-        "PAYMIG_SOURCE_DATABASE": "payments",
-        "PAYMIG_TARGET_DATABASE": "payments",
-        "PAYMIG_SOURCE_CA_FILE": str(ca),
-        "PAYMIG_TABLE_RULES": json.dumps(
-            [{"schema_name": "public", "table_name": "%", "action": "include"}]
-        ),
-        "PAYMIG_LOB_MODE": "limited",
-        "PAYMIG_GRACE_SECONDS": "0",
-        "PAYMIG_CDC_THRESHOLD_SECONDS": "30",
-        "PAYMIG_CDC_LOOKBACK_SECONDS": "300",
-    }
-    for key, value in variables.items():
-        monkeypatch.setenv(key, value)
+    session = boto3.Session()
+    declare(session, monkeypatch, env.config.stack_name, "SOURCE", source)
+    declare(session, monkeypatch, env.config.stack_name, "AURORA", target)
+    set_environment(monkeypatch, env.config, VALIDATION)
     return env
+
+
+def full_pass() -> str:
+    """Run the validation job's actions to the end; return the pass id."""
+    planned = job_handler({"action": "plan", "state": {}}, LambdaContext(900))
+    for number in planned["slices"]:
+        state = {"action": "slice", "pass_id": planned["pass_id"], "slice": number}
+        while not job_handler(state, LambdaContext(900))["done"]:
+            pass
+    job_handler({"action": "verdict", "pass_id": planned["pass_id"]}, LambdaContext(900))
+    return str(planned["pass_id"])
 
 
 def test_pre_check_passes_on_a_ready_source(lambda_env: MigrationEnv) -> None:
@@ -108,54 +86,79 @@ def test_pre_check_fails_the_apply_naming_each_problem(
     lambda_env: MigrationEnv, databases: tuple[LocalPostgres, LocalPostgres]
 ) -> None:
     source, _ = databases
-    with psycopg.connect(source.dsn("payments"), autocommit=True) as conn:
-        conn.execute("CREATE TABLE public.no_key (v int)")
+    execute(source, "CREATE TABLE public.no_key (v int)")
     try:
         with pytest.raises(CheckFailedError, match=r"pre-migration check failed: .*no_key"):
             handler({"check": "pre"}, None)
     finally:
-        with psycopg.connect(source.dsn("payments"), autocommit=True) as conn:
-            conn.execute("DROP TABLE public.no_key")
+        execute(source, "DROP TABLE public.no_key")
 
 
-def test_post_check_records_consistent_result_and_checks_cdc_latency(
-    lambda_env: MigrationEnv,
-) -> None:
+def test_post_check_without_a_full_pass_fails_and_records_why(lambda_env: MigrationEnv) -> None:
     lambda_env.put_cdc_latency(4.0)
+    with pytest.raises(
+        CheckFailedError,
+        match=r"^post-migration check failed: no full validation pass recorded: run the "
+        r"validation job$",
+    ):
+        handler({"check": "post"}, None)
+    latest = lambda_env.audit().latest_validation()
+    assert latest is not None
+    assert (latest["status"], latest["source"]) == ("error", "deploy-check")
+
+
+def test_post_check_passes_after_a_consistent_full_pass(lambda_env: MigrationEnv) -> None:
+    lambda_env.put_cdc_latency(4.0)
+    pass_id = full_pass()
     result = handler({"check": "post"}, None)
-    assert result["consistent"] is True
-    assert {t["table"] for t in result["tables"]} == {
-        "public.accounts",
-        "public.payments",
-        "public.refunds",
+    assert result["passed"] is True and result["full_pass"].startswith(f"full pass {pass_id} ")
+    modes = {t["table"]: t["mode"] for t in result["tables"]}
+    assert modes == {
+        "public.accounts": "full",
+        "public.payments": "changed-since",
+        "public.paymig_markers": "full",  # the cutover's fence markers replicate too
+        "public.refunds": "full",
     }
     latest = lambda_env.audit().latest_validation()
-    assert latest is not None and latest["status"] == "consistent"
-    assert latest["source"] == "lambda"
+    assert latest is not None
+    assert (latest["status"], latest["source"], latest["pass_id"]) == (
+        "consistent",
+        "deploy-check",
+        pass_id,
+    )
 
 
-def test_post_check_fails_and_records_differences(
+def test_post_check_finds_a_change_made_since_the_pass(
     lambda_env: MigrationEnv, databases: tuple[LocalPostgres, LocalPostgres]
 ) -> None:
-    _, target = databases
+    source, _ = databases
     lambda_env.put_cdc_latency(4.0)
-    with psycopg.connect(target.dsn("payments"), autocommit=True) as conn:
-        conn.execute("UPDATE payments SET amount = amount + 0.01 WHERE idempotency_key = 'key-7'")
+    full_pass()
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    execute(
+        source,
+        "UPDATE payments SET status = 'refunded', updated_at = %s WHERE id = %s",
+        [later, payment_id(7)],
+    )
     try:
-        with pytest.raises(CheckFailedError, match=r"tables differ: public\.payments"):
+        with pytest.raises(
+            CheckFailedError, match=r"public\.payments: 0 missing, 0 extra, 1 different"
+        ):
             handler({"check": "post"}, None)
-        latest = lambda_env.audit().latest_validation()
-        assert latest is not None and latest["status"] == "inconsistent"
-        assert "public.payments" in latest["summary"]
     finally:
-        with psycopg.connect(target.dsn("payments"), autocommit=True) as conn:
-            conn.execute(
-                "UPDATE payments SET amount = amount - 0.01 WHERE idempotency_key = 'key-7'"
-            )
+        execute(
+            source,
+            "UPDATE payments SET status = 'succeeded', updated_at = created_at WHERE id = %s",
+            [payment_id(7)],
+        )
+    latest = lambda_env.audit().latest_validation()
+    assert latest is not None and latest["status"] == "inconsistent"
+    assert "public.payments: 0 missing, 0 extra, 1 different" in latest["summary"]
 
 
 def test_post_check_fails_when_cdc_lags(lambda_env: MigrationEnv) -> None:
     lambda_env.put_cdc_latency(95.0)
+    full_pass()
     with pytest.raises(CheckFailedError, match=r"CDC latency 95s above 30s"):
         handler({"check": "post"}, None)
 
@@ -165,13 +168,21 @@ def test_bad_event_and_environment_are_clear_errors(
 ) -> None:
     with pytest.raises(PaymigError, match=r"event.check must be 'pre' or 'post', got 'both'"):
         handler({"check": "both"}, None)
-    monkeypatch.delenv("PAYMIG_SOURCE_SECRET_ARN")
-    with pytest.raises(
-        PaymigError, match="PAYMIG_SOURCE_SECRET_ARN: required environment variable"
-    ):
-        LambdaSettings.from_env(__import__("os").environ)
-    with pytest.raises(PaymigError, match="database secret lacks password, host"):
-        dsn_from_secret({"username": "u", "port": 5432}, "db", {})
+    monkeypatch.setenv("PAYMIG_CDC_LOOKBACK_SECONDS", "soon")
+    with pytest.raises(ConfigError, match=r"^PAYMIG_CDC_LOOKBACK_SECONDS: invalid literal"):
+        LambdaSettings.from_env(os.environ)
+    monkeypatch.delenv("PAYMIG_LOB_MODE")
+    with pytest.raises(ConfigError, match="PAYMIG_LOB_MODE: required environment variable"):
+        LambdaSettings.from_env(os.environ)
+
+
+def test_a_login_secret_without_a_password_is_named(lambda_env: MigrationEnv) -> None:
+    target = json.loads(os.environ["PAYMIG_DB_SOURCE"])
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=target["secret_arn"], SecretString=json.dumps({"username": "postgres"})
+    )
+    with pytest.raises(ConfigError, match=r"secret field 'password' missing$"):
+        handler({"check": "pre"}, None)
 
 
 def invocations(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -181,40 +192,26 @@ def invocations(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_apply_invokes_the_pre_check(prod_tf: dict[str, Any]) -> None:
-    found = invocations(prod_tf)
-    assert set(found) == {"pre"}  # the post check waits until config enables it
+# Which checks the apply invokes in which stage, and what each waits for, is pinned by
+# tests/test_deployment_checks.py; the function's environment, here.
+
+
+def test_the_checks_function_has_the_validation_environment(prod_tf: dict[str, Any]) -> None:
     fn = next(
-        k
-        for k, f in prod_tf["resource"]["aws_lambda_function"].items()
+        f
+        for f in prod_tf["resource"]["aws_lambda_function"].values()
         if f["function_name"] == "paymig-prod-validation"
     )
-    assert found["pre"]["function_name"] == f"${{aws_lambda_function.{fn}.function_name}}"
-    assert set(found["pre"]["triggers"]) == {"package", "settings"}
-    variables = prod_tf["resource"]["aws_lambda_function"][fn]["environment"]["variables"]
-    assert variables["PAYMIG_SOURCE_CA_FILE"] == "/var/task/ca/onprem-ca.pem"
+    variables = fn["environment"]["variables"]
     assert json.loads(variables["PAYMIG_TABLE_RULES"]) == [
         {"schema_name": "public", "table_name": "%", "action": "include"}
     ]
-
-
-def test_post_check_is_wired_when_enabled(prod_config: PaymigConfig, tmp_path: Path) -> None:
-    from paymig.infra.synth import synthesize
-
-    enabled = prod_config.model_copy(
-        update={
-            "validation": prod_config.validation.model_copy(update={"post_migration_check": True})
-        }
-    )
-    doc = synthesize(enabled, tmp_path / "out").document
-    found = invocations(doc)
-    assert set(found) == {"pre", "post"}
-    pre_id = next(
-        k
-        for k, r in doc["resource"]["aws_lambda_invocation"].items()
-        if json.loads(r["input"])["check"] == "pre"
-    )
-    assert found["post"]["depends_on"] == [f"aws_lambda_invocation.{pre_id}"]
+    assert json.loads(variables["PAYMIG_VALIDATION"])["full_pass_max_age_hours"] == 168
+    for name in ("SOURCE", "AURORA"):
+        declared = json.loads(variables[f"PAYMIG_DB_{name}"])
+        assert declared["sslmode"] == "verify-full"
+        assert declared["secret_arn"].startswith("${aws_secretsmanager_secret.")
+    assert "PAYMIG_SOURCE_CA_FILE" not in variables  # CAs come from SSM, not the package
 
 
 def test_package_holds_the_validator_and_lambda_compatible_wheels(prod_synth: Any) -> None:
@@ -234,8 +231,9 @@ def test_package_holds_the_validator_and_lambda_compatible_wheels(prod_synth: An
         "paymig/lambdas/validation.py",
         "paymig/runtime/validator/engine.py",
         "paymig/runtime/preflight.py",
-        "ca/onprem-ca.pem",
+        "paymig/payments_schema.py",
     } <= names
+    assert not any(n.startswith("ca/") for n in names)  # CA bundles are read from SSM
     assert "cp311-cp311-manylinux2014_x86_64" in wheel
     assert not any(n.startswith("paymig/infra/") for n in names)
 
@@ -268,6 +266,7 @@ def test_cli_validate_record_feeds_the_shift_gate(
     assert [t["table"] for t in report["tables"]] == [
         "public.accounts",
         "public.payments",
+        "public.paymig_markers",  # the cutover's fence markers replicate too
         "public.refunds",
     ]
     latest = lambda_env.audit().latest_validation()

@@ -189,6 +189,7 @@ CREATE TABLE IF NOT EXISTS payments (
 
 CREATE INDEX IF NOT EXISTS payments_account_id_idx ON payments (account_id);
 CREATE INDEX IF NOT EXISTS payments_created_at_idx ON payments (created_at);
+CREATE INDEX IF NOT EXISTS payments_updated_at_idx ON payments (updated_at);
 
 CREATE TABLE IF NOT EXISTS refunds (
     id         uuid          PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -31,7 +31,6 @@ from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.lambda_invocation import LambdaInvocation
 from constructs import Construct
 
-from paymig import naming
 from paymig.config import PaymigConfig
 from paymig.infra.automation import PYTHON_RUNTIME, AutomationTier
 from paymig.infra.credentials import Credentials
@@ -40,17 +39,14 @@ from paymig.infra.functions import DatabaseServer, FunctionProps, LoginSecret, V
 from paymig.infra.iam import statement
 from paymig.infra.lambda_package import build_package
 from paymig.infra.trust import TrustStore
+from paymig.infra.validation_job import (
+    VALIDATION_DISTRIBUTIONS,
+    VALIDATION_MODULES,
+    validation_environment,
+)
 from paymig.logins import PGAUDIT_PARAMETERS, logins_for
 from paymig.payments_schema import TABLES_DDL
 
-#: Modules and installed distributions the validation function needs.
-VALIDATION_MODULES = ("errors.py", "naming.py", "config", "runtime/__init__.py",
-                      "runtime/database_env.py", "runtime/preflight.py", "runtime/validator",
-                      "runtime/controller", "semantics", "lambdas/__init__.py",
-                      "lambdas/validation.py")  # fmt: skip
-VALIDATION_DISTRIBUTIONS = ("psycopg", "psycopg-binary", "psycopg-pool", "typing-extensions",
-                            "pydantic", "pydantic-core", "annotated-types",
-                            "typing-inspection", "pyyaml")  # fmt: skip
 #: The APIs the validation code calls: its CA bundles, logins, the audit table, the CDC
 #: latency metric and the DMS task lookup.
 VALIDATION_APIS = ("ssm", "secretsmanager", "dynamodb", "monitoring", "dms")
@@ -188,7 +184,6 @@ class DeploymentChecks(Construct):
         automation = props.automation
         self.package = build_package("validation", VALIDATION_MODULES, VALIDATION_DISTRIBUTIONS)
         asset = TerraformAsset(self, "package", path=str(self.package.path), type=AssetType.FILE)
-        rep = cfg.replication
         self.validation = VpcFunction(
             self,
             "validation",
@@ -233,18 +228,8 @@ class DeploymentChecks(Construct):
                     "filename": asset.path,
                     "source_code_hash": self.package.sha256_base64,
                 },
-                environment={
-                    "PAYMIG_STACK_NAME": stack,
-                    "PAYMIG_ENVIRONMENT": cfg.environment,
-                    "PAYMIG_AUDIT_TABLE": naming.audit_table_name(stack),
-                    "PAYMIG_TABLE_RULES": json.dumps([r.model_dump() for r in rep.table_rules]),
-                    "PAYMIG_LOB_MODE": rep.lob_mode,
-                    "PAYMIG_GRACE_SECONDS": str(cfg.validation.grace_seconds),
-                    "PAYMIG_CDC_THRESHOLD_SECONDS": str(
-                        cfg.controller.cdc_latency_threshold_seconds
-                    ),
-                    "PAYMIG_CDC_LOOKBACK_SECONDS": str(cfg.controller.cdc_latency_lookback_seconds),
-                },
+                # The same settings as the validation job's, from one function.
+                environment=validation_environment(cfg),
                 memory_mb=1024,
                 timeout_seconds=900,
                 reserved_concurrency=2,

@@ -36,6 +36,7 @@ from paymig.config import AlarmSettings, ObservabilityConfig
 from paymig.infra.dashboard import Dashboard, Expression, GraphWidget, Metric, TextWidget
 from paymig.infra.iam import policy_document, statement
 from paymig.infra.kms import KEY_USAGE_ACTIONS, CustomerManagedKey, KeyProps, service_usage
+from paymig.infra.validation_job import progress_widget
 
 ALB = "AWS/ApplicationELB"
 RDS = "AWS/RDS"
@@ -532,6 +533,7 @@ class ObservabilityTier(Construct):
                 (Metric(naming.TRAFFIC_METRIC_NAMESPACE, LOAD_PROGRESS_METRIC, env, "Maximum"),),
                 width=12,
             ),
+            progress_widget(p.environment),
             GraphWidget(
                 "Validation failures and suspended records (from table statistics)",
                 tuple(

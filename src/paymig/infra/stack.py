@@ -27,6 +27,7 @@ from paymig.infra.security import SecurityProps, SecurityTier
 from paymig.infra.tagging import TagEverything
 from paymig.infra.traffic import TrafficProps, TrafficTier
 from paymig.infra.trust import TrustStore, read_pem
+from paymig.infra.validation_tier import ValidationTier, ValidationTierProps
 
 
 class PaymentMigrationStack(TerraformStack):
@@ -53,6 +54,7 @@ class PaymentMigrationStack(TerraformStack):
         self._build_observability()
         self._build_automation()
         self._build_checks()
+        self._build_validation_job()
         self._build_watchers()
         self._build_outputs()
         self._tag_everything()
@@ -286,6 +288,28 @@ class PaymentMigrationStack(TerraformStack):
                 composite_alarm_name=naming.composite_alarm_name(config.stack_name),
                 https_listener_arn=str(self.app.https_listener.arn),
                 log_retention_days=config.app.log_retention_days,
+            ),
+        )
+
+    def _build_validation_job(self) -> None:
+        """The full validation pass on Step Functions (not once the migration is finished)."""
+        self.validation: ValidationTier | None = None
+        if self.config.migration.stage == "finished":
+            return
+        self.validation = ValidationTier(
+            self,
+            "validation",
+            ValidationTierProps(
+                config=self.config,
+                account_id=self.account_id,
+                vpc_id=self.network.vpc_id,
+                app_subnet_ids=self.network.app_subnet_ids,
+                endpoints=self.network.endpoints,
+                automation=self.automation,
+                source=self.source,
+                aurora=self.database,
+                credentials=self.credentials,
+                trust=self.trust,
             ),
         )
 

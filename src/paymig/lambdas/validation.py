@@ -1,22 +1,25 @@
-"""The validation Lambda: pre- and post-migration checks run during `terraform apply`.
+"""The validation Lambda: the pre- and post-migration checks run during `terraform apply`.
 
 Terraform's counterpart of a CloudFormation custom resource is ``aws_lambda_invocation``:
-the stack invokes this function with ``{"check": "pre"}`` (and, once config enables it,
-``{"check": "post"}``); a failing check raises, the invocation fails, and so does the
-apply, with the reasons in the error.
+the stack invokes this function with ``{"check": "pre"}`` and, from stage ``cdc``,
+``{"check": "post"}``; a failing check raises, the invocation fails, and so does the
+apply, with the reasons in the error. Each check finishes in minutes at any data size.
 
 * **pre**: the preflight checks (:func:`paymig.runtime.preflight.run_preflight`) pass on
-  the on-prem source, and the Aurora target answers.
-* **post**: the validator finds source and target consistent (with the configured grace
-  for replication in flight) and the DMS CDC latency is under its threshold. The result
-  is recorded in the audit table, where the controller's validation gate reads it.
+  the on-prem source, and Aurora answers.
+* **post**: the latest full validation pass (the validation job's) finished consistent
+  and is recent enough, the rows changed since it started are the same on both sides,
+  small tables are the same in full (:mod:`paymig.runtime.validator.recent` says exactly
+  what this covers and what it leaves to the full pass), and the DMS CDC latency is
+  under its threshold. The verdict is recorded in the audit table, where the shift gate
+  and the cutover read it.
 
-Environment variables (set by the stack): ``PAYMIG_STACK_NAME``, ``PAYMIG_ENVIRONMENT``,
-``PAYMIG_SOURCE_SECRET_ARN`` and ``PAYMIG_TARGET_SECRET_ARN`` (JSON secrets with
-``username``, ``password``, ``host``, ``port``), ``PAYMIG_SOURCE_DATABASE``,
-``PAYMIG_TARGET_DATABASE``, ``PAYMIG_SOURCE_CA_FILE`` (the on-prem CA, packaged),
-``PAYMIG_TABLE_RULES`` (JSON list), ``PAYMIG_LOB_MODE``, ``PAYMIG_GRACE_SECONDS``,
-``PAYMIG_CDC_THRESHOLD_SECONDS``, ``PAYMIG_CDC_LOOKBACK_SECONDS``.
+Environment (set by the stack): ``PAYMIG_STACK_NAME``, ``PAYMIG_ENVIRONMENT``,
+``PAYMIG_DB_SOURCE`` and ``PAYMIG_DB_AURORA`` (database declarations, see
+:mod:`paymig.runtime.database_env`: host, login secret, ``verify-full`` against the CA
+in SSM), ``PAYMIG_TABLE_RULES`` (JSON list), ``PAYMIG_LOB_MODE``, ``PAYMIG_VALIDATION``
+(the `validation` config section as JSON), ``PAYMIG_CDC_THRESHOLD_SECONDS``,
+``PAYMIG_CDC_LOOKBACK_SECONDS``; optionally ``PAYMIG_AUDIT_TABLE``.
 """
 
 from __future__ import annotations
@@ -27,18 +30,23 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
 import psycopg
+from pydantic import ValidationError
 
-from paymig.config import TableRule
-from paymig.errors import PaymigError
+from paymig.config import TableRule, ValidationConfig
+from paymig.errors import ConfigError, PaymigError
 from paymig.naming import audit_table_name
+from paymig.runtime import database_env
 from paymig.runtime.controller.aws import AuditTrail, Metrics
 from paymig.runtime.preflight import run_preflight
-from paymig.runtime.validator.engine import Settings, Validator
+from paymig.runtime.validator.engine import Validator
+from paymig.runtime.validator.pass_store import PassStore
+from paymig.runtime.validator.plan import ScopeRule
+from paymig.runtime.validator.recent import BoundedCheck, bounded_check, judge_full_pass
+from paymig.runtime.validator.side import Settings
 
 LOG = logging.getLogger("paymig.validation")
 LOG.setLevel(logging.INFO)
@@ -50,20 +58,21 @@ class CheckFailedError(PaymigError):
 
 @dataclass(frozen=True)
 class LambdaSettings:
-    """What the function needs, read once from its environment."""
+    """What the validation functions need, read once from their environment."""
 
     stack_name: str
     environment: str
-    source_secret_arn: str
-    target_secret_arn: str
-    source_database: str
-    target_database: str
-    source_ca_file: str
+    audit_table: str
     table_rules: tuple[TableRule, ...]
     lob_mode: str
-    grace_seconds: float
+    validation: ValidationConfig
     cdc_threshold_seconds: float
     cdc_lookback_seconds: int
+
+    @property
+    def rules(self) -> tuple[ScopeRule, ...]:
+        """The replication scope as validator scope rules."""
+        return tuple((r.schema_name, r.table_name, r.action) for r in self.table_rules)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LambdaSettings:
@@ -72,52 +81,57 @@ class LambdaSettings:
         def need(name: str) -> str:
             value = env.get(name)
             if not value:
-                raise PaymigError(f"{name}: required environment variable is not set")
+                raise ConfigError(f"{name}: required environment variable is not set")
             return value
 
+        def parse(name: str, reader: Callable[[str], Any]) -> Any:
+            try:
+                return reader(need(name))
+            except (ValueError, TypeError, ValidationError) as exc:
+                reason = str(exc).strip().splitlines()[0]
+                raise ConfigError(f"{name}: {reason}") from None
+
+        stack = need("PAYMIG_STACK_NAME")
+        return cls(
+            stack_name=stack,
+            environment=need("PAYMIG_ENVIRONMENT"),
+            audit_table=env.get("PAYMIG_AUDIT_TABLE") or audit_table_name(stack),
+            table_rules=parse(
+                "PAYMIG_TABLE_RULES",
+                lambda text: tuple(TableRule.model_validate(r) for r in json.loads(text)),
+            ),
+            lob_mode=need("PAYMIG_LOB_MODE"),
+            validation=parse("PAYMIG_VALIDATION", ValidationConfig.model_validate_json),
+            cdc_threshold_seconds=parse("PAYMIG_CDC_THRESHOLD_SECONDS", float),
+            cdc_lookback_seconds=parse("PAYMIG_CDC_LOOKBACK_SECONDS", int),
+        )
+
+
+class Databases:
+    """Connection strings of the declared databases: login secret, verify-full, CA file."""
+
+    def __init__(self, env: Mapping[str, str], session: Any) -> None:
+        """Read declarations from ``env``; fetch secrets and CA bundles through ``session``."""
+        self._env = env
+        self._secrets = session.client("secretsmanager")
+        self._bundles = database_env.CaBundles(session.client("ssm"))
+
+    def declared(self, name: str) -> bool:
+        """Whether ``PAYMIG_DB_<name>`` is set."""
+        return name in database_env.declared_targets(self._env)
+
+    def dsn(self, name: str) -> str:
+        """The libpq connection string of ``PAYMIG_DB_<name>`` (one-line error if unusable)."""
+        target = database_env.target(name, self._env)
         try:
-            rules = tuple(
-                TableRule.model_validate(r) for r in json.loads(need("PAYMIG_TABLE_RULES"))
-            )
-            return cls(
-                stack_name=need("PAYMIG_STACK_NAME"),
-                environment=need("PAYMIG_ENVIRONMENT"),
-                source_secret_arn=need("PAYMIG_SOURCE_SECRET_ARN"),
-                target_secret_arn=need("PAYMIG_TARGET_SECRET_ARN"),
-                source_database=need("PAYMIG_SOURCE_DATABASE"),
-                target_database=need("PAYMIG_TARGET_DATABASE"),
-                source_ca_file=need("PAYMIG_SOURCE_CA_FILE"),
-                table_rules=rules,
-                lob_mode=need("PAYMIG_LOB_MODE"),
-                grace_seconds=float(need("PAYMIG_GRACE_SECONDS")),
-                cdc_threshold_seconds=float(need("PAYMIG_CDC_THRESHOLD_SECONDS")),
-                cdc_lookback_seconds=int(need("PAYMIG_CDC_LOOKBACK_SECONDS")),
-            )
-        except (ValueError, TypeError) as exc:
-            raise PaymigError(f"validation Lambda environment: {exc}") from None
-
-
-def dsn_from_secret(secret: Mapping[str, Any], database: str, tls: Mapping[str, str]) -> str:
-    """A libpq connection string from a DMS-style secret (username, password, host, port)."""
-    missing = [k for k in ("username", "password", "host", "port") if not secret.get(k)]
-    if missing:
-        raise PaymigError(f"database secret lacks {', '.join(missing)}")
-    params = {
-        "host": str(secret["host"]),
-        "port": str(secret["port"]),
-        "dbname": database,
-        "user": str(secret["username"]),
-        "password": str(secret["password"]),
-        **tls,
-    }
-    return psycopg.conninfo.make_conninfo(**params)
-
-
-def read_secret(client: Any, arn: str) -> dict[str, Any]:
-    """The JSON value of a Secrets Manager secret."""
-    value = client.get_secret_value(SecretId=arn)["SecretString"]
-    parsed: dict[str, Any] = json.loads(value)
-    return parsed
+            value = self._secrets.get_secret_value(SecretId=target.secret_arn)["SecretString"]
+            secret = json.loads(value)
+        except (ValueError, KeyError):
+            raise ConfigError(f"{target.secret_arn}: the secret holds no JSON login") from None
+        kwargs = database_env.connect_kwargs(
+            target, secret, self._bundles.path_for(target.ca_parameter)
+        )
+        return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in kwargs.items()})
 
 
 def pre_migration(settings: LambdaSettings, source_dsn: str, target_dsn: str) -> dict[str, Any]:
@@ -136,35 +150,46 @@ def pre_migration(settings: LambdaSettings, source_dsn: str, target_dsn: str) ->
     return {"check": "pre", "passed": True, "checks": [c.name for c in report.checks]}
 
 
-def post_migration(
+def _bounded(
+    settings: LambdaSettings, source_dsn: str, target_dsn: str, started: datetime
+) -> BoundedCheck:
+    """The comparison of what changed since the full pass (primaries: the freshest data)."""
+    cfg = settings.validation
+    with Validator(source_dsn, target_dsn, Settings.from_config(cfg)) as validator:
+        tables = validator.source.scope(settings.rules)
+        return bounded_check(validator, tables, cfg, started)
+
+
+def post_migration(  # noqa: PLR0917 - the settings, the two databases, then the AWS shell
     settings: LambdaSettings,
     source_dsn: str,
     target_dsn: str,
     audit: AuditTrail,
+    store: PassStore,
     metrics: Metrics,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
-    """Consistency (recorded in the audit trail) and CDC latency; raises if unsafe."""
-    rules = [(r.schema_name, r.table_name, r.action) for r in settings.table_rules]
-    validator = Validator(
-        source_dsn, target_dsn, Settings(grace_seconds=settings.grace_seconds, workers=2)
-    )
-    report = validator.run(rules=rules)
-    document = report.to_json()
-    differing = [t.table for t in report.tables if not t.consistent]
+    """The latest full pass, the rows changed since, CDC latency; record; raise if unsafe."""
+    verdict = judge_full_pass(store.latest(), now(), settings.validation)
+    tables: list[dict[str, Any]] = []
+    if verdict.ok and verdict.started_at is not None:
+        check = _bounded(settings, source_dsn, target_dsn, verdict.started_at)
+        tables = [t.to_json() for t in check.tables]
+        failures = check.failures
+        status = "inconsistent" if check.differing else ("error" if failures else "consistent")
+    else:
+        failures = [verdict.reason]
+        status = "inconsistent" if verdict.inconsistent else "error"
     audit.record_validation(
         {
-            "status": "consistent" if report.consistent else "inconsistent",
-            "summary": (
-                f"{len(document['tables'])} table(s) compared by the post-migration check"
-                + (f"; differences in {', '.join(differing)}" if differing else "")
-            ),
-            "source": "lambda",
+            "status": status,
+            "summary": "deployment check: " + "; ".join(dict.fromkeys([verdict.reason, *failures])),
+            "source": "deploy-check",
+            **({"pass_id": verdict.pass_id} if verdict.pass_id else {}),
         },
         now(),
     )
-    failures = [f"tables differ: {', '.join(differing)}"] if differing else []
     latency = metrics.cdc_latency(now(), settings.cdc_lookback_seconds)
     if latency is None:
         failures.append("CDC latency: no datapoint (the task is not replicating)")
@@ -174,7 +199,7 @@ def post_migration(
         )
     if failures:
         raise CheckFailedError("post-migration check failed: " + "; ".join(failures))
-    return {"check": "post", "passed": True, "consistent": True, "tables": document["tables"]}
+    return {"check": "post", "passed": True, "full_pass": verdict.reason, "tables": tables}
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -184,30 +209,21 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     if check not in ("pre", "post"):
         raise PaymigError(f"event.check must be 'pre' or 'post', got {check!r}")
     settings = LambdaSettings.from_env(os.environ)
-    secrets = boto3.client("secretsmanager")
-    source_tls = {"sslmode": "verify-full", "sslrootcert": settings.source_ca_file}
-    if not Path(settings.source_ca_file).is_file():
-        raise PaymigError(f"PAYMIG_SOURCE_CA_FILE: {settings.source_ca_file} is not in the package")
-    # The RDS CA bundle cannot be fetched at build time here; Aurora forces TLS, so the
-    # connection is encrypted (`require`), as the DMS target endpoint's is.
-    target_tls = {"sslmode": "require"}
-    source_dsn = dsn_from_secret(
-        read_secret(secrets, settings.source_secret_arn), settings.source_database, source_tls
-    )
-    target_dsn = dsn_from_secret(
-        read_secret(secrets, settings.target_secret_arn), settings.target_database, target_tls
-    )
+    session = boto3.Session()
+    databases = Databases(os.environ, session)
+    source_dsn, target_dsn = databases.dsn("SOURCE"), databases.dsn("AURORA")
     if check == "pre":
         result = pre_migration(settings, source_dsn, target_dsn)
     else:
-        session = boto3.Session()
-        audit = AuditTrail(session.client("dynamodb"), audit_table_name(settings.stack_name))
+        dynamodb = session.client("dynamodb")
+        audit = AuditTrail(dynamodb, settings.audit_table)
+        store = PassStore(dynamodb, settings.audit_table, settings.validation.max_keys_reported)
         metrics = Metrics(
             session.client("cloudwatch"),
             settings.stack_name,
             settings.environment,
             dms=session.client("dms"),
         )
-        result = post_migration(settings, source_dsn, target_dsn, audit, metrics)
+        result = post_migration(settings, source_dsn, target_dsn, audit, store, metrics)
     LOG.info(json.dumps(result, default=str))
     return result

@@ -39,6 +39,7 @@ from paymig.runtime.controller.core import (
     ControllerSettings,
 )
 from paymig.runtime.controller.gates import GateFacts, evaluate_gates
+from paymig.runtime.validator.estimate import help_text
 
 if TYPE_CHECKING:
     from paymig.cost.estimate import Estimate
@@ -200,6 +201,8 @@ class RunbookContext:  # pylint: disable=too-many-instance-attributes
     managed_master_password: bool
     #: The `paymig validate` line of every consistency check (the DSNs stay in the shell).
     validate_command: str
+    #: How long a full pass takes at the configured load bounds (from the table size).
+    validation_estimate: str
     #: `paymig(name, *args)`: the checked command line, with the environment selector.
     paymig: Callable[..., str]
 
@@ -345,5 +348,6 @@ def runbook_context(
         validate_command=paymig(
             "validate", *_DSNS, "--grace", grace, "--format", "json", "--record"
         ),
+        validation_estimate=help_text(cfg.validation, f"the {cfg.environment} configuration"),
         paymig=paymig,
     )

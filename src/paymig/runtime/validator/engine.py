@@ -1,122 +1,103 @@
-"""The validator's shell: two PostgreSQL sides, a thread per worker, the compare loop.
+"""The validator: plan a pass, compare its key ranges in batches, report.
 
 How a table is compared:
 
 1. Both sides describe the table from the catalog; columns are matched by name and the
    primary keys must agree, otherwise the run stops with an error naming the table.
-2. The table is cut into top-level key ranges at quantiles of a ``TABLESAMPLE SYSTEM``
-   key sample (so skewed, uuid, text and composite keys split evenly).
-3. For each range, both sides compute ``count(*)`` and the exact sum of 64-bit row
-   hashes at the same time; only these two numbers cross the network. (How a row is
-   hashed: :mod:`paymig.runtime.validator.sql`.)
+2. Planning cuts the table into top-level key ranges at quantiles of a key sample
+   (``TABLESAMPLE``), so skewed, uuid, text and composite keys split evenly. The ranges
+   stay fixed for the whole pass (:mod:`paymig.runtime.validator.passes`).
+3. Ranges are compared in **batches**: a batch reads one exported snapshot per side
+   (:mod:`paymig.runtime.validator.side`) and takes ranges until ``batch_seconds``
+   have passed. For each range, both sides compute ``count(*)`` and the exact sum of
+   64-bit row hashes at the same time; only these two numbers cross the network. (How a
+   row is hashed: :mod:`paymig.runtime.validator.sql`.)
 4. A range whose aggregates differ is split ``fanout`` ways at keys taken from the
    larger side, until it is small enough to fetch (key, row hash) pairs from both sides
    and classify every key exactly.
-5. After ``grace_seconds``, the keys found differing are looked up again on both sides
-   in fresh snapshots (source first, then target); only keys that still differ are
-   reported. Replication in flight is thereby not reported as corruption.
+5. At the end of a batch its snapshots are released and, after ``grace_seconds``, the
+   keys found differing are looked up again on both sides in fresh snapshots (source
+   first, then target); only keys that still differ are reported. Replication in flight
+   is thereby not reported as corruption.
+6. The batch's range results are handed to a checkpoint (a file, or the audit table on
+   AWS), so a pass that stops resumes with the ranges not yet recorded.
 
-Every read of the first pass runs in one exported snapshot per side
-(``REPEATABLE READ, READ ONLY`` plus ``SET TRANSACTION SNAPSHOT``), so all workers see
-the same state of each database. Only ``SELECT`` privileges are needed.
-
-Memory is bounded: the number of top-level ranges is capped, work in flight is bounded
-by the worker count, leaf ranges are small, and candidate keys spill to disk.
+The load stays bounded: ``workers`` connections per side, a rate limit in rows per
+second (:mod:`paymig.runtime.validator.throttle`), ``statement_timeout`` on every
+query. Memory stays bounded too: ranges are capped in number, work in flight by the
+worker count, leaf ranges are small, and candidate keys spill to disk.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import re
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Protocol, TypeVar
 
-import psycopg
-from psycopg import sql
-from psycopg_pool import ConnectionPool
-
-from paymig.errors import PaymigError
+from paymig.runtime.validator.passes import (
+    PassPlan,
+    RangeResult,
+    TablePlan,
+    assemble_report,
+    new_pass_id,
+)
 from paymig.runtime.validator.plan import (
     Aggregate,
     Key,
     KeyRange,
     Kind,
-    SamplePlan,
     ScopeRule,
     Step,
     classify,
     column_mismatch,
     decide,
-    estimate_rows,
-    in_scope,
     quantiles,
     sample_plan,
     segment_count,
     split_range,
     split_step,
 )
-from paymig.runtime.validator.report import Report, TableReport
-from paymig.runtime.validator.spool import KeySpool
-from paymig.runtime.validator.sql import (
-    BASE_TABLES_QUERY,
-    COLUMNS_QUERY,
-    PRIMARY_KEY_QUERY,
-    SETTINGS_QUERY,
-    TABLE_QUERY,
-    VALUE_HASH_TYPES,
-    TableSpec,
+from paymig.runtime.validator.report import Report
+from paymig.runtime.validator.side import (
+    Settings,
+    Side,
+    ValidatorError,
+    error_line,
+    resolve_scope,
 )
+from paymig.runtime.validator.spool import KeySpool
+from paymig.runtime.validator.sql import VALUE_HASH_TYPES, TableSpec
+from paymig.runtime.validator.throttle import RowThrottle
+
+__all__ = [
+    "Checkpoint",
+    "Progress",
+    "Settings",
+    "Side",
+    "Validator",
+    "ValidatorError",
+    "bounded_map",
+    "error_line",
+    "resolve_scope",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: Sampled keys per top-level range: more gives evener ranges, at the cost of memory.
 SAMPLE_KEYS_PER_RANGE = 4
-
-
-class ValidatorError(PaymigError):
-    """The comparison could not be carried out (connection, missing table, mismatch)."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How a validation run behaves; the CLI fills it from options and config."""
-
-    workers: int = 4
-    grace_seconds: float = 0.0
-    max_keys_reported: int = 100
-    range_rows: int = 5_000
-    leaf_rows: int = 1_000
-    fanout: int = 16
-    max_ranges: int = 10_000
-    lookup_batch: int = 1_000
-    connect_timeout: int = 10
-
-    def __post_init__(self) -> None:
-        """Reject settings that cannot work."""
-        checks = {
-            "workers": self.workers >= 1,
-            "grace_seconds": self.grace_seconds >= 0,
-            "max_keys_reported": self.max_keys_reported >= 0,
-            "range_rows": self.range_rows >= 1,
-            "leaf_rows": self.leaf_rows >= 1,
-            "fanout": self.fanout >= 2,
-            "max_ranges": self.max_ranges >= 1,
-            "lookup_batch": self.lookup_batch >= 1,
-            "connect_timeout": self.connect_timeout >= 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValidatorError(f"{name}: invalid value {getattr(self, name)!r}")
+#: Candidate keys of one range kept in memory before its spool spills to disk.
+SPOOL_MEMORY_KEYS = 10_000
 
 
 class Progress(Protocol):
-    """Receives progress of the first pass, one table at a time."""
+    """Receives progress of a pass, one table at a time."""
 
     def start(self, table: str, ranges: int) -> None:
         """Note that a table's comparison starts, cut into ``ranges`` top-level ranges."""
@@ -125,221 +106,28 @@ class Progress(Protocol):
         """Note that ``ranges`` more top-level ranges are fully compared."""
 
     def finish(self, table: str) -> None:
-        """Note that the table's first pass is done."""
+        """Note that the table is done."""
 
 
-_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+class Checkpoint(Protocol):
+    """Where a pass records its plan and its range results, so that it can resume."""
 
+    def start(self, plan: PassPlan) -> None:
+        """Record a new pass's plan, before any range is compared."""
 
-def error_line(exc: BaseException) -> str:
-    """Return the first line of a database error, with any password blanked out."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    text = _PASSWORD.sub(r"\1***", text)
-    return _URL_PASSWORD.sub(r"\1***@", text)
+    def resume(self) -> tuple[PassPlan, list[RangeResult]]:
+        """The unfinished pass and the results recorded so far (an error if none)."""
 
+    def commit(self, results: Sequence[RangeResult]) -> None:
+        """Record one batch's results."""
 
-#: Starts the transaction that imports the exported snapshot.
-_BEGIN = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-
-
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    """Fix the session's text forms and make transactions snapshot-consistent reads."""
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    conn.read_only = True
-    conn.execute(SETTINGS_QUERY)
-
-
-class Side:
-    """One database: a snapshot-holding connection plus a pool of worker connections."""
-
-    def __init__(self, name: str, dsn: str, settings: Settings) -> None:
-        """Describe the side; nothing connects until :meth:`open`."""
-        self.name = name
-        self._dsn = dsn
-        self._settings = settings
-        self._holder: psycopg.Connection[Any] | None = None
-        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
-        self.snapshot: str | None = None
-        # While the snapshot is held, each worker thread keeps one pooled connection in
-        # a transaction that imported it, so a query costs one round trip.
-        self._local = threading.local()
-        self._held: list[psycopg.Connection[Any]] = []
-        self._held_lock = threading.Lock()
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def open(self) -> None:
-        """Connect, export a snapshot, and open the worker pool."""
-        try:
-            holder = psycopg.connect(
-                self._dsn, connect_timeout=self._settings.connect_timeout, autocommit=False
-            )
-        except psycopg.Error as exc:
-            raise ValidatorError(f"{self.name}: cannot connect: {error_line(exc)}") from None
-        self._holder = holder
-        try:
-            _configure(holder)
-            row = holder.execute("SELECT pg_export_snapshot()").fetchone()
-            self.snapshot = str(row[0]) if row else None
-            pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                self._dsn,
-                # one connection per worker thread, plus one for the planning thread
-                min_size=self._settings.workers + 1,
-                max_size=self._settings.workers + 1,
-                kwargs={"autocommit": True, "connect_timeout": self._settings.connect_timeout},
-                configure=_configure,
-                open=False,
-                name=f"paymig-validate-{self.name}",
-            )
-            self._pool = pool
-            pool.open(wait=True, timeout=max(30.0, 3.0 * self._settings.connect_timeout))
-        except psycopg.Error as exc:
-            raise ValidatorError(f"{self.name}: {error_line(exc)}") from None
-
-    def release_snapshot(self) -> None:
-        """End the snapshot; later reads each see the latest committed state.
-
-        Call only while no worker is running a query.
-        """
-        self.snapshot = None
-        with self._held_lock:
-            held, self._held = self._held, []
-            self._local = threading.local()
-        for conn in held:
-            with contextlib.suppress(psycopg.Error):  # if broken, the pool replaces it
-                conn.rollback()
-            if self._pool is not None:
-                self._pool.putconn(conn)
-        if self._holder is not None:
-            self._holder.close()
-            self._holder = None
-
-    def close(self) -> None:
-        """Close every connection. Safe to call twice."""
-        self.release_snapshot()
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    # ------------------------------------------------------------------ catalog
-
-    def _catalog(self, query: sql.SQL | sql.Composed, params: Sequence[Any] | None) -> list[Any]:
-        """Run a catalog query in the snapshot-holding transaction."""
-        if self._holder is None:
-            raise ValidatorError(f"{self.name}: not connected")
-        try:
-            rows: list[Any] = self._holder.execute(query, params).fetchall()
-            return rows
-        except psycopg.Error as exc:
-            raise ValidatorError(f"{self.name}: {error_line(exc)}") from None
-
-    def scope(self, rules: Sequence[ScopeRule]) -> list[str]:
-        """List the tables of this side that the scope rules select."""
-        if self._holder is None:
-            raise ValidatorError(f"{self.name}: not connected")
-        try:
-            return resolve_scope(self._holder, rules)
-        except psycopg.Error as exc:
-            raise ValidatorError(f"{self.name}: {error_line(exc)}") from None
-
-    def describe(self, schema: str, name: str) -> tuple[TableSpec, dict[str, str], int, int]:
-        """Return the table's spec, column types, row estimate and size in pages.
-
-        Errors name what is missing.
-        """
-        qualified = f"{schema}.{name}"
-        found = self._catalog(TABLE_QUERY, [schema, name])
-        if not found:
-            raise ValidatorError(f"table {qualified}: not found on {self.name}")
-        oid, reltuples, relpages, pages = found[0]
-        columns = [(str(n), str(t)) for n, t in self._catalog(COLUMNS_QUERY, [oid])]
-        key = [(str(n), str(t)) for n, t in self._catalog(PRIMARY_KEY_QUERY, [oid])]
-        if not key:
-            raise ValidatorError(f"table {qualified}: has no primary key on {self.name}")
-        spec = TableSpec(
-            schema=schema,
-            name=name,
-            columns=tuple(n for n, _ in columns),
-            key=tuple(n for n, _ in key),
-            key_types=tuple(t for _, t in key),
-        )
-        estimate = estimate_rows(int(reltuples), int(relpages), int(pages))
-        return spec, dict(columns), estimate, int(pages)
-
-    # ------------------------------------------------------------------ data
-
-    def _snapshot_connection(
-        self, pool: ConnectionPool[psycopg.Connection[Any]]
-    ) -> psycopg.Connection[Any]:
-        """Return the calling thread's connection inside the exported snapshot."""
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = pool.getconn()
-            with self._held_lock:
-                self._held.append(conn)
-                self._local.conn = conn
-            conn.execute(_BEGIN)
-            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
-        return conn
-
-    def fetch(self, spec: TableSpec, query: sql.Composed, params: Sequence[Any]) -> list[Any]:
-        """Run a query in the snapshot while one is held, else in a fresh transaction."""
-        pool = self._pool
-        if pool is None:
-            raise ValidatorError(f"{self.name}: not connected")
-        rows: list[Any]
-        try:
-            if self.snapshot is not None:
-                rows = self._snapshot_connection(pool).execute(query, params).fetchall()
-                return rows
-            with pool.connection() as conn, conn.transaction():
-                rows = conn.execute(query, params).fetchall()
-                return rows
-        except psycopg.Error as exc:
-            message = f"{self.name}: table {spec.qualified}: {error_line(exc)}"
-            raise ValidatorError(message) from None
-
-    def aggregate(self, spec: TableSpec, bounds: KeyRange) -> Aggregate:
-        """Return the row count and hash sum of a range."""
-        rows = self.fetch(spec, *spec.aggregate(bounds))
-        count, digest = rows[0]
-        return Aggregate(int(count), int(digest))
-
-    def buckets(self, spec: TableSpec, bounds: KeyRange, edges: Sequence[Key]) -> list[Aggregate]:
-        """Return the count and hash sum of each piece of a range cut at ``edges``."""
-        found = {
-            int(b): Aggregate(int(c), int(d))
-            for b, c, d in self.fetch(spec, *spec.buckets(bounds, edges))
-        }
-        return [found.get(index, Aggregate(0, 0)) for index in range(len(edges) + 1)]
-
-    def split(
-        self, spec: TableSpec, bounds: KeyRange, step: int
-    ) -> tuple[list[Key], list[Aggregate]]:
-        """Cut a range into pieces of ``step`` rows; return the cuts and each piece's sums."""
-        rows = self.fetch(spec, *spec.split(bounds, step))
-        edges = [tuple(row[3:]) for row in rows[1:]]
-        return edges, [Aggregate(int(row[1]), int(row[2])) for row in rows]
-
-    def rows(self, spec: TableSpec, bounds: KeyRange) -> dict[Key, int]:
-        """Return the row hash by key of every row in a range."""
-        return {tuple(row[:-1]): int(row[-1]) for row in self.fetch(spec, *spec.rows(bounds))}
-
-    def lookup(self, spec: TableSpec, keys: Sequence[Key]) -> dict[Key, int]:
-        """Return the row hash by key of those of ``keys`` that exist."""
-        return {tuple(row[:-1]): int(row[-1]) for row in self.fetch(spec, *spec.lookup(keys))}
-
-    def sample(self, spec: TableSpec, plan: SamplePlan) -> list[Key]:
-        """Return an ordered sample of keys."""
-        query = spec.sample(plan.method, plan.percent, plan.thin)
-        return [tuple(row) for row in self.fetch(spec, *query)]
+    def finish(self, report: Report) -> None:
+        """Record that the pass is complete, with its report."""
 
 
 @dataclass
 class _Outcome:
-    """The result of comparing one range."""
+    """The result of comparing one range (or sub-range)."""
 
     source: Aggregate
     target: Aggregate
@@ -349,10 +137,10 @@ class _Outcome:
 
 @dataclass
 class _Task:
-    """A range waiting to be compared, and the top-level range it belongs to."""
+    """A (sub-)range waiting to be compared, and the top-level range it belongs to."""
 
     bounds: KeyRange
-    segment: int
+    index: int
     top: bool
     known: tuple[Aggregate, Aggregate] | None = None
 
@@ -366,6 +154,23 @@ class _Pair:
     estimate: int
     pages: int
     larger: str
+
+
+@dataclass
+class _RangeState:
+    """A top-level range of the running batch: its result so far and its candidates."""
+
+    result: RangeResult
+    spool: KeySpool
+    outstanding: int = 1
+
+
+@dataclass
+class _Pools:
+    """One thread pool per side, so each side's queries run on its own threads."""
+
+    source: ThreadPoolExecutor
+    target: ThreadPoolExecutor
 
 
 def bounded_map(
@@ -385,76 +190,139 @@ def bounded_map(
             yield future.result()
 
 
-def resolve_scope(conn: psycopg.Connection[Any], rules: Sequence[ScopeRule]) -> list[str]:
-    """List ``schema.name`` of every base table in the database that the rules select.
-
-    Each rule is ``(schema, table pattern, action)`` with ``%`` wildcards and action
-    ``include`` or ``exclude``; a table is selected when an include rule matches it and
-    no exclude rule does. Partitions are left out (their parent covers them).
-    """
-    rows = conn.execute(BASE_TABLES_QUERY).fetchall()
-    return [f"{s}.{t}" for s, t in rows if in_scope(str(s), str(t), rules)]
-
-
 class Validator:
     """Compare tables between a source and a target database."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the two DSNs, then optional collaborators
         self,
         source_dsn: str,
         target_dsn: str,
         settings: Settings | None = None,
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Describe the run; :meth:`run` does the work."""
+        """Describe the run; :meth:`run` (or :meth:`open` and the steps) does the work."""
         self.settings = settings or Settings()
-        self.source = Side("source", source_dsn, self.settings)
-        self.target = Side("target", target_dsn, self.settings)
+        rate = self.settings.rate_limit_rows_per_second
+        self.source = Side("source", source_dsn, self.settings, _throttle(rate, clock, sleep))
+        self.target = Side("target", target_dsn, self.settings, _throttle(rate, clock, sleep))
         self.progress = progress
         self._sleep = sleep
+        self._clock = clock
+        self._pairs: dict[str, _Pair] = {}
 
-    def run(self, tables: Sequence[str] | None = None, rules: Sequence[ScopeRule] = ()) -> Report:
-        """Compare the named tables (``schema.name``), or those the scope rules select."""
-        workers = self.settings.workers
+    # ------------------------------------------------------------------ lifecycle
+
+    def open(self) -> None:
+        """Connect both sides (safe to call twice)."""
         try:
             self.source.open()
             self.target.open()
-            names = list(tables) if tables else self.source.scope(rules)
-            if not names:
-                raise ValidatorError("no tables to compare: the scope rules select none on source")
-            pairs = [self._pair(name) for name in names]
-            report = Report()
-            spools: list[tuple[_Pair, TableReport, KeySpool, float]] = []
-            with (
-                ThreadPoolExecutor(workers, thread_name_prefix="paymig-src") as ranges,
-                ThreadPoolExecutor(workers, thread_name_prefix="paymig-tgt") as other,
-            ):
-                try:
-                    for pair in pairs:
-                        entry = TableReport(pair.source.qualified, self.settings.max_keys_reported)
-                        report.tables.append(entry)
-                        spool = KeySpool()
-                        started = time.monotonic()
-                        self._first_pass(pair, entry, spool, ranges, other)
-                        entry.seconds = time.monotonic() - started
-                        spools.append((pair, entry, spool, time.monotonic()))
-                    self.source.release_snapshot()
-                    self.target.release_snapshot()
-                    for pair, entry, spool, observed in spools:
-                        self._recheck(pair, entry, spool, observed, ranges)
-                finally:
-                    for _, _, spool, _ in spools:
-                        spool.close()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close both sides."""
+        self.source.close()
+        self.target.close()
+
+    def __enter__(self) -> Validator:
+        """Open both sides for a ``with`` block."""
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close both sides."""
+        self.close()
+
+    # ------------------------------------------------------------------ the whole pass
+
+    def run(
+        self,
+        tables: Sequence[str] | None = None,
+        rules: Sequence[ScopeRule] = (),
+        *,
+        checkpoint: Checkpoint | None = None,
+        resume: bool = False,
+    ) -> Report:
+        """Compare the named tables (``schema.name``), or those the scope rules select.
+
+        With a ``checkpoint``, every batch's results are recorded as they complete;
+        ``resume`` continues the checkpoint's unfinished pass with the ranges it has not
+        recorded, and never compares a recorded range again.
+        """
+        with self:
+            if resume:
+                if checkpoint is None:
+                    raise ValidatorError("resume: needs a checkpoint to resume from")
+                plan, results = checkpoint.resume()
+            else:
+                plan, results = self.plan(tables, rules), []
+                if checkpoint is not None:
+                    checkpoint.start(plan)
+            done = {(r.table, r.index) for r in results}
+            seconds: dict[str, float] = {}
+            for table in plan.tables:
+                pending = {
+                    index: bounds
+                    for index, bounds in enumerate(table.ranges)
+                    if (table.table, index) not in done
+                }
+                started = self._clock()
+                if self.progress is not None:
+                    self.progress.start(table.table, len(table.ranges))
+                    if len(pending) < len(table.ranges):
+                        self.progress.advance(table.table, len(table.ranges) - len(pending))
+                on_batch = checkpoint.commit if checkpoint is not None else None
+                results.extend(
+                    self.compare(table.table, pending, table.rows_per_range, on_batch=on_batch)
+                )
+                seconds[table.table] = self._clock() - started
+                if self.progress is not None:
+                    self.progress.finish(table.table)
+            counts = [(t.table, len(t.ranges)) for t in plan.tables]
+            report = assemble_report(counts, results, self.settings.max_keys_reported, seconds)
+            if checkpoint is not None:
+                checkpoint.finish(report)
             return report
-        finally:
-            self.source.close()
-            self.target.close()
 
     # ------------------------------------------------------------------ planning
 
+    def plan(
+        self,
+        tables: Sequence[str] | None = None,
+        rules: Sequence[ScopeRule] = (),
+        *,
+        now: datetime | None = None,
+    ) -> PassPlan:
+        """Describe the tables and cut each into its top-level ranges (sides must be open)."""
+        names = list(tables) if tables else self.source.scope(rules)
+        if not names:
+            raise ValidatorError("no tables to compare: the scope rules select none on source")
+        entries = []
+        for name in names:
+            pair = self._pair(name)
+            entries.append(TablePlan(pair.source.qualified, pair.estimate, self._segments(pair)))
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        started = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return PassPlan(new_pass_id(moment), started, tuple(entries))
+
+    def specs(self, name: str) -> tuple[TableSpec, TableSpec, int]:
+        """Both sides' specs of a table and its estimated rows (the larger side's)."""
+        pair = self._pair(name)
+        return pair.source, pair.target, pair.estimate
+
     def _pair(self, name: str) -> _Pair:
-        """Describe a table on both sides and check that they can be compared."""
+        """Describe a table on both sides and check that they can be compared (cached)."""
+        if name in self._pairs:
+            return self._pairs[name]
         try:
             schema, table = name.split(".", 1)
         except ValueError:
@@ -477,8 +345,11 @@ class Validator:
         source = dataclasses.replace(source, by_value=by_value)
         target = dataclasses.replace(target, by_value=by_value)
         if source_rows >= target_rows:
-            return _Pair(source, target, source_rows, source_pages, "source")
-        return _Pair(source, target, target_rows, target_pages, "target")
+            pair = _Pair(source, target, source_rows, source_pages, "source")
+        else:
+            pair = _Pair(source, target, target_rows, target_pages, "target")
+        self._pairs[name] = pair
+        return pair
 
     def _side(self, pair: _Pair, name: str) -> tuple[Side, TableSpec]:
         """Return a side and its spec of the table."""
@@ -486,28 +357,147 @@ class Validator:
             return self.source, pair.source
         return self.target, pair.target
 
-    def _segments(self, pair: _Pair) -> list[KeyRange]:
+    def _segments(self, pair: _Pair) -> tuple[KeyRange, ...]:
         """Top-level ranges cut at quantiles of a key sample from the larger side."""
         count = segment_count(pair.estimate, self.settings.range_rows, self.settings.max_ranges)
         if count <= 1:
-            return [KeyRange()]
+            return (KeyRange(),)
         side, spec = self._side(pair, pair.larger)
         plan = sample_plan(pair.estimate, pair.pages, count * SAMPLE_KEYS_PER_RANGE)
         sample = side.sample(spec, plan)
-        return split_range(KeyRange(), quantiles(sample, count))
+        return tuple(split_range(KeyRange(), quantiles(sample, count)))
 
-    # ------------------------------------------------------------------ first pass
+    # ------------------------------------------------------------------ batches
 
-    def _compare(self, pair: _Pair, task: _Task, other: ThreadPoolExecutor) -> _Outcome:
+    def compare(
+        self,
+        table: str,
+        ranges: Mapping[int, KeyRange],
+        rows_per_range: int,
+        *,
+        until: float | None = None,
+        on_batch: Callable[[list[RangeResult]], None] | None = None,
+    ) -> list[RangeResult]:
+        """Compare ``ranges`` (top-level ranges of ``table`` by index) in batches.
+
+        Each finished batch is handed to ``on_batch`` before the next starts. No batch
+        starts once the clock passes ``until``, except the first: every call makes
+        progress. Returns the results of the ranges compared.
+        """
+        pair = self._pair(table)
+        queue = deque(sorted(ranges.items()))
+        results: list[RangeResult] = []
+        workers = self.settings.workers
+        with (
+            ThreadPoolExecutor(workers, thread_name_prefix="paymig-src") as source_pool,
+            ThreadPoolExecutor(workers, thread_name_prefix="paymig-tgt") as target_pool,
+        ):
+            pools = _Pools(source_pool, target_pool)
+            while queue:
+                if results and until is not None and self._clock() >= until:
+                    break
+                batch = self._batch(pair, table, queue, rows_per_range, pools)
+                if on_batch is not None:
+                    on_batch(batch)
+                results.extend(batch)
+        return results
+
+    def _batch(
+        self,
+        pair: _Pair,
+        table: str,
+        queue: deque[tuple[int, KeyRange]],
+        rows_per_range: int,
+        pools: _Pools,
+    ) -> list[RangeResult]:
+        """One batch: ranges from ``queue`` in one snapshot per side, then the re-check."""
+        states: dict[int, _RangeState] = {}
+        try:
+            self.source.begin_snapshot()
+            self.target.begin_snapshot()
+            deadline = self._clock() + self.settings.batch_seconds
+            self._first_pass(pair, table, queue, rows_per_range, deadline, states, pools)
+            self.source.release_snapshot()
+            self.target.release_snapshot()
+            self._recheck(pair, states, self._clock(), pools.source)
+            return [states[index].result for index in sorted(states)]
+        finally:
+            self.source.release_snapshot()
+            self.target.release_snapshot()
+            for state in states.values():
+                state.spool.close()
+
+    def _first_pass(  # noqa: PLR0917 - the batch's parts, passed down from _batch
+        self,
+        pair: _Pair,
+        table: str,
+        queue: deque[tuple[int, KeyRange]],
+        rows_per_range: int,
+        deadline: float,
+        states: dict[int, _RangeState],
+        pools: _Pools,
+    ) -> None:
+        """Compare ranges taken from ``queue`` until the deadline; finish those started."""
+        cap = self.settings.max_keys_reported
+        children: list[_Task] = []
+        inflight: dict[Future[_Outcome], _Task] = {}
+        limit = 2 * self.settings.workers
+
+        def next_task() -> _Task | None:
+            if children:
+                return children.pop()
+            if queue and (not states or self._clock() < deadline):
+                index, bounds = queue.popleft()
+                states[index] = _RangeState(
+                    RangeResult(table, index, cap), KeySpool(SPOOL_MEMORY_KEYS)
+                )
+                return _Task(bounds, index, True)
+            return None
+
+        while True:
+            while len(inflight) < limit and (task := next_task()) is not None:
+                future = pools.source.submit(self._compare, pair, task, rows_per_range, pools)
+                inflight[future] = task
+            if not inflight:
+                return
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = inflight.pop(future)
+                self._absorb(table, task, future.result(), states[task.index], children)
+
+    def _absorb(
+        self,
+        table: str,
+        task: _Task,
+        outcome: _Outcome,
+        state: _RangeState,
+        children: list[_Task],
+    ) -> None:
+        """Fold one comparison into its range's state; queue the differing pieces."""
+        if task.top:
+            state.result.source_rows = outcome.source.rows
+            state.result.target_rows = outcome.target.rows
+        for _, key in outcome.candidates:
+            state.spool.add(key)
+        children.extend(
+            _Task(piece, task.index, False, (s, t)) for piece, s, t in reversed(outcome.children)
+        )
+        state.outstanding += len(outcome.children) - 1
+        if state.outstanding == 0 and self.progress is not None:
+            self.progress.advance(table, 1)
+
+    def _compare(self, pair: _Pair, task: _Task, rows_per_range: int, pools: _Pools) -> _Outcome:
         """Compare one range: aggregates on both sides at once, then fetch or split.
 
-        Runs on a source worker thread; every target query goes through ``other``, so
-        each side's queries run on that side's own threads (and held connections).
+        Runs on a source worker thread; every target query goes through the target's
+        pool, so each side's queries run on that side's own threads (and connections).
         """
         bounds = task.bounds
         if task.known is None:
-            target_future = other.submit(self.target.aggregate, pair.target, bounds)
-            source = self.source.aggregate(pair.source, bounds)
+            target_future = pools.target.submit(
+                self.target.aggregate, pair.target, bounds, rows_per_range
+            )
+            source = self.source.aggregate(pair.source, bounds, rows_per_range)
             target = target_future.result()
         else:
             source, target = task.known
@@ -515,11 +505,11 @@ class Validator:
         if step is Step.EQUAL:
             return _Outcome(source, target)
         if step is Step.SPLIT:
-            children = self._split(pair, bounds, source, target, other)
+            children = self._split(pair, bounds, source, target, pools.target)
             if children is not None:
                 return _Outcome(source, target, children=children)
-        target_rows = other.submit(self.target.rows, pair.target, bounds)
-        source_rows = self.source.rows(pair.source, bounds)
+        target_rows = pools.target.submit(self.target.rows, pair.target, bounds, target.rows)
+        source_rows = self.source.rows(pair.source, bounds, source.rows)
         candidates = list(classify(source_rows, target_rows.result()))
         return _Outcome(source, target, candidates=candidates)
 
@@ -538,15 +528,17 @@ class Validator:
         """
         cut_step = split_step(max(source.rows, target.rows), self.settings.fanout)
         if source.rows >= target.rows:
-            edges, source_sums = self.source.split(pair.source, bounds, cut_step)
+            edges, source_sums = self.source.split(pair.source, bounds, cut_step, source.rows)
             pieces = split_range(bounds, edges)
-            target_sums = other.submit(self.target.buckets, pair.target, bounds, edges).result()
+            target_sums = other.submit(
+                self.target.buckets, pair.target, bounds, edges, target.rows
+            ).result()
         else:
             edges, target_sums = other.submit(
-                self.target.split, pair.target, bounds, cut_step
+                self.target.split, pair.target, bounds, cut_step, target.rows
             ).result()
             pieces = split_range(bounds, edges)
-            source_sums = self.source.buckets(pair.source, bounds, edges)
+            source_sums = self.source.buckets(pair.source, bounds, edges, source.rows)
         if len(pieces) < 2 or not len(pieces) == len(source_sums) == len(target_sums):
             return None  # nothing to cut (or keys out of order): compare row by row
         return [
@@ -555,75 +547,78 @@ class Validator:
             if s != t
         ]
 
-    def _first_pass(
-        self,
-        pair: _Pair,
-        entry: TableReport,
-        spool: KeySpool,
-        ranges: ThreadPoolExecutor,
-        other: ThreadPoolExecutor,
-    ) -> None:
-        """Compare every range of a table in the snapshot; spool the differing keys."""
-        segments = self._segments(pair)
-        table = entry.table
-        if self.progress is not None:
-            self.progress.start(table, len(segments))
-        stack = [_Task(bounds, index, True) for index, bounds in enumerate(segments)]
-        stack.reverse()
-        outstanding = dict.fromkeys(range(len(segments)), 1)
-        inflight: dict[Future[_Outcome], _Task] = {}
-        limit = 2 * self.settings.workers
-        while stack or inflight:
-            while stack and len(inflight) < limit:
-                task = stack.pop()
-                inflight[ranges.submit(self._compare, pair, task, other)] = task
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            for future in done:
-                task = inflight.pop(future)
-                outcome = future.result()
-                if task.top:
-                    entry.source_rows += outcome.source.rows
-                    entry.target_rows += outcome.target.rows
-                for _, key in outcome.candidates:
-                    spool.add(key)
-                stack.extend(
-                    _Task(piece, task.segment, False, (s, t))
-                    for piece, s, t in reversed(outcome.children)
-                )
-                outstanding[task.segment] += len(outcome.children) - 1
-                if outstanding[task.segment] == 0:
-                    del outstanding[task.segment]
-                    if self.progress is not None:
-                        self.progress.advance(table, 1)
-        if self.progress is not None:
-            self.progress.finish(table)
+    def compare_keys(self, table: str, keys: Iterable[Key]) -> RangeResult:
+        """Compare the rows with the given (distinct) keys on both sides.
+
+        Every key is looked at once; after the grace period those that differed are
+        looked at again, and only keys that still differ are recorded. The result's
+        row counts are the keys found on each side at the first look.
+        """
+        pair = self._pair(table)
+        result = RangeResult(table, 0, self.settings.max_keys_reported)
+        state = _RangeState(result, KeySpool(SPOOL_MEMORY_KEYS))
+
+        def look(batch: list[Key]) -> tuple[int, int, list[tuple[Kind, Key]]]:
+            source = self.source.lookup(pair.source, batch)
+            target = self.target.lookup(pair.target, batch)
+            return len(source), len(target), list(classify(source, target))
+
+        workers = self.settings.workers
+        with KeySpool(SPOOL_MEMORY_KEYS) as everything, ThreadPoolExecutor(workers) as pool:
+            for key in keys:
+                everything.add(key)
+            batches = everything.batches(self.settings.lookup_batch)
+            for source_rows, target_rows, found in bounded_map(pool, look, batches, workers):
+                result.source_rows += source_rows
+                result.target_rows += target_rows
+                for _, key in found:
+                    state.spool.add(key)
+            try:
+                self._recheck(pair, {0: state}, self._clock(), pool)
+            finally:
+                state.spool.close()
+        return result
 
     # ------------------------------------------------------------------ recheck
 
     def _recheck(
         self,
         pair: _Pair,
-        entry: TableReport,
-        spool: KeySpool,
+        states: Mapping[int, _RangeState],
         observed: float,
         executor: ThreadPoolExecutor,
     ) -> None:
-        """After the grace period, report the candidates that still differ."""
-        entry.candidates = spool.count
-        if spool.count == 0:
+        """After the grace period, record the candidates that still differ, per range."""
+        for state in states.values():
+            state.result.candidates = state.spool.count
+        if not any(state.spool.count for state in states.values()):
             return
-        remaining = observed + self.settings.grace_seconds - time.monotonic()
+        remaining = observed + self.settings.grace_seconds - self._clock()
         if remaining > 0:
             self._sleep(remaining)
-        started = time.monotonic()
 
-        def check(batch: list[Key]) -> list[tuple[Kind, Key]]:
+        def check(item: tuple[int, list[Key]]) -> tuple[int, list[tuple[Kind, Key]]]:
+            index, batch = item
             source = self.source.lookup(pair.source, batch)  # source first: the target
             target = self.target.lookup(pair.target, batch)  # then has caught up further
-            return list(classify(source, target))
+            return index, list(classify(source, target))
 
-        batches = spool.batches(self.settings.lookup_batch)
-        for found in bounded_map(executor, check, batches, self.settings.workers):
-            for kind, key in found:
-                entry.add(kind, key)
-        entry.seconds += time.monotonic() - started
+        items = (
+            (index, batch)
+            for index in sorted(states)
+            for batch in states[index].spool.batches(self.settings.lookup_batch)
+        )
+        found: dict[int, list[tuple[Kind, Key]]] = {}
+        for index, pairs in bounded_map(executor, check, items, self.settings.workers):
+            found.setdefault(index, []).extend(pairs)
+        for index, pairs in found.items():
+            # a fixed order (ranges in key order, keys by text), whatever the threads did
+            for kind, key in sorted(pairs, key=lambda p: p[1]):
+                states[index].result.add(kind, key)
+
+
+def _throttle(
+    rate: float | None, clock: Callable[[], float], sleep: Callable[[float], None]
+) -> RowThrottle | None:
+    """One side's rate limit, or none."""
+    return None if rate is None else RowThrottle(rate, clock=clock, sleep=sleep)

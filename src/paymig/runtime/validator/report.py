@@ -7,12 +7,12 @@ of keys holds at most ``cap`` keys; the full count always stands beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from paymig.runtime.validator.plan import Key, Kind
+
+if TYPE_CHECKING:  # rich is the CLI's; the Lambda packages do not carry it
+    from rich.console import Console
 
 
 @dataclass
@@ -104,6 +104,8 @@ class Report:
 
     def render(self, console: Console) -> None:
         """Print a summary table, then the differing keys of each table."""
+        from rich.table import Table
+
         summary = Table(title="paymig validate")
         summary.add_column("table", overflow="fold")
         for name in ("source", "target", "missing", "extra", "different", "seconds"):

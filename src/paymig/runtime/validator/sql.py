@@ -40,13 +40,30 @@ SESSION_SETTINGS: dict[str, str] = {
     "application_name": "paymig-validate",
 }
 
-#: One round trip that applies :data:`SESSION_SETTINGS` for the session.
-SETTINGS_QUERY = sql.SQL("SELECT {}").format(
-    sql.SQL(", ").join(
-        sql.SQL("set_config({}, {}, false)").format(sql.Literal(k), sql.Literal(v))
-        for k, v in SESSION_SETTINGS.items()
+#: A validator query never waits this long (ms) for a lock: it gives way to DDL instead.
+LOCK_TIMEOUT_MS = 10_000
+
+
+def settings_query(statement_timeout_ms: int, idle_in_transaction_ms: int) -> sql.Composed:
+    """One round trip that applies :data:`SESSION_SETTINGS` and the load bounds.
+
+    ``statement_timeout`` caps every query; ``idle_in_transaction_session_timeout`` makes
+    the server end a snapshot whose client died (a killed Lambda, a lost laptop), so a
+    crash never holds vacuum back for longer than that.
+    """
+    values = {
+        **SESSION_SETTINGS,
+        "statement_timeout": str(statement_timeout_ms),
+        "idle_in_transaction_session_timeout": str(idle_in_transaction_ms),
+        "lock_timeout": str(LOCK_TIMEOUT_MS),
+    }
+    return sql.SQL("SELECT {}").format(
+        sql.SQL(", ").join(
+            sql.SQL("set_config({}, {}, false)").format(sql.Literal(k), sql.Literal(v))
+            for k, v in values.items()
+        )
     )
-)
+
 
 #: Types hashed by value: for these, equal values and equal canonical text coincide.
 VALUE_HASH_TYPES = frozenset(
@@ -239,6 +256,20 @@ class TableSpec:
         params: Params = [[key[i] for key in keys] for i in range(len(self.key))]
         return query, params
 
+    def changed_count(self, column: str, since: str) -> tuple[Query, Params]:
+        """Count the rows whose ``column`` is at or after ``since`` (an index range scan)."""
+        query = sql.SQL("SELECT count(*) FROM {} WHERE {} >= %s::timestamptz").format(
+            self.relation, sql.Identifier(column)
+        )
+        return query, [since]
+
+    def changed_keys(self, column: str, since: str) -> tuple[Query, Params]:
+        """Key text of the rows whose ``column`` is at or after ``since``."""
+        query = sql.SQL("SELECT {} FROM {} WHERE {} >= %s::timestamptz").format(
+            self.key_text(), self.relation, sql.Identifier(column)
+        )
+        return query, [since]
+
     def sample(self, method: str, percent: float, thin: int) -> tuple[Query, Params]:
         """Every ``thin``-th key of a ``TABLESAMPLE`` sample, in key order."""
         if method not in ("SYSTEM", "BERNOULLI"):
@@ -285,4 +316,17 @@ BASE_TABLES_QUERY = sql.SQL(
     " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
     " AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
     " ORDER BY n.nspname, c.relname"
+)
+
+#: A table's size on disk with its indexes and TOAST, in bytes.
+TOTAL_SIZE_QUERY = sql.SQL(
+    "SELECT pg_total_relation_size(c.oid) FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s"
+)
+
+#: Whether a column leads a valid index of the table (so a range on it is an index scan).
+LEADING_INDEX_QUERY = sql.SQL(
+    "SELECT count(*) FROM pg_index i JOIN pg_attribute a"
+    " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+    " WHERE i.indrelid = %s AND a.attname = %s AND i.indisvalid"
 )
