@@ -13,10 +13,12 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer.main
 
 from paymig.cli import app
 from paymig.cli.command_check import CliCommandChecker
+from paymig.runbook.facts import RunbookError
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = CliCommandChecker.from_typer(app)
@@ -25,6 +27,8 @@ GROUP: Any = typer.main.get_command(app)
 GENERATED = {"migration_runbook.md", "pci-controls.md", "configuration.md"}
 #: A table row of the README's Commands section: its synopsis and the command's name.
 _TABLE_ROW = re.compile(r"^\| `(paymig (\w+)[^`]*)` \|", flags=re.MULTILINE)
+#: A value the reader fills in, e.g. `<live>` in `paymig shift --to <live> --force`.
+_PLACEHOLDER = re.compile(r"<[^<>\s][^<>]*>")
 #: What each placeholder of a synopsis stands for, in a line that must parse.
 SAMPLES = {
     "ENV": "prod", "PATH": "config/prod.yaml", "DIR": "cdktf.out", "DSN": "host=db.example",
@@ -77,6 +81,17 @@ def _command_lines(text: str) -> list[str]:
     return found
 
 
+def _check(line: str) -> None:
+    """Parse a concrete line; one with a `<placeholder>` only needs a real command and flags."""
+    tokens = shlex.split(line, comments=True)
+    if not _PLACEHOLDER.search(line):
+        CLI.check(tokens[1], tokens[2:])  # raises RunbookError on any unknown flag or bad value
+        return
+    assert tokens[1] in GROUP.commands, line
+    flags = {t.split("=", 1)[0] for t in tokens[2:] if t.startswith("--")}
+    assert flags <= _options(tokens[1]), line
+
+
 def test_commands_table_lists_every_command_with_every_option() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     rows = _TABLE_ROW.findall(readme)
@@ -86,6 +101,16 @@ def test_commands_table_lists_every_command_with_every_option() -> None:
         assert shown == _options(name), f"{name}: table shows {sorted(shown)}"
         for args in _concrete(synopsis):
             CLI.check(name, args)  # raises RunbookError on a bad flag, value or missing option
+
+
+def test_a_placeholder_line_needs_a_real_command_and_real_flags() -> None:
+    _check("paymig shift --to <live> --force")
+    with pytest.raises(AssertionError):
+        _check("paymig shift --to <live> --skip-gates")
+    with pytest.raises(AssertionError):
+        _check("paymig promote --to <live>")
+    with pytest.raises(RunbookError):
+        _check("paymig shift --to 10 --skip-gates")
 
 
 def test_choice_synopsis_expands_to_one_line_per_value() -> None:
@@ -100,8 +125,7 @@ def test_every_command_line_in_the_docs_parses_against_the_cli() -> None:
     for path in _hand_written():
         lines = _command_lines(path.read_text(encoding="utf-8"))
         for line in lines:
-            tokens = shlex.split(line, comments=True)
-            CLI.check(tokens[1], tokens[2:])
+            _check(line)
         checked[path.name] = lines
     assert "paymig check --env prod" in checked["README.md"]
     assert (
