@@ -40,7 +40,6 @@ class Row:
 class DefaultTable:
     """A default made of models (a map or list of them), one table row per entry."""
 
-    name: str
     heading: str
     anchor: str
     columns: list[str]
@@ -93,7 +92,7 @@ def default_table(name: str, value: Any, model: type[BaseModel], key: str) -> De
         for k, v in entries
     ]
     heading = f"Default of `{name}`"
-    return DefaultTable(name, heading, anchor(heading), ([key] if key else []) + fields, rows)
+    return DefaultTable(heading, anchor(heading), ([key] if key else []) + fields, rows)
 
 
 def _default(info: FieldInfo) -> Any:
@@ -127,7 +126,7 @@ def collect(model: type[BaseModel], prefix: str, into: Reference) -> Reference:
             continue
         value, entry = _default(info), _entry_model(annotation)
         default = _default_cell(value)
-        if entry is not None and value not in (PydanticUndefined, None) and len(value):
+        if entry is not None and isinstance(value, (list, dict)) and value:
             table = default_table(dotted, value, *entry)
             into.tables.append(table)
             count = f"{len(value)} {'entry' if len(value) == 1 else 'entries'}"
