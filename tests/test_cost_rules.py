@@ -354,15 +354,15 @@ def test_the_validation_job_state_machine_its_slices_and_its_aurora_reads() -> N
         aws_sfn_state_machine={"job": {"name": "job", "definition": definition}},
     ))  # fmt: skip
     transitions = item(est, "job state transitions")
-    # 30 passes x 500 slices x 4 transitions = 60,000 x $0.025 / 1,000
-    assert transitions.monthly_usd == pytest.approx(60_000 / 1000 * 0.025)
+    # 5 passes (one a week) x 500 slices x 4 transitions = 10,000 x $0.025 / 1,000
+    assert transitions.monthly_usd == pytest.approx(10_000 / 1000 * 0.025)
     reads = item(est, "job full-pass read I/O")
     # each pass reads 500 GB of 8,192 B pages from storage
-    assert reads.monthly_usd == pytest.approx(30 * 500e9 / 8192 / 1e6 * 0.20)
+    assert reads.monthly_usd == pytest.approx(5 * 500e9 / 8192 / 1e6 * 0.20)
     slices = item(est, "validation requests (validation job)")
-    assert slices.quantity == pytest.approx(30 * 500 / 1e6)
+    assert slices.quantity == pytest.approx(5 * 500 / 1e6)
     assert item(est, "validation duration (validation job)").monthly_usd == pytest.approx(
-        15_000 * 60 * 1 * 0.0000166667
+        2_500 * 60 * 1 * 0.0000166667
     )
     assert {transitions.timing, reads.timing, slices.timing} == {Timing.migration}
     with pytest.raises(PricingError, match=r"type 'EXPRESS'"):

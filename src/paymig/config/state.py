@@ -11,7 +11,7 @@ class StateConfig(_Model):
     """Remote Terraform state: an S3 bucket with one key per environment."""
 
     bucket: str = _operator_field(
-        "S3 bucket holding Terraform state (versioning on; see README for bootstrap).",
+        "S3 bucket holding Terraform state (versioning on; see docs/deployment.md for bootstrap).",
         pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
     )
     region: str = Field(default="us-east-2", description="Region of the state bucket.")

@@ -120,10 +120,12 @@ class UsageConfig(_Model):
         "(heap rows plus index entries); Aurora counts write I/Os in 4 KB units.",
     )
     validation_passes_per_month: int = Field(
-        default=30,
+        default=5,
         ge=0,
         description="Full validation passes per month while DMS runs; each reads the whole "
-        "table from Aurora storage (`aurora_storage_gb`).",
+        "table from Aurora storage (`aurora_storage_gb`). The default is one a week, as the "
+        "post-migration check needs (`validation.full_pass_max_age_hours` 168): 730 h / 168 h, "
+        "rounded up.",
     )
     validation_slices_per_pass: int = Field(
         default=500, ge=1, description="Slices (validation function invocations) per pass."
