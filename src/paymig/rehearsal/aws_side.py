@@ -288,6 +288,9 @@ class AwsSide:
         self.workdir = workdir
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._served: list[dict[str, Any]] = []
+        self._read = 0  # bytes of the access log read so far
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -335,11 +338,17 @@ class AwsSide:
         self._process = None
 
     def served(self) -> list[dict[str, Any]]:
-        """The access log so far, oldest first."""
+        """The access log so far, oldest first (read on from where the last call stopped)."""
         path = Path(self.spec["access_log"])
-        if not path.is_file():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+        with self._lock:
+            if path.is_file():
+                with path.open("rb") as log:
+                    log.seek(self._read)
+                    data = log.read()
+                complete = data[: data.rfind(b"\n") + 1]  # a line being written waits
+                self._read += len(complete)
+                self._served += [json.loads(line) for line in complete.splitlines() if line]
+            return list(self._served)
 
 
 if __name__ == "__main__":

@@ -322,6 +322,11 @@ class Deliverer:
                 source=invocation.function,
             )
 
+    def snapshot(self) -> list[Delivery]:
+        """The deliveries made so far."""
+        with self._lock:
+            return list(self.deliveries)
+
     def wait(self, timeout: float) -> None:
         """Wait for the invocations started so far."""
         with self._lock:

@@ -178,7 +178,7 @@ def parse_statements(document: Mapping[str, Any], name: str) -> list[Statement]:
         resources = _strings(item.get(resource_key), f"{where}: {resource_key}")
         if any("${" in r for r in resources):
             raise IamPolicyError(f"{where}: policy variables are not modelled")
-        condition = item.get("Condition") or {}
+        condition = item.get("Condition", {})
         if not isinstance(condition, Mapping):
             raise IamPolicyError(f"{where}: Condition must be an object")
         statements.append(

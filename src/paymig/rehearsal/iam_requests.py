@@ -9,7 +9,8 @@ at run time), but not for a least-privilege role; measured against this stack's 
   ``sns:Publish`` on the topic's ARN is denied;
 - it names actions by the SigV4 signing name, so CloudWatch calls are checked as
   ``monitoring:PutMetricData`` and never match a ``cloudwatch:`` statement;
-- it evaluates conditions without any request context: a conditioned Allow denies;
+- it ignores the conditions of identity-based statements: an Allow granted for one
+  CloudWatch namespace allows every namespace;
 - it denies every Route 53 request, even for a user with AdministratorAccess;
 - AssumeRole of a role that trusts a service principal answers HTTP 500.
 
@@ -62,6 +63,7 @@ class Lookups:
         self.region = region
         self.account = account
         self._cache: dict[tuple[str, str], str | None] = {}
+        self._pairs: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._lock = threading.Lock()
 
     def _cached(self, kind: str, key: str, fetch: Callable[[], str | None]) -> str | None:
@@ -94,20 +96,39 @@ class Lookups:
 
         return self._cached("topic", topic_arn, fetch)
 
+    def _pair(
+        self, kind: str, key: str, fetch: Callable[[], tuple[str, str | None]]
+    ) -> tuple[str, str | None]:
+        with self._lock:
+            if (kind, key) in self._pairs:
+                return self._pairs[(kind, key)]
+        value = fetch()
+        with self._lock:
+            self._pairs[(kind, key)] = value
+        return value
+
     def secret(self, secret_id: str) -> tuple[str, str | None]:
         """A secret's ARN and its customer key, from its name or ARN."""
-        described = self.session.client("secretsmanager").describe_secret(SecretId=secret_id)
-        return str(described["ARN"]), self.key_arn(described.get("KmsKeyId"))
+
+        def fetch() -> tuple[str, str | None]:
+            client = self.session.client("secretsmanager")
+            described = client.describe_secret(SecretId=secret_id)
+            return str(described["ARN"]), self.key_arn(described.get("KmsKeyId"))
+
+        return self._pair("secret", secret_id, fetch)
 
     def parameter(self, name: str) -> tuple[str, str | None]:
         """An SSM parameter's ARN, and its key when it is a SecureString."""
-        ssm = self.session.client("ssm")
-        found = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}]).get(
-            "Parameters", []
-        )
-        key = found[0].get("KeyId") if found and found[0].get("Type") == "SecureString" else None
-        arn = f"arn:aws:ssm:{self.region}:{self.account}:parameter/{name.lstrip('/')}"
-        return arn, self.key_arn(key)
+
+        def fetch() -> tuple[str, str | None]:
+            ssm = self.session.client("ssm")
+            filters = [{"Key": "Name", "Values": [name]}]
+            found = ssm.describe_parameters(ParameterFilters=filters).get("Parameters", [])
+            secure = bool(found) and found[0].get("Type") == "SecureString"
+            arn = f"arn:aws:ssm:{self.region}:{self.account}:parameter/{name.lstrip('/')}"
+            return arn, self.key_arn(found[0].get("KeyId") if secure else None)
+
+        return self._pair("parameter", name, fetch)
 
 
 Mapper = Callable[[Mapping[str, Any], Lookups], list[Access]]

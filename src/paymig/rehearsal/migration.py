@@ -174,7 +174,7 @@ class Migration:
         """The rollback function's run after the fault, or None while none finished."""
         assert self.fault_at is not None
         function = naming.rollback_function_name(self.config.stack_name)
-        recent = [d for d in self.live.deliverer.deliveries if d.published_at >= self.fault_at]
+        recent = [d for d in self.live.deliverer.snapshot() if d.published_at >= self.fault_at]
         for delivery in recent:
             invocation = delivery.invocation
             if invocation is None or delivery.endpoint.split(":")[6:7] != [function]:

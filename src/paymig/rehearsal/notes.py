@@ -25,7 +25,7 @@ STAND_INS = (
     "IAM enforcement: moto 5.2.5's (INITIAL_NO_AUTH_ACTION_COUNT, /moto-api/reset-auth) would "
     "deny the rollback role's correct statements: it checks every request against resource "
     "'*' (so resource-scoped statements never match), names CloudWatch actions 'monitoring:*', "
-    "evaluates conditions without request context, denies every Route 53 request even to an "
+    "ignores statements' conditions, denies every Route 53 request even to an "
     "administrator, and answers AssumeRole of a service-trusted role with HTTP 500. It stays "
     "off; the rehearsal evaluates the role's identity policies itself with IAM's documented "
     "logic (explicit deny, allow, implicit deny; wildcards; condition operators), plus the KMS "
