@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,3 +79,47 @@ def test_metrics_are_what_was_served_per_second(aws: Any) -> None:
     # The target answered three; the load balancer's own 502 has no target response time.
     assert value("TargetResponseTime", "SampleCount", lb) == [3.0]
     assert value("TargetResponseTime", "Maximum", lb) == [0.3]
+
+
+def test_the_functions_emf_lines_become_its_metrics(aws: Any) -> None:
+    """The payment API's own EMF document, through the function log into CloudWatch."""
+    import io
+
+    from paymig.lambdas import payment_api
+    from paymig.rehearsal.aws_side import FunctionLog
+    from paymig.rehearsal.emf import metric_data
+
+    when = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0)
+    outcome = payment_api.PaymentOutcome(payment_api.HTTPStatus.SERVICE_UNAVAILABLE, {})
+    document = payment_api.emf_document(
+        outcome, environment="rehearsal", alias="blue", function_version="3",
+        request_id="r-1", timestamp_ms=int(when.timestamp() * 1000),
+    )  # fmt: skip
+    line = json.dumps(document)
+    data = metric_data(line)["Paymig/Payments"]
+    # Three counters, each per environment and per environment and alias.
+    assert [(d["MetricName"], [x["Value"] for x in d["Dimensions"]], d["Value"]) for d in data] == [
+        ("PaymentsProcessed", ["rehearsal"], 1.0), ("PaymentsSucceeded", ["rehearsal"], 0.0),
+        ("PaymentsFailed", ["rehearsal"], 1.0),
+        ("PaymentsProcessed", ["rehearsal", "blue"], 1.0),
+        ("PaymentsSucceeded", ["rehearsal", "blue"], 0.0),
+        ("PaymentsFailed", ["rehearsal", "blue"], 1.0),
+    ]  # fmt: skip
+    assert metric_data("not json") == {} and metric_data('{"a": 1}') == {}
+    cloudwatch = aws.client("cloudwatch")
+    metrics = Metrics(cloudwatch, "app/alb/1")
+    stream = io.StringIO()
+    log = FunctionLog(stream, metrics)
+    log.write(line[:10])
+    log.write(line[10:] + "\nplain text line\n")
+    log.flush()
+    metrics.flush(everything=True)
+    assert stream.getvalue() == line + "\nplain text line\n"
+    answer = cloudwatch.get_metric_data(
+        MetricDataQueries=[{"Id": "q", "MetricStat": {"Metric": {
+            "Namespace": "Paymig/Payments", "MetricName": "PaymentsFailed",
+            "Dimensions": [{"Name": "Environment", "Value": "rehearsal"}]},
+            "Period": 60, "Stat": "Sum"}}],
+        StartTime=when.replace(second=0), EndTime=when.replace(second=0) + timedelta(minutes=1),
+    )  # fmt: skip
+    assert answer["MetricDataResults"][0]["Values"] == [1.0]

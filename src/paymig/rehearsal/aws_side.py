@@ -13,7 +13,9 @@ function's own environment, role credentials and IAM checks). For each HTTP requ
    the load balancer's metrics the stack's alarms read (``RequestCount``,
    ``HTTPCode_Target_5XX_Count``, ``HTTPCode_ELB_5XX_Count``, ``TargetResponseTime``)
    published to the emulator's CloudWatch with the stack's dimensions, at 1-second
-   storage resolution.
+   storage resolution,
+5. plays CloudWatch Logs for the function's stdout: the embedded-metric-format lines the
+   handler prints become metrics (:mod:`paymig.rehearsal.emf`).
 
 Run as ``python -m paymig.rehearsal.aws_side SPEC``; :class:`AwsSide` starts and stops it.
 """
@@ -37,6 +39,10 @@ from typing import Any
 from paymig.errors import CommandFailedError
 from paymig.rehearsal.alb_event import HttpRequest, HttpResponse, bad_gateway, http_response
 from paymig.rehearsal.alb_event import lambda_event as build_event
+from paymig.rehearsal.emf import metric_data
+
+#: PutMetricData entries sent per call for the function's EMF metrics.
+EMF_BATCH = 20
 
 ALB_NAMESPACE = "AWS/ApplicationELB"
 #: How often the listener's forward weights are read back from the emulator.
@@ -73,8 +79,14 @@ class Metrics:
         self.cloudwatch = cloudwatch
         self.load_balancer = load_balancer
         self._seconds: dict[tuple[int, str], _Second] = {}
+        self._emf: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self.errors: list[str] = []
+
+    def add_log_line(self, line: str) -> None:
+        """Keep the metrics of one of the function's log lines for the next flush."""
+        with self._lock:
+            self._emf += [(ns, datum) for ns, data in metric_data(line).items() for datum in data]
 
     def add(self, wall: float, group: str, response: HttpResponse, seconds: float) -> None:
         """Count one served request."""
@@ -95,11 +107,20 @@ class Metrics:
             due = {k: v for k, v in self._seconds.items() if everything or k[0] < now}
             for key in due:
                 del self._seconds[key]
+            emf, self._emf = self._emf, []
         for (second, group), counts in sorted(due.items()):
             try:
                 self._publish(second, group, counts)
             except Exception as error:  # publishing must not stop serving
                 self.errors.append(f"{type(error).__name__}: {error}")
+        for start in range(0, len(emf), EMF_BATCH):
+            batch = emf[start : start + EMF_BATCH]
+            for namespace in {ns for ns, _ in batch}:
+                data = [datum for ns, datum in batch if ns == namespace]
+                try:
+                    self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
+                except Exception as error:  # publishing must not stop serving
+                    self.errors.append(f"EMF: {type(error).__name__}: {error}")
 
     def _publish(self, second: int, group: str, counts: _Second) -> None:
         stamp = datetime.fromtimestamp(second, UTC)
@@ -130,6 +151,30 @@ class Metrics:
                     datum["Value"] = value
                 data.append(datum)
         self.cloudwatch.put_metric_data(Namespace=ALB_NAMESPACE, MetricData=data)
+
+
+class FunctionLog:
+    """The function's stdout: written to the process's log, its EMF lines to metrics."""
+
+    def __init__(self, stream: Any, metrics: Metrics) -> None:
+        """Write through to `stream`; hand each complete line to `metrics`."""
+        self.stream, self.metrics = stream, metrics
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        """Write `text`; complete lines are also read for metrics."""
+        with self._lock:
+            self.stream.write(text)
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()
+        for line in lines:
+            self.metrics.add_log_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the underlying stream."""
+        self.stream.flush()
 
 
 class Listener:
@@ -214,6 +259,7 @@ class AwsSideProcess:
         groups = {g["arn"]: TargetGroup(**g) for g in spec["target_groups"]}
         self.listener = Listener(session.client("elbv2"), spec["listener_arn"], groups)
         self.metrics = Metrics(session.client("cloudwatch"), spec["load_balancer"])
+        sys.stdout = FunctionLog(sys.stdout, self.metrics)
         self.environment = ExecutionEnvironment(
             FunctionSpec(**spec["function"]), root, spec["principal"]
         )
