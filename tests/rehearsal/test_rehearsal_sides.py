@@ -16,7 +16,13 @@ from paymig.payments_schema import apply_schema
 from paymig.rehearsal.data import create_database
 from paymig.rehearsal.function_env import LocalDatabase
 from paymig.rehearsal.legacy_side import LegacySide
-from paymig.rehearsal.stand_ins import API_LOGIN, StandIn, declared_secrets, store_logins
+from paymig.rehearsal.stand_ins import (
+    API_LOGIN,
+    StandIn,
+    declared_secrets,
+    store_ca_parameter,
+    store_logins,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -104,3 +110,16 @@ def test_the_api_login_is_admitted_over_tls_with_its_password_only(
             psycopg.connect(dsn, sslmode="verify-full", password="wrong")
         # A secret that holds a value is the operator's: it is kept.
         assert store_logins(secrets, variables, found) == [f"{arn}: already holds a value (kept)"]
+
+
+def test_the_ca_parameter_gets_the_local_ca_and_keeps_its_type(aws: Any) -> None:
+    ssm, kms = aws.client("ssm"), aws.client("kms")
+    key = kms.create_key(Description="ca")["KeyMetadata"]["KeyId"]
+    ssm.put_parameter(Name="/paymig/x/ca/source", Value="sample", Type="SecureString", KeyId=key)
+    store_ca_parameter(ssm, "/paymig/x/ca/source", "LOCAL PEM")
+    store_ca_parameter(ssm, "/paymig/x/ca/aurora", "OTHER PEM")
+    found = {p["Name"]: p for p in ssm.describe_parameters()["Parameters"]}
+    assert (found["/paymig/x/ca/source"]["Type"], found["/paymig/x/ca/aurora"]["Type"]) == (
+        "SecureString", "String")  # fmt: skip
+    value = ssm.get_parameter(Name="/paymig/x/ca/source", WithDecryption=True)["Parameter"]
+    assert value["Value"] == "LOCAL PEM"

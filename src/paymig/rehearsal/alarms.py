@@ -348,7 +348,11 @@ class AlarmEvaluator(threading.Thread):
         assert self.composite is not None and self.rule is not None
         name = self.composite[0]
         with self._lock:
-            states = {child: self.states.get(child, AlarmState.OK) for child in self.children()}
+            # A child the emulator does not hold has no state: composite_state then raises,
+            # and the failed tick is reported (AWS refuses such a composite at creation).
+            states = {
+                child: self.states[child] for child in self.children() if child in self.states
+            }
             current = self.states.get(name, AlarmState.INSUFFICIENT_DATA)
         new = composite_state(self.rule, states)
         if new is current:

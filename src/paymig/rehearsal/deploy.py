@@ -41,7 +41,7 @@ from paymig.terraform import Terraform, find_terraform
 EMULATOR_SERVICES: tuple[str, ...] = (
     "acm", "appautoscaling", "cloudwatch", "cloudwatchlogs", "dms", "dynamodb", "ec2", "ecr",
     "elbv2", "iam", "kms", "lambda", "rds", "route53", "s3", "secretsmanager", "sns", "sqs",
-    "sts", "wafv2",
+    "ssm", "sts", "wafv2",
 )  # fmt: skip
 
 #: Name of the override file written beside ``cdk.tf.json``.

@@ -30,6 +30,9 @@ from typing import Any
 #: Variables of the rehearsal's own process a Lambda runtime has too (its interpreter
 #: needs them); nothing else leaks into the function's environment.
 RUNTIME_VARIABLES = ("PATH", "PYTHONPATH", "LANG", "HOME", "TMPDIR")
+#: Prefixes of coverage.py's variables, set only while the test suite measures coverage,
+#: so that it measures these processes too.
+MEASUREMENT_PREFIXES = ("COVERAGE_", "COV_CORE_")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ def lambda_environment(
 ) -> dict[str, str]:
     """The process environment: the function's variables, Lambda's reserved ones, the role."""
     env = {k: os.environ[k] for k in RUNTIME_VARIABLES if k in os.environ}
+    env.update({k: v for k, v in os.environ.items() if k.startswith(MEASUREMENT_PREFIXES)})
     env.update(spec.variables)
     env.update(
         AWS_REGION=region,

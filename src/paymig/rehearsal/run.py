@@ -407,9 +407,8 @@ class Rehearsal:
         )
         function = naming.payment_api_function(config.stack_name)
         loaded = load_function(session.client("lambda"), function, stand_ins.reach_map(found))
-        ssm = session.client("ssm")
         for name, pem in loaded.translation.ca_parameters.items():
-            ssm.put_parameter(Name=name, Value=pem, Type="String", Overwrite=True)
+            stand_ins.store_ca_parameter(session.client("ssm"), name, pem)
         self.report.translation = loaded.translation.mapped
         self.report.logins = stand_ins.store_logins(
             session.client("secretsmanager"), loaded.declared, found

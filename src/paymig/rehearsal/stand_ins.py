@@ -135,6 +135,18 @@ def store_logins(
     return stored
 
 
+def store_ca_parameter(ssm: Any, name: str, pem: str) -> None:
+    """The local server's CA certificate as the value of the declared CA parameter.
+
+    A parameter Terraform created keeps its type and key; only the value changes.
+    """
+    found = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])
+    existing = found.get("Parameters", [])
+    kind = existing[0].get("Type", "String") if existing else "String"
+    extra = {"KeyId": existing[0]["KeyId"]} if existing and existing[0].get("KeyId") else {}
+    ssm.put_parameter(Name=name, Value=pem, Type=kind, Overwrite=True, **extra)
+
+
 def _has_value(secretsmanager: Any, arn: str) -> bool:
     try:
         secretsmanager.get_secret_value(SecretId=arn)
