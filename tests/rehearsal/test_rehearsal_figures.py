@@ -181,9 +181,7 @@ def test_markdown_shows_figures_sides_and_not_rehearsed(tmp_path: Path) -> None:
     assert rows["final weights (Route 53)"] == "aws 0, legacy 100"
     assert rows["fault -> first bad answer"] == "0.2 s"
     assert rows["-> alarm ALARM"] == "not measured (x-5xx-rate)"
-    assert rows["share of requests on AWS (%), after the TTL"] == (
-        "10%: weight 10, measured 9 (100 req)"
-    )
+    assert rows["share of requests on AWS (%), settled"] == ("10%: weight 10, measured 9 (100 req)")
     text = render_markdown(report, tmp_path / "timeline.png")
     assert "| `aws_dms_certificate.ca` | not attempted: never \\| completes |" in text
     assert "- **AWS side**: the handler" in text

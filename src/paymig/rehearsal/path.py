@@ -7,8 +7,9 @@ all on the machine's monotonic clock. Modelled: the controller's rollback budget
 alarm that fired in this run (period x datapoints to alarm, the model's own term).
 
 The traffic split is measured the same way: for each phase, the share of requests each
-side served once the change was older than the DNS TTL (clients holding an answer from
-before the change are the transition, counted apart).
+side served once the change was older than the DNS TTL plus the clients' view's refresh
+interval (clients holding an answer from before the change are the transition, counted
+apart).
 """
 
 from __future__ import annotations
@@ -134,16 +135,18 @@ class PhaseShare:
 def phase_shares(
     phases: Sequence[tuple[str, int, float, float]],
     records: Sequence[RequestRecord],
-    ttl_seconds: float,
+    settle_seconds: float,
 ) -> list[PhaseShare]:
     """Per phase (name, aws weight, start, end): measured share of requests on AWS.
 
-    The first phase has no transition: the clients start with no answer cached.
+    `settle_seconds` is how long an answer from before the change can still be used:
+    the record's TTL plus the time the clients' view of the zone may lag. The first phase
+    has no transition: the clients start with no answer cached.
     """
     shares = []
     for index, (name, weight, start, end) in enumerate(phases):
         inside = [r for r in records if start <= r.sent < end]
-        settled = start + (ttl_seconds if index else 0.0)
+        settled = start + (settle_seconds if index else 0.0)
         steady = [r for r in inside if r.sent >= settled]
         aws = sum(1 for r in steady if r.side == "aws")
         share = round(100.0 * aws / len(steady), 1) if steady else None

@@ -136,7 +136,7 @@ def summary_rows(report: RehearsalReport) -> list[tuple[str, str]]:
          f"{report.resources_created} of {report.resources_total} by Terraform "
          f"({len(report.not_rehearsed)} not; {len(report.created_by_rehearsal)} of those "
          "created from their definitions)"),
-        ("share of requests on AWS (%), after the TTL", shares or "not measured"),
+        ("share of requests on AWS (%), settled", shares or "not measured"),
         ("fault", report.scenario),
         ("fault -> first bad answer", _s(_step(report, "fault -> first"))),
         ("-> alarm ALARM", _s(_step(report, "first"))
@@ -225,7 +225,10 @@ def render_markdown(report: RehearsalReport, timeline_png: Path | None) -> str:
     lines += ["", "## The two sides", ""] + [f"- **{k}**: {v}" for k, v in report.sides.items()]
     lines += [f"- {line}" for line in report.translation + report.logins]
     lines += ["", "## Traffic per phase", ""]
-    lines += _table(["phase", "aws weight", "requests after the TTL", "measured aws %",
+    lines += ["Settled: sent once the change was older than the record's TTL plus the "
+              "clients' view's refresh (0.5 s); before that, clients may hold the previous "
+              "answer (the transition).", ""]  # fmt: skip
+    lines += _table(["phase", "aws weight", "requests settled", "measured aws %",
                      "requests in the transition"],
                     [[p["phase"], p["aws_weight"], p["requests"], p["aws_share"],
                       p["transition_requests"]] for p in report.phases])  # fmt: skip
