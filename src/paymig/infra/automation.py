@@ -361,8 +361,13 @@ class AutomationTier(Construct):
             topic_arn=alarm_topic_arn,
             protocol="lambda",
             endpoint=self.rollback_function.arn,
-            filter_policy_scope="MessageAttributes",
-            filter_policy=json.dumps({"paymig_source": [{"exists": False}]}),
+            filter_policy_scope="MessageBody",
+            filter_policy=json.dumps(
+                {
+                    "AlarmName": [naming.composite_alarm_name(self.props.name)],
+                    "NewStateValue": ["ALARM"],
+                }
+            ),
         )
 
 
