@@ -30,6 +30,11 @@ def staging_config() -> PaymigConfig:
 
 
 @pytest.fixture(scope="session")
+def rehearsal_config() -> PaymigConfig:
+    return load_config(CONFIG_DIR / "rehearsal.yaml")
+
+
+@pytest.fixture(scope="session")
 def prod_synth(prod_config: PaymigConfig, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The prod stack, synthesized once per session (jsii import costs 10-20 s)."""
     from paymig.infra.synth import synthesize
@@ -46,10 +51,54 @@ def staging_synth(staging_config: PaymigConfig, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="session")
+def rehearsal_synth(
+    rehearsal_config: PaymigConfig, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    """The rehearsal stack (deployment stage `cdc`), synthesized once per session."""
+    from paymig.infra.synth import synthesize
+
+    return synthesize(rehearsal_config, tmp_path_factory.mktemp("synth-rehearsal") / "cdktf.out")
+
+
+@pytest.fixture(scope="session")
 def prod_tf(prod_synth: Any) -> dict[str, Any]:
     """The synthesized prod stack as data."""
     document: dict[str, Any] = prod_synth.document
     return document
+
+
+@pytest.fixture(scope="session")
+def staging_tf(staging_synth: Any) -> dict[str, Any]:
+    """The synthesized staging stack (DMS service roles looked up, not created) as data."""
+    document: dict[str, Any] = staging_synth.document
+    return document
+
+
+@pytest.fixture(scope="session")
+def rehearsal_tf(rehearsal_synth: Any) -> dict[str, Any]:
+    """The synthesized rehearsal stack as data."""
+    document: dict[str, Any] = rehearsal_synth.document
+    return document
+
+
+@pytest.fixture(scope="session")
+def prod_at_stage(
+    prod_config: PaymigConfig, prod_tf: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], dict[str, Any]]:
+    """The prod stack at another `migration.stage`, each stage synthesized at most once."""
+    from paymig.infra.synth import synthesize
+
+    documents: dict[str, dict[str, Any]] = {prod_config.migration.stage: prod_tf}
+
+    def at(stage: str) -> dict[str, Any]:
+        if stage not in documents:
+            migration = prod_config.migration.model_copy(update={"stage": stage})
+            config = prod_config.model_copy(update={"migration": migration})
+            out = tmp_path_factory.mktemp(f"synth-{stage}") / "cdktf.out"
+            documents[stage] = synthesize(config, out).document
+        return documents[stage]
+
+    return at
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 Creates what the stack would: the hosted zone with the `legacy` and `aws` weighted
 records, the ALB with its HTTPS listener over the blue/green lambda target groups, the
-alarms (all OK), the DMS CDC latency metric, the audit table with the controller's key
-schema, the alarm topic (with an SQS queue subscribed, to read what was published) and a
-consistent validation result.
+alarms (all OK; the composite's stand-in notifies the alarm topic), the DMS CDC latency
+metric, the audit table with the controller's key schema, the alarm topic with the
+rollback function subscribed (MessageBody filter on the composite's ALARM), the function
+(reserved concurrency 2), the alert topic (with an SQS queue subscribed, to read what the
+controller published) and a consistent validation result.
 
 moto does not implement composite alarms (put_composite_alarm answers HTTP 500), so
 `<stack>-migration-health` is created as a metric alarm of that name: the controller
@@ -16,10 +18,12 @@ tested here (the synthesized-alarm tests cover those).
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.request
 import uuid
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +31,7 @@ from typing import Any
 
 import boto3
 import yaml
+from botocore.config import Config
 
 from paymig.config import PaymigConfig, load_config
 from paymig.local.emulator import MotoServer
@@ -38,15 +43,34 @@ from paymig.naming import (
     alarm_names,
     alarm_topic_name,
     alb_name,
+    alert_topic_name,
     audit_table_name,
     cdc_latency_dimensions,
+    composite_alarm_name,
     dms_task_identifier,
+    rollback_function_name,
     target_group_name,
 )
-from paymig.runtime.controller.aws import AuditTrail, ControllerAws, Route53Weights, TokenBucket
+from paymig.runtime.controller.aws import (
+    AuditTrail,
+    ControllerAws,
+    Metrics,
+    Route53Weights,
+    TokenBucket,
+)
+from paymig.runtime.controller.calls import Retrier
 from paymig.runtime.controller.core import ControllerSettings
+from paymig.semantics.cloudwatch_alarm import AlarmState
+from paymig.semantics.cloudwatch_notification import (
+    AlarmIdentity,
+    StateChange,
+    composite_alarm_notification,
+)
+from paymig.semantics.sns_lambda_event import lambda_event
 
 REGION = "us-east-2"
+#: The real connect, kept for env.controller() when a test patches it for the CLI/Lambda.
+CONNECT = ControllerAws.connect
 
 
 @dataclass
@@ -58,6 +82,10 @@ class MigrationEnv:
     session: Any
     zone_id: str
     queue_url: str
+    alarm_topic_arn: str
+    alert_topic_arn: str
+    function_arn: str
+    health_checks: dict[str, str]
 
     @property
     def stack(self) -> str:
@@ -69,16 +97,29 @@ class MigrationEnv:
 
     def controller(self) -> ControllerAws:
         """A fresh controller shell (its own clients, so hooks stay local to it)."""
-        aws = ControllerAws.connect(self.settings.rollback, boto3.Session(region_name=REGION))
+        aws = CONNECT(self.settings.rollback, boto3.Session(region_name=REGION))
         # Fast test timing: no real rate-limit waits between tests, short backoff and polls.
         aws.route53 = Route53Weights(
             aws.route53.client,
             self.zone_id,
             self.config.dns.api_record_name,
             bucket=TokenBucket(5, 5),
-            base_delay=0.01,
-            max_delay=0.05,
+            retrier=Retrier(base_delay=0.01, max_delay=0.05),
             poll_interval=0.2,
+        )
+        aws.listener.retrier = Retrier(base_delay=0.01, max_delay=0.05)
+        # A loaded test machine can answer slower than the 1 s of the best-effort calls:
+        # give them room here, so that what the tests inject is the only failure.
+        roomy = Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=20)
+        aws.audit_fast = AuditTrail(
+            aws.clock.attach(self.session.client("dynamodb", config=roomy)),
+            audit_table_name(self.stack),
+            aws.clock.now,
+        )
+        aws.metrics_fast = Metrics(
+            aws.clock.attach(self.session.client("cloudwatch", config=roomy)),
+            self.stack,
+            self.config.environment,
         )
         return aws
 
@@ -149,8 +190,53 @@ class MigrationEnv:
     def audit(self) -> AuditTrail:
         return AuditTrail(self.client("dynamodb"), audit_table_name(self.stack))
 
+    def legacy_children(self) -> list[str]:
+        """The per-address health checks under the legacy record's calculated check."""
+        return self.health_checks["children"].split(",")
+
+    def record_event(self, at: datetime, **event: Any) -> None:
+        """Write an audit event dated `at` (as another controller did earlier)."""
+        self.audit().record_event(event, at)
+
+    def composite_alarm_event(self, state: str = "ALARM", old: str = "OK") -> dict[str, Any]:
+        """Set the composite's stand-in to `state`; the SNS event Lambda then receives.
+
+        The message is the composite's as CloudWatch documents it, delivered as SNS
+        hands it to Lambda (paymig.semantics.cloudwatch_notification, sns_lambda_event).
+        """
+        name = composite_alarm_name(self.stack)
+        cloudwatch = self.client("cloudwatch")
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+        alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+        changed = alarm["StateUpdatedTimestamp"]
+        identity = AlarmIdentity(
+            name=name,
+            description="composite stand-in",
+            account_id="123456789012",
+            region=REGION,
+            region_name="US East (Ohio)",
+            alarm_actions=(self.alarm_topic_arn,),
+        )
+        message = composite_alarm_notification(
+            identity,
+            StateChange(AlarmState(state), AlarmState(old), "test", changed),
+            alarm_rule=f'ALARM("{self.stack}-5xx-rate") OR ALARM("{self.stack}-p99-latency")',
+            triggering_children=(),
+        )
+        return lambda_event(
+            topic_arn=self.alarm_topic_arn,
+            subscription_arn=f"{self.alarm_topic_arn}:0b4f2a9c-0000-4000-8000-000000000000",
+            message_id=str(uuid.uuid4()),
+            message=json.dumps(message),
+            timestamp=changed,
+            subject=f'{state}: "{name}" in US East (Ohio)',
+            attributes={},
+            signature="EXAMPLE",
+            signing_cert_url="https://sns.us-east-2.amazonaws.com/cert.pem",
+        )
+
     def notifications(self) -> list[dict[str, Any]]:
-        """Messages the topic delivered to the test queue (raw SNS envelopes decoded)."""
+        """Messages the alert topic delivered to the test queue (SNS envelopes decoded)."""
         sqs = self.client("sqs")
         out = []
         while True:
@@ -177,6 +263,73 @@ def _zone_with_real_shaped_id(route53: Any, name: str) -> str:
             return str(zone_id)
         route53.delete_hosted_zone(Id=zone_id)
     raise AssertionError("moto never produced a zone id starting with Z")
+
+
+def _health_checks(route53: Any, base: PaymigConfig, alb_dns: str) -> dict[str, str]:
+    """As `infra.traffic` creates them: one check per legacy address, a calculated check
+    over them (HealthThreshold 1) for the legacy record, and the load balancer's check."""
+
+    def https(fqdn: str, address: str | None) -> str:
+        config: dict[str, Any] = {
+            "Type": "HTTPS",
+            "FullyQualifiedDomainName": fqdn,
+            "Port": 443,
+            "ResourcePath": "/health",
+            "RequestInterval": 30,
+            "FailureThreshold": 3,
+        }
+        if address:
+            config["IPAddress"] = address
+        return str(
+            route53.create_health_check(
+                CallerReference=str(uuid.uuid4()), HealthCheckConfig=config
+            )["HealthCheck"]["Id"]
+        )
+
+    children = [https(base.dns.legacy_endpoint, str(a)) for a in base.dns.legacy_addresses]
+    legacy = route53.create_health_check(
+        CallerReference=str(uuid.uuid4()),
+        HealthCheckConfig={
+            "Type": "CALCULATED",
+            "ChildHealthChecks": children,
+            "HealthThreshold": 1,
+        },
+    )["HealthCheck"]["Id"]
+    return {"legacy": str(legacy), "aws": https(alb_dns, None), "children": ",".join(children)}
+
+
+def _rollback_function(session: Any, stack: str) -> str:
+    """The rollback function as the stack creates it (its code is not run here)."""
+    role = session.client("iam").create_role(
+        RoleName=f"{stack}-rollback",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    functions = session.client("lambda")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
+    arn = functions.create_function(
+        FunctionName=rollback_function_name(stack),
+        Runtime="python3.11",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": buffer.getvalue()},
+    )["FunctionArn"]
+    functions.put_function_concurrency(
+        FunctionName=rollback_function_name(stack), ReservedConcurrentExecutions=2
+    )
+    return str(arn)
 
 
 def _reset(moto: MotoServer) -> None:
@@ -249,6 +402,7 @@ def build_env(
             }
         ],
     )
+    checks = _health_checks(route53, base, lb["DNSName"])
     route53.change_resource_record_sets(
         HostedZoneId=zone_id,
         ChangeBatch={
@@ -262,6 +416,7 @@ def build_env(
                         "Weight": 100 - aws_weight,
                         "TTL": base.dns.record_ttl_seconds,
                         "ResourceRecords": [{"Value": str(ip)} for ip in base.dns.legacy_addresses],
+                        "HealthCheckId": checks["legacy"],
                     },
                 },
                 {
@@ -276,14 +431,21 @@ def build_env(
                             "DNSName": lb["DNSName"],
                             "EvaluateTargetHealth": True,
                         },
+                        "HealthCheckId": checks["aws"],
                     },
                 },
             ]
         },
     )
 
+    sns = session.client("sns")
+    alarm_topic = sns.create_topic(Name=alarm_topic_name(stack))["TopicArn"]
+    alert_topic = sns.create_topic(Name=alert_topic_name(stack))["TopicArn"]
     cloudwatch = session.client("cloudwatch")
     for name in alarm_names(stack):
+        # moto implements no composite alarm: its stand-in is a metric alarm that notifies
+        # the alarm topic as the composite does (moto never runs alarm actions).
+        composite = name == composite_alarm_name(stack)
         cloudwatch.put_metric_alarm(
             AlarmName=name,
             Namespace="Paymig/Test",
@@ -293,6 +455,8 @@ def build_env(
             EvaluationPeriods=1,
             Threshold=1,
             ComparisonOperator="GreaterThanThreshold",
+            ActionsEnabled=True,
+            AlarmActions=[alarm_topic] if composite else [alert_topic],
         )
         cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="test setup")
 
@@ -308,14 +472,24 @@ def build_env(
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    sns = session.client("sns")
-    topic = sns.create_topic(Name=alarm_topic_name(stack))["TopicArn"]
+    function_arn = _rollback_function(session, stack)
+    sns.subscribe(
+        TopicArn=alarm_topic,
+        Protocol="lambda",
+        Endpoint=function_arn,
+        Attributes={
+            "FilterPolicyScope": "MessageBody",
+            "FilterPolicy": json.dumps(
+                {"AlarmName": [composite_alarm_name(stack)], "NewStateValue": ["ALARM"]}
+            ),
+        },
+    )
     sqs = session.client("sqs")
     queue_url = sqs.create_queue(QueueName=f"{stack}-test-inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    sns.subscribe(TopicArn=alert_topic, Protocol="sqs", Endpoint=queue_arn)
 
     config = base.model_copy(
         update={
@@ -334,7 +508,17 @@ def build_env(
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
     config = load_config(config_path)
 
-    env = MigrationEnv(config, config_path, session, zone_id, queue_url)
+    env = MigrationEnv(
+        config,
+        config_path,
+        session,
+        zone_id,
+        queue_url,
+        alarm_topic,
+        alert_topic,
+        function_arn,
+        checks,
+    )
     if cdc_latency is not None:
         env.put_cdc_latency(cdc_latency)
     if validation is not None:

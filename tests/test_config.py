@@ -71,6 +71,7 @@ def test_sample_values_are_reported(prod_config: PaymigConfig) -> None:
         "dns.api_record_name",
         "dns.legacy_endpoint",
         "dns.legacy_addresses",
+        "database.ca_bundle_path",
         "replication.source.host",
         "replication.source.ca_certificate_path",
         "observability.notification_emails",
@@ -91,6 +92,7 @@ def test_real_values_are_not_reported_as_samples() -> None:
     data["replication"]["source"].update(
         host="172.20.1.10", ca_certificate_path="config/certs/acme-onprem-ca.pem"
     )
+    data["database"]["ca_bundle_path"] = "config/certs/us-east-2-bundle.pem"
     data["observability"]["notification_emails"] = ["oncall@acme.io"]
     config = PaymigConfig.model_validate(data)
     assert sample_values_in_use(config) == []
@@ -129,6 +131,9 @@ BAD_CASES = [
     ("negative budget", mutate("budget_usd", -10), "budget_usd: Input should be greater than 0"),
     ("record outside zone", mutate("dns.api_record_name", "api.other.org"), "dns: api_record_name"),
     ("missing section", {k: v for k, v in prod_data().items() if k != "onprem"}, "onprem: Field required"),
+    ("missing database section", {k: v for k, v in prod_data().items() if k != "database"}, "database: Field required"),
+    ("missing RDS bundle path", {**prod_data(), "database": {k: v for k, v in prod_data()["database"].items() if k != "ca_bundle_path"}},
+     "database.ca_bundle_path: Field required"),
     ("bad retention", mutate("network.flow_log_retention_days", 100),
      "network.flow_log_retention_days: 100 is not a CloudWatch Logs retention period"),
 ]  # fmt: skip

@@ -20,21 +20,31 @@ from rich.console import Console
 from paymig.cli import main
 from paymig.config import PaymigConfig, UsageConfig
 from paymig.cost.budget import budget_gate
+from paymig.cost.context import ConfigFacts
 from paymig.cost.estimate import Estimate, check_priceable, estimate, service_total
-from paymig.cost.line_item import LineItem
+from paymig.cost.line_item import LineItem, Timing
+from paymig.cost.months import MigrationPlan, Month
 from paymig.cost.prices import PricingError, load_price_table, parse_price_table
 from paymig.cost.registry import FREE_TYPES, RULES
 from paymig.cost.report import lambda_by_volume, print_table, render_markdown, to_json
 from paymig.cost.stack_view import StackView
+from paymig.cost.timeline import month_table
 from paymig.errors import CommandFailedError
 
 REPO = Path(__file__).resolve().parents[1]
 PRICES = load_price_table()
 USAGE = UsageConfig()
 API = "api.payments.example.com"
+PLAN = MigrationPlan(Month(2026, 12), 3)
+FACTS = ConfigFacts(api_record_name=API, write_target="aurora")
 
 # Hand arithmetic shared by the tests: 50,000 tx/day over a 730-hour month.
 TX = 50_000 * 730 / 24  # 1,520,833.33 payments (= API requests) per month
+MONTH_S = 730 * 3600  # 2,628,000 s
+PEAK_S = 4 * 730 / 24 * 3600  # 4 peak hours a day: 438,000 s a month
+OFF_S = MONTH_S - PEAK_S
+# One HTTPS Route 53 check of the ALB every 30 s from 16 checkers
+R53 = 16 * MONTH_S / 30  # 1,401,600 requests a month
 
 
 def doc(**resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -42,14 +52,26 @@ def doc(**resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"resource": resources}
 
 
-def price(document: dict[str, Any], scale: float = 1.0, usage: UsageConfig = USAGE) -> Estimate:
-    return estimate(document, usage, PRICES, scale=scale, api_record_name=API)
+def price(
+    document: dict[str, Any],
+    scale: float = 1.0,
+    usage: UsageConfig = USAGE,
+    *,
+    month: Month | None = None,
+    facts: ConfigFacts = FACTS,
+) -> Estimate:
+    return estimate(document, usage, PRICES, plan=PLAN, month=month, scale=scale, facts=facts)
 
 
 def item(est: Estimate, resource: str) -> LineItem:
     found = [i for i in est.items if i.resource == resource]
     assert len(found) == 1, [i.resource for i in est.items]
     return found[0]
+
+
+def sampled(rate: float) -> float:
+    """X-Ray's default rule by hand: 1 trace/s, then 5% of the rest."""
+    return min(rate, 1.0) + 0.05 * max(rate - 1.0, 0.0)
 
 
 # --------------------------------------------------------------------------- a full stack
@@ -96,12 +118,35 @@ FULL: dict[str, Any] = {
             "dms": {
                 "replication_instance_id": "dms",
                 "replication_instance_class": "dms.r5.large",
-                "allocated_storage": 100,
+                "allocated_storage": 150,
                 "multi_az": True,
                 "tags": {"Name": "dms"},
             }
         },
-        "aws_dms_replication_task": {"task": {"migration_type": "full-load-and-cdc"}},
+        "aws_dms_endpoint": {
+            "source": {
+                "endpoint_id": "onprem",
+                "endpoint_type": "source",
+                "engine_name": "postgres",
+            },
+            "target": {
+                "endpoint_id": "aurora",
+                "endpoint_type": "target",
+                "engine_name": "aurora-postgresql",
+            },
+        },
+        "aws_dms_replication_task": {
+            "task": {
+                "replication_task_id": "task",
+                "migration_type": "full-load-and-cdc",
+                "replication_instance_arn": "${aws_dms_replication_instance.dms.replication_instance_arn}",
+                "source_endpoint_arn": "${aws_dms_endpoint.source.endpoint_arn}",
+                "target_endpoint_arn": "${aws_dms_endpoint.target.endpoint_arn}",
+                "replication_task_settings": json.dumps(
+                    {"ValidationSettings": {"EnableValidation": True}}
+                ),
+            }
+        },
         "aws_lambda_function": {
             "api": {
                 "function_name": "paymig-api",
@@ -199,6 +244,14 @@ FULL: dict[str, Any] = {
     }
 }
 
+# The API function's traffic in each period: half the requests in the 4 peak hours; the
+# Route 53 checks evenly over the month.
+PEAK_RATE = (TX / 2 + R53 * PEAK_S / MONTH_S) / PEAK_S
+OFF_RATE = (TX / 2 + R53 * OFF_S / MONTH_S) / OFF_S
+TRACES = sampled(PEAK_RATE) * PEAK_S + sampled(OFF_RATE) * OFF_S
+# Lambda GB-seconds at 1 GB: 200 ms per request, 50 ms per health check
+USED_GBS = TX * 0.2 + R53 * 0.05
+
 # Every line item of FULL, calculated by hand (monthly USD).
 HAND = {
     # NAT: 730 h x $0.045; 20 GB split over 2 gateways = 10 GB x $0.045
@@ -210,8 +263,9 @@ HAND = {
     "eip-a public IPv4": 730 * 0.005,
     "eip-b public IPv4": 730 * 0.005,
     "vpn": 730 * 0.05,
-    # interface endpoint in 2 AZs: 2 x 730 x $0.01
+    # interface endpoint in 2 AZs: 2 x 730 x $0.01; all 10 GB of endpoint traffic x $0.01
     "secrets-endpoint": 2 * 730 * 0.01,
+    "secrets-endpoint data processing": 10 * 0.01,
     # Aurora: (500 GB + 10 GB x 12 months) x $0.10; TX x 40 I/O / 1M x $0.20;
     # backups 2 GB/day x 35 days x $0.021; RDS-managed secret $0.40
     "paymig-db storage": 620 * 0.10,
@@ -222,39 +276,44 @@ HAND = {
     "db-2 (db.r6g.large)": 730 * 0.26,
     # enhanced monitoring every 60 s: 2,628,000 s / 60 samples x 1,000 B = 0.0438 GB x $0.50
     "db-1 enhanced monitoring logs": 730 * 3600 / 60 * 1000 / 1e9 * 0.50,
-    # DMS Multi-AZ: 2 x 730 x $0.21; 2 x 100 GB x $0.115; full load in free;
-    # full load inter-AZ 2 x 500 GB x $0.01; CDC 2 x 30 GB x $0.01
+    # DMS Multi-AZ: 2 x 730 x $0.21; (150 GB - 100 GB included with r5) x 2 x $0.115
     "dms (dms.r5.large)": 2 * 730 * 0.21,
-    "dms storage": 2 * 100 * 0.115,
-    "DMS full load in over the VPN": 0.0,
-    "DMS full load to Aurora (inter-AZ)": 2 * 500 * 0.01,
-    "DMS CDC to Aurora (inter-AZ)": 2 * 30 * 0.01,
-    # DMS task logs: 5 GB/month x $0.50
+    "dms storage": 2 * (150 - 100) * 0.115,
+    # task logs 5 GB/month x 1 task x $0.50 (no dms-tasks-dms group in the stack)
     "dms task logs ingestion": 5 * 0.50,
+    # the task's full load (one-off): in free; 2 x 500 GB x $0.01 inter-AZ;
+    # write I/O 500e9 B x 2 / 4,096 B; validation reads 500e9 B / 8,192 B, at $0.20 per 1M
+    "task full load in over the VPN": 0.0,
+    "task full load to Aurora (inter-AZ)": 2 * 500 * 0.01,
+    "task full load write I/O": 500e9 * 2 / 4096 / 1e6 * 0.20,
+    "task row validation read I/O": 500e9 / 8192 / 1e6 * 0.20,
+    # CDC 2 x 30 GB x $0.01
+    "task CDC to Aurora (inter-AZ)": 2 * 30 * 0.01,
     # postgresql log export with no log group in the stack: 5 GB/month x $0.50
     "paymig-db postgresql log export ingestion": 5 * 0.50,
-    # Lambda 1 GB, PC 2: requests TX/1M x $0.20; PC 2 x 1 GB x 2,628,000 s x $0.0000041667;
-    # used TX x 0.2 s x 1 GB all on PC x $0.0000097222; X-Ray TX x 5% / 1M x $5
-    "paymig-api requests": TX / 1e6 * 0.20,
+    # Lambda 1 GB, 2 provisioned environments all month (no scaling policy):
+    # requests (TX + R53) / 1M x $0.20; PC 2 x 1 GB x 2,628,000 s x $0.0000041667;
+    # used GB-s all on PC x $0.0000097222; X-Ray traces by the default sampling rule x $5/1M
+    "paymig-api requests": (TX + R53) / 1e6 * 0.20,
     "paymig-api provisioned concurrency": 2 * 1 * 730 * 3600 * 0.0000041667,
-    "paymig-api duration on provisioned concurrency": TX * 0.2 * 0.0000097222,
+    "paymig-api duration on provisioned concurrency": USED_GBS * 0.0000097222,
     "paymig-api duration on demand": 0.0,
-    "paymig-api traces": TX * 0.05 / 1e6 * 5.00,
-    # ALB: 730 x $0.0225; LCUs: new connections TX/730/3600 per s / 25 (> GB/h / 0.4)
+    "paymig-api traces": TRACES / 1e6 * 5.00,
+    # ALB: 730 x $0.0225; LCUs: new connections (TX + R53)/730/3600 per s / 25 (> GB/h / 0.4)
     "paymig-alb": 730 * 0.0225,
-    "paymig-alb LCUs": (TX / 730 / 3600 / 25) * 730 * 0.008,
+    "paymig-alb LCUs": ((TX + R53) / 730 / 3600 / 25) * 730 * 0.008,
     "paymig-alb public IPv4": 3 * 730 * 0.005,
     "paymig-alb responses to the internet": TX * 1024 / 1e9 * 0.09,
-    # ALB logs: TX x 500 B = GB/month, kept 12 months, x $0.023
-    "paymig-alb-logs (ALB access logs)": TX * 500 / 1e9 * 12 * 0.023,
-    # WAF: $5 + 4 rules x $1 + TX/1M x $0.60
+    # ALB logs: (TX + R53) x 500 B = GB/month, kept 12 months, x $0.023
+    "paymig-alb-logs (ALB access logs)": (TX + R53) * 500 / 1e9 * 12 * 0.023,
+    # WAF: $5 + 4 rules x $1 + (TX + R53)/1M x $0.60
     "paymig-acl": 5.00,
     "paymig-acl rules": 4 * 1.00,
-    "paymig-acl requests": TX / 1e6 * 0.60,
-    # Route 53: non-AWS HTTPS check $0.75 + HTTPS feature $2; AWS $0.50 + $1
+    "paymig-acl requests": (TX + R53) / 1e6 * 0.60,
+    # Route 53: non-AWS HTTPS check $0.75 + HTTPS feature $2; AWS check free (first 50) + $1
     "hc-legacy (non-AWS endpoint)": 0.75,
     "hc-legacy optional features": 2.00,
-    "hc-aws (AWS endpoint)": 0.50,
+    "hc-aws (AWS endpoint)": 0.0,
     "hc-aws optional features": 1.00,
     # the one non-alias record of the API name answers every request's query
     f"{API} queries": TX / 1e6 * 0.40,
@@ -265,11 +324,12 @@ HAND = {
     "paymig/app": 0.40,
     "API calls": 50_000 / 10_000 * 0.05,
     "cert": 0.0,
-    # WAF logs TX x 1,500 B; Lambda logs TX x 1,024 B; storage = GB x 365/(730/24) months
-    "aws-waf-logs-paymig ingestion": TX * 1500 / 1e9 * 0.50,
-    "aws-waf-logs-paymig storage": TX * 1500 / 1e9 * (365 / (730 / 24)) * 0.03,
-    "/aws/lambda/paymig-api ingestion": TX * 1024 / 1e9 * 0.50,
-    "/aws/lambda/paymig-api storage": TX * 1024 / 1e9 * (365 / (730 / 24)) * 0.03,
+    # WAF logs (TX + R53) x 1,500 B; Lambda logs TX x 1,024 B + R53 x 300 B;
+    # storage = GB x 365/(730/24) months
+    "aws-waf-logs-paymig ingestion": (TX + R53) * 1500 / 1e9 * 0.50,
+    "aws-waf-logs-paymig storage": (TX + R53) * 1500 / 1e9 * (365 / (730 / 24)) * 0.03,
+    "/aws/lambda/paymig-api ingestion": (TX * 1024 + R53 * 300) / 1e9 * 0.50,
+    "/aws/lambda/paymig-api storage": (TX * 1024 + R53 * 300) / 1e9 * (365 / (730 / 24)) * 0.03,
     "dashboard paymig": 3.00,
     "alarm cpu": 0.10,
     "alarm fast": 0.30,
@@ -283,16 +343,20 @@ HAND = {
     "audit reads": 100_000 / 1e6 * 0.125,
     "audit storage": 1 * 0.25,
     "audit point-in-time recovery": 1 * 0.20,
-    # inter-AZ: TX x (2,048 + 1,024 + 8,192) B x 0.67, both directions x $0.01
-    "inter-AZ API to Aurora": TX * 11264 / 1e9 * 0.67 * 2 * 0.01,
+    # write target aurora: (TX x (2,048 + 1,024 + 8,192) B + R53 x 300 B) x 0.67, x2 x $0.01
+    "inter-AZ API to Aurora": (TX * 11264 + R53 * 300) / 1e9 * 0.67 * 2 * 0.01,
 }
 MIGRATION_ONLY = {
     "dms (dms.r5.large)",
     "dms storage",
-    "DMS full load in over the VPN",
-    "DMS full load to Aurora (inter-AZ)",
-    "DMS CDC to Aurora (inter-AZ)",
     "dms task logs ingestion",
+    "task CDC to Aurora (inter-AZ)",
+}
+ONE_OFF = {
+    "task full load in over the VPN",
+    "task full load to Aurora (inter-AZ)",
+    "task full load write I/O",
+    "task row validation read I/O",
 }
 
 
@@ -305,36 +369,85 @@ def test_every_item_of_a_full_stack_matches_the_hand_calculation() -> None:
     for i in est.items:
         assert i.monthly_usd == pytest.approx(i.quantity * i.unit_usd)
         assert i.basis
-    assert {i.resource for i in est.items if i.migration_only} == MIGRATION_ONLY
+    assert {i.resource for i in est.items if i.timing is Timing.migration} == MIGRATION_ONLY
+    assert {i.resource for i in est.items if i.timing is Timing.one_off} == ONE_OFF
 
 
-def test_totals_migration_and_steady_state() -> None:
+def test_totals_load_month_migration_and_steady_state() -> None:
     est = price(FULL)
-    assert est.total_monthly_usd == pytest.approx(sum(HAND.values()))
+    one_off = sum(HAND[name] for name in ONE_OFF)
+    assert one_off == pytest.approx(0 + 10.00 + 48.828125 + 12.20703125)
+    assert est.load_month_usd == pytest.approx(sum(HAND.values()))
+    assert est.one_off_usd == pytest.approx(one_off)
+    assert est.total_monthly_usd == pytest.approx(sum(HAND.values()) - one_off)
     dms = sum(HAND[name] for name in MIGRATION_ONLY)
-    assert dms == pytest.approx(306.60 + 23.00 + 0 + 10.00 + 0.60 + 2.50)
-    assert est.steady_state_monthly_usd == pytest.approx(sum(HAND.values()) - dms)
+    assert dms == pytest.approx(306.60 + 11.50 + 2.50 + 0.60)
+    assert est.steady_state_monthly_usd == pytest.approx(sum(HAND.values()) - one_off - dms)
+    # the plan's first month is the load month: its bill carries everything
+    assert est.bill_usd == pytest.approx(est.load_month_usd)
 
 
-def test_lambda_overflow_beyond_provisioned_concurrency_at_100x() -> None:
-    est = price(FULL, scale=100)
-    used = 100 * TX * 0.2 * 1  # GB-seconds
-    capacity = 2 * 1 * 730 * 3600
-    assert item(est, "paymig-api duration on provisioned concurrency").quantity == pytest.approx(
-        capacity
-    )
-    assert item(est, "paymig-api duration on demand").monthly_usd == pytest.approx(
-        (used - capacity) * 0.0000166667
-    )
+def _per_period(scale: float) -> list[tuple[float, float]]:
+    """(GB-seconds used, GB-seconds provisioned) of the API at 1 GB with 2 environments."""
+    return [
+        (scale * TX / 2 * 0.2 + R53 * seconds / MONTH_S * 0.05, 2 * seconds)
+        for seconds in (PEAK_S, OFF_S)
+    ]
+
+
+def test_lambda_overflow_beyond_provisioned_concurrency_follows_the_peak() -> None:
+    for scale in (10, 100):
+        est = price(FULL, scale=scale)
+        periods = _per_period(scale)
+        on_pc = sum(min(used, cap) for used, cap in periods)
+        overflow = sum(max(used - cap, 0) for used, cap in periods)
+        assert overflow > 0  # at 10x the 4 peak hours already need more than 2 environments
+        assert item(est, "paymig-api duration on provisioned concurrency").quantity == (
+            pytest.approx(on_pc)
+        )
+        assert item(est, "paymig-api duration on demand").monthly_usd == pytest.approx(
+            overflow * 0.0000166667
+        )
 
 
 def test_lambda_at_1x_and_10x_volume() -> None:
     one = service_total(price(FULL).items, "Lambda")
     ten = service_total(price(FULL, scale=10).items, "Lambda")
     pc = 2 * 730 * 3600 * 0.0000041667
-    assert one == pytest.approx(TX / 1e6 * 0.2 + pc + TX * 0.2 * 0.0000097222)
-    # 10x still fits in 2 provisioned environments: requests and duration scale, PC does not
-    assert ten == pytest.approx(10 * TX / 1e6 * 0.2 + pc + 10 * TX * 0.2 * 0.0000097222)
+    assert one == pytest.approx((TX + R53) / 1e6 * 0.2 + pc + USED_GBS * 0.0000097222)
+    periods = _per_period(10)
+    assert ten == pytest.approx(
+        (10 * TX + R53) / 1e6 * 0.2
+        + pc
+        + sum(min(u, c) for u, c in periods) * 0.0000097222
+        + sum(max(u - c, 0) for u, c in periods) * 0.0000166667
+    )
+
+
+def test_target_tracking_follows_the_daily_peak_at_10x() -> None:
+    """With a target-tracking policy, the peak hours get more environments than the rest."""
+    tracked = copy.deepcopy(FULL)
+    tracked["resource"]["aws_appautoscaling_policy"] = {
+        "pc": {
+            "policy_type": "TargetTrackingScaling",
+            "resource_id": "${aws_appautoscaling_target.pc.resource_id}",
+            "target_tracking_scaling_policy_configuration": {"target_value": 0.7},
+        }
+    }
+    est = price(tracked, scale=10)
+    # concurrency = requests/s x 0.2 s + checks/s x 0.05 s; environments = ceil(c / 0.7)
+    peak = (10 * TX / 2 / PEAK_S) * 0.2 + (R53 / MONTH_S) * 0.05
+    off = (10 * TX / 2 / OFF_S) * 0.2 + (R53 / MONTH_S) * 0.05
+    assert (round(peak, 3), round(off, 3)) == (3.499, 0.721)
+    units = (5, 2)  # ceil(3.499 / 0.7) = 5; ceil(0.721 / 0.7) = 2 = the minimum
+    pcs = item(est, "paymig-api provisioned concurrency")
+    assert pcs.quantity == pytest.approx(units[0] * PEAK_S + units[1] * OFF_S)
+    assert "peak 5 env" in pcs.basis and "off-peak 2 env" in pcs.basis
+    assert item(est, "paymig-api duration on demand").quantity == pytest.approx(0.0)
+    # at 1x the minimum of 2 holds all day
+    assert item(price(tracked), "paymig-api provisioned concurrency").quantity == (
+        pytest.approx(2 * MONTH_S)
+    )
 
 
 def test_arm_lambda_and_provisioned_concurrency_config_and_no_tracing() -> None:
@@ -364,7 +477,7 @@ def test_single_az_dms_is_half_the_multi_az_instance_and_storage() -> None:
     single["resource"]["aws_dms_replication_instance"]["dms"]["multi_az"] = False
     est = price(single)
     assert item(est, "dms (dms.r5.large)").monthly_usd == pytest.approx(730 * 0.21)
-    assert item(est, "dms storage").monthly_usd == pytest.approx(100 * 0.115)
+    assert item(est, "dms storage").monthly_usd == pytest.approx((150 - 100) * 0.115)
 
 
 def test_postgresql_export_into_a_stack_log_group_is_priced_once() -> None:
@@ -413,13 +526,15 @@ def test_calculated_health_check_and_fast_interval_latency_features() -> None:
 
 def test_scale_multiplies_traffic_items_but_not_fixed_ones() -> None:
     one, ten = price(FULL), price(FULL, scale=10)
+    # client requests scale; the health checks come from the stack and do not
     assert item(ten, "paymig-acl requests").monthly_usd == pytest.approx(
-        10 * item(one, "paymig-acl requests").monthly_usd
+        (10 * TX + R53) / 1e6 * 0.60
     )
+    assert item(one, "paymig-acl requests").monthly_usd == pytest.approx((TX + R53) / 1e6 * 0.60)
     assert (
         item(ten, "db-1 (db.r6g.large)").monthly_usd == item(one, "db-1 (db.r6g.large)").monthly_usd
     )
-    assert item(ten, "DMS full load to Aurora (inter-AZ)").monthly_usd == pytest.approx(10.0)
+    assert item(ten, "task full load to Aurora (inter-AZ)").monthly_usd == pytest.approx(10.0)
 
 
 # --------------------------------------------------------------------------- stack changes
@@ -475,10 +590,12 @@ def test_changing_flow_log_retention_in_the_prod_stack(prod_tf: dict[str, Any]) 
 
 def test_dropping_dms_changes_only_the_migration_total() -> None:
     without = copy.deepcopy(FULL)
-    del without["resource"]["aws_dms_replication_instance"]
+    for kind in ("aws_dms_replication_instance", "aws_dms_replication_task", "aws_dms_endpoint"):
+        del without["resource"][kind]
     a, b = price(FULL), price(without)
     assert a.steady_state_monthly_usd == pytest.approx(b.steady_state_monthly_usd)
     assert b.total_monthly_usd == pytest.approx(b.steady_state_monthly_usd)
+    assert b.one_off_usd == 0.0
 
 
 # --------------------------------------------------------------------------- the prod stack
@@ -585,6 +702,17 @@ def test_every_price_is_dated_sourced_from_aws_and_has_a_unit() -> None:
         if p.confirmed_by is None:
             assert "verify" in p.note or p.usd == 0.0, key
     assert PRICES.region == "us-east-2"
+    for key, q in PRICES.quantities.items():
+        assert q.source.host is not None and q.source.host.endswith("amazon.com"), key
+        assert q.unit and q.note, key
+        if q.confirmed_by is None:
+            assert "verify" in q.note or q.source.host == "docs.aws.amazon.com", key
+    calendar = PRICES.engine_support["aurora-postgresql"]["14"]
+    assert calendar.source.host == "docs.aws.amazon.com"
+    assert "verify" in calendar.note.lower()
+    assert PRICES.vcpus is not None and PRICES.vcpus.classes["db.r6g.large"] == 2
+    # every Aurora class that has a price has a vCPU count (Extended Support needs it)
+    assert set(PRICES.instance_hours["aurora_postgresql"]) <= set(PRICES.vcpus.classes)
 
 
 def test_unknown_price_key_and_invalid_table_are_errors() -> None:
@@ -592,6 +720,8 @@ def test_unknown_price_key_and_invalid_table_are_errors() -> None:
         PRICES.get("nope")
     with pytest.raises(PricingError, match=r"no instance family 'ec2'"):
         PRICES.instance_hour("ec2", "m5.large")
+    with pytest.raises(PricingError, match=r"no quantity 'nope'"):
+        PRICES.quantity("nope")
     bad = (
         "region: us-east-2\ncurrency: USD\ninstance_hours: {}\nprices:\n"
         "  x: {usd: 1, unit: h, taken: 2026-01-01, note: n}\n"
@@ -620,10 +750,14 @@ def test_no_price_literals_outside_the_table() -> None:
 def _items(*amounts: tuple[str, float, bool]) -> Estimate:
     return Estimate(
         items=tuple(
-            LineItem("S", name, 1.0, "u", usd, usd, "b", migration_only=mig)
+            LineItem(
+                "S", name, 1.0, "u", usd, usd, "b", Timing.migration if mig else Timing.recurring
+            )
             for name, usd, mig in amounts
         ),
         scale=1.0,
+        month=PLAN.start,
+        plan=PLAN,
     )
 
 
@@ -647,66 +781,123 @@ def test_budget_gate_names_the_three_largest_items() -> None:
     )
 
 
+def test_budget_gate_checks_the_load_month_when_there_is_a_one_off() -> None:
+    est = Estimate(
+        items=(
+            LineItem("S", "a", 1.0, "u", 2500, 2500, "b"),
+            LineItem("S", "load", 1.0, "u", 600, 600, "b", Timing.one_off),
+        ),
+        scale=1.0,
+        month=PLAN.start,
+        plan=PLAN,
+    )
+    assert budget_gate(est, 3000) == [
+        "load-month estimate $3,100.00/month exceeds the budget $3,000.00/month; "
+        "largest items: S a $2,500.00, S load $600.00"
+    ]
+
+
 def test_check_budget_gate_fails_with_a_small_budget(
     prod_config: PaymigConfig, prod_synth: Any
 ) -> None:
     from paymig.cli.infra_commands import _budget_gate
+    from paymig.cost.report import estimate_environment, table_environment
 
-    console = Console(file=io.StringIO())
+    console = Console(file=io.StringIO(), width=300)
     _budget_gate(console, prod_config, prod_synth.json_path)  # fits $3,000
-    assert "within $3,000.00" in console.file.getvalue()
+    est = estimate_environment(prod_config, prod_synth.document)
+    table = table_environment(prod_config, prod_synth.document)
+    peak = max(table.rows, key=lambda r: r.total_usd)
+    assert console.file.getvalue() == (
+        f"budget: load month ${est.load_month_usd:,.2f}, migration "
+        f"${est.total_monthly_usd:,.2f}/month, steady state "
+        f"${est.steady_state_monthly_usd:,.2f}/month, highest month {peak.month} "
+        f"${peak.total_usd:,.2f}, within $3,000.00\n"
+    )
     tight = prod_config.model_copy(update={"budget_usd": 50.0})
-    est = price(prod_synth.document)
-    top = ", ".join(f"{i.service} {i.resource} ${i.monthly_usd:,.2f}" for i in est.largest(3))
     with pytest.raises(CommandFailedError) as raised:
         _budget_gate(console, tight, prod_synth.json_path)
-    assert str(raised.value) == (
-        f"paymig-prod: migration-period estimate ${est.total_monthly_usd:,.2f}/month exceeds "
-        f"the budget $50.00/month; largest items: {top}; steady-state estimate "
-        f"${est.steady_state_monthly_usd:,.2f}/month exceeds the budget $50.00/month; "
-        f"largest items: {', '.join(f'{i.service} {i.resource} ${i.monthly_usd:,.2f}' for i in est.largest(3, steady_state=True))}"
+    message = str(raised.value)
+    assert message.startswith(
+        f"paymig-prod: load-month estimate ${est.load_month_usd:,.2f}/month exceeds the budget "
+        "$50.00/month; largest items: DMS"
     )
+    assert f"; migration-period estimate ${est.total_monthly_usd:,.2f}/month exceeds" in message
+    assert f"; steady-state estimate ${est.steady_state_monthly_usd:,.2f}/month exceeds" in message
+    months = ", ".join(f"{r.month} ${r.total_usd:,.2f}" for r in table.rows)
+    assert message.endswith(f"; 12 month(s) exceed the budget $50.00/month: {months}")
 
 
 # --------------------------------------------------------------------------- reports and CLI
 
 
-def test_markdown_groups_by_service_with_shares(prod_config: PaymigConfig) -> None:
+def _table(document: dict[str, Any] = FULL, scale: float = 1.0) -> Any:
+    return month_table(document, USAGE, PRICES, plan=PLAN, scale=scale, facts=FACTS)
+
+
+def test_markdown_groups_by_service_with_shares() -> None:
     est = price(FULL)
-    text = render_markdown(est, 3000, {1.0: 10.0, 10.0: 20.0})
-    total = est.total_monthly_usd
+    text = render_markdown(est, _table(), 3000, {1.0: 10.0, 10.0: 20.0})
+    total = est.bill_usd
     waf = HAND["paymig-acl"] + HAND["paymig-acl rules"] + HAND["paymig-acl requests"]
-    assert f"| WAF | {waf:,.2f} | {100 * waf / total:.1f}% |" in text.splitlines()
-    assert f"| **Total** | **{total:,.2f}** | 100% |" in text.splitlines()
+    lines = text.splitlines()
+    assert f"| WAF | {waf:,.2f} | {100 * waf / total:.1f}% |" in lines
+    assert f"| **Total** | **{total:,.2f}** | 100% |" in lines
     assert (
         "- Lambda by volume (x the configured transactions/day): 1x $10.00/month, 10x $20.00/month"
-        in text.splitlines()
+        in lines
     )
-    assert text == render_markdown(price(FULL), 3000, {1.0: 10.0, 10.0: 20.0})  # deterministic
+    load = HAND["task full load write I/O"]
+    assert (
+        f"| Aurora | task full load write I/O (one-off, load month) | 244.1 | 1M I/O requests "
+        f"| 0.2 | {load:,.2f} | {100 * load / total:.1f}% | 500 GB x 2 log bytes per byte / "
+        "4096 B per write I/O, x price per million |"
+    ) in lines
+    assert f"| 2026-12 | load month | {total:,.2f} | 0.00 | fits |" in "\n".join(lines)
+    assert text == render_markdown(price(FULL), _table(), 3000, {1.0: 10.0, 10.0: 20.0})
 
 
-def test_table_prints_services_and_both_totals() -> None:
+def test_a_steady_month_bills_only_recurring_items() -> None:
+    est = price(FULL, month=Month(2027, 3))
+    assert est.phase == "steady state"
+    assert est.bill_usd == pytest.approx(est.steady_state_monthly_usd)
+    assert not [i for i in est.billed_items() if i.migration_only]
+    text = render_markdown(est, _table(), 3000, {1.0: 1.0})
+    assert "dms (dms.r5.large)" not in text.split("### Twelve months")[0]
+
+
+def test_table_prints_services_the_totals_and_the_months() -> None:
     console = Console(record=True, width=250)
     est = price(FULL)
-    print_table(console, est, 3000, {1.0: 1.0, 10.0: 2.0})
+    print_table(console, est, _table(), 3000, {1.0: 1.0, 10.0: 2.0})
     out = console.export_text()
+    assert f"Bill for 2026-12 (load month): ${est.bill_usd:,.2f}" in out
     assert f"Migration period (DMS running, 3 month(s)): ${est.total_monthly_usd:,.2f}/month" in out
     assert f"Steady state (after DMS is removed): ${est.steady_state_monthly_usd:,.2f}/month" in out
     assert "dms (dms.r5.large) (migration only)" in out
+    assert "task full load write I/O (one-off, load month)" in out
+    assert "Twelve months from the migration start 2026-12" in out
+    assert "2027-11" in out
+    assert "Not deducted: free tiers that expire or depend on the account" in out
 
 
 def test_json_report_shape() -> None:
     est = price(FULL)
-    data = to_json(est, 3000, {1.0: 1.5, 10.0: 2.5})
+    data = to_json(est, _table(), 3000, {1.0: 1.5, 10.0: 2.5})
     assert set(data) == {
-        "total_monthly_usd", "steady_state_monthly_usd", "budget_usd", "scale",
-        "migration_months", "within_budget", "lambda_monthly_usd_by_volume", "items",
+        "month", "phase", "bill_usd", "load_month_usd", "total_monthly_usd",
+        "steady_state_monthly_usd", "budget_usd", "scale", "migration_start",
+        "migration_months", "within_budget", "lambda_monthly_usd_by_volume", "months", "items",
     }  # fmt: skip
+    assert data["month"] == "2026-12" and data["phase"] == "load month"
     assert data["lambda_monthly_usd_by_volume"] == {"1": 1.5, "10": 2.5}
     assert all(
-        set(i) == {"service", "resource", "quantity", "unit", "unit_usd", "monthly_usd", "basis"}
+        set(i) == {"service", "resource", "quantity", "unit", "unit_usd", "monthly_usd", "basis",
+                   "timing"}
         for i in data["items"]
-    )
+    )  # fmt: skip
+    assert [m["month"] for m in data["months"]][:2] == ["2026-12", "2027-01"]
+    assert data["months"][0]["total_usd"] == round(est.bill_usd, 2)
 
 
 def _write_config(tmp_path: Path, budget: float) -> Path:
@@ -720,14 +911,13 @@ def test_cli_cost_json_from_a_synthesized_file(
     tmp_path: Path, prod_synth: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["cost", "--from-json", str(prod_synth.json_path), "--format", "json",
-                 "--scale", "2"])  # fmt: skip
+                 "--scale", "2", "--month", "2027-01"])  # fmt: skip
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["scale"] == 2.0 and data["budget_usd"] == 3000.0
-    assert isinstance(data["total_monthly_usd"], float)
-    assert data["total_monthly_usd"] == pytest.approx(
-        sum(i["monthly_usd"] for i in data["items"]), abs=0.01
-    )
+    assert data["month"] == "2027-01" and data["phase"] == "migration"
+    assert data["bill_usd"] == pytest.approx(sum(i["monthly_usd"] for i in data["items"]), abs=0.01)
+    assert data["bill_usd"] == data["total_monthly_usd"]
     assert data["within_budget"] is True
 
 
@@ -736,10 +926,11 @@ def test_cli_cost_exits_1_over_budget(
 ) -> None:
     config = _write_config(tmp_path, 100)
     code = main(["cost", "--config", str(config), "--from-json", str(prod_synth.json_path),
-                 "--format", "markdown"])  # fmt: skip
+                 "--format", "markdown", "--month", "2026-12"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 1
     assert "Budget: $100.00/month: EXCEEDED" in out
+    assert "12 month(s) exceed the budget $100.00/month" in out
 
 
 @pytest.mark.parametrize(
@@ -781,7 +972,7 @@ def test_cli_cost_bad_inputs_are_one_line_exit_2(
 
 
 def test_lambda_by_volume_on_a_full_stack(prod_config: PaymigConfig) -> None:
-    volumes = lambda_by_volume(prod_config, FULL)
+    volumes = lambda_by_volume(prod_config, FULL, Month(2026, 12))
     assert volumes[1.0] == pytest.approx(service_total(price(FULL).items, "Lambda"))
     assert volumes[10.0] == pytest.approx(service_total(price(FULL, 10).items, "Lambda"))
 
@@ -840,21 +1031,24 @@ def test_more_unpriceable_attributes(resources: dict[str, Any], message: str) ->
 
 
 def test_cli_cost_synthesizes_when_no_file_is_given(
-    prod_synth: Any, capsys: pytest.CaptureFixture[str]
+    prod_config: PaymigConfig, prod_synth: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["cost", "--env", "prod", "--format", "json"]) == 0
+    from paymig.cost.report import estimate_environment
+
+    assert main(["cost", "--env", "prod", "--format", "json", "--month", "2027-02"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["total_monthly_usd"] == round(price(prod_synth.document).total_monthly_usd, 2)
+    est = estimate_environment(prod_config, prod_synth.document, month=Month(2027, 2))
+    assert data["bill_usd"] == round(est.bill_usd, 2)
 
 
 def test_cli_cost_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     stack = tmp_path / "cdk.tf.json"
     stack.write_text(json.dumps(FULL))
-    assert main(["cost", "--from-json", str(stack)]) == 0
+    assert main(["cost", "--from-json", str(stack), "--month", "2026-12"]) == 0
     out = capsys.readouterr().out
-    est = price(FULL)
+    est = price(FULL, facts=ConfigFacts(api_record_name=API, write_target="source"))
     assert f"Migration period (DMS running, 3 month(s)): ${est.total_monthly_usd:,.2f}/month" in out
-    assert "Budget: $3,000.00/month: both totals fit" in out
+    assert "Budget: $3,000.00/month: every total and month fits" in out
 
 
 def test_cli_cost_from_json_does_not_load_jsii(tmp_path: Path) -> None:

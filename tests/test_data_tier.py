@@ -62,38 +62,64 @@ def test_storage_pi_and_secret_encrypted_with_the_data_cmk(prod_tf: dict[str, An
     assert key["enable_key_rotation"] is True
 
 
+ACCOUNT = "${data.aws_caller_identity.caller.account_id}"
+
+
 def test_data_key_policy_grants_root_admin_and_only_named_services_usage(
     prod_tf: dict[str, Any],
 ) -> None:
     _, key = data_key(prod_tf)
     statements = {s["Sid"]: s for s in policy(key["policy"])["Statement"]}
-    assert set(statements) == {
+    assert list(statements) == [
         "AccountRootAdministersKey",
         "RdsAndSecretsManagerUseKey",
         "CloudWatchLogsUsesKey",
-        "NamedRolesDecrypt",
-    }
-    named = statements["NamedRolesDecrypt"]
-    assert named["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
-    assert named["Condition"]["ArnEquals"]["aws:PrincipalArn"] == [
-        "arn:aws:iam::${data.aws_caller_identity.caller.account_id}:role/paymig-prod-payment-api"
     ]
-    via = statements["RdsAndSecretsManagerUseKey"]["Condition"]["StringEquals"]["kms:ViaService"]
-    assert via == ["rds.us-east-2.amazonaws.com", "secretsmanager.us-east-2.amazonaws.com"]
+    usage = statements["RdsAndSecretsManagerUseKey"]
+    assert usage["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    assert usage["Condition"] == {
+        "StringEquals": {
+            "kms:ViaService": [
+                "rds.us-east-2.amazonaws.com",
+                "secretsmanager.us-east-2.amazonaws.com",
+            ],
+            "kms:CallerAccount": ACCOUNT,
+        }
+    }
     assert "kms:Decrypt" not in statements["AccountRootAdministersKey"]["Action"]
+    # The key admits exactly the cluster's exported log group (written by the same call).
+    assert statements["CloudWatchLogsUsesKey"]["Condition"] == {
+        "ArnEquals": {
+            "kms:EncryptionContext:aws:logs:arn": [
+                f"arn:aws:logs:us-east-2:{ACCOUNT}:log-group:"
+                "/aws/rds/cluster/paymig-prod-aurora/postgresql"
+            ]
+        }
+    }
 
 
 def test_tls_enforced_and_audit_logging(prod_tf: dict[str, Any]) -> None:
+    from paymig.logins import PGAUDIT_PARAMETERS
+
     group_id, group = only(prod_tf, "aws_rds_cluster_parameter_group")
     assert group["family"] == "aurora-postgresql14"
-    params = {p["name"]: p["value"] for p in group["parameter"]}
-    assert params["rds.force_ssl"] == "1"
-    assert params["ssl_min_protocol_version"] == "TLSv1.2"
-    assert params["log_connections"] == "1"
-    assert params["log_disconnections"] == "1"
-    assert params["shared_preload_libraries"] == "pgaudit,pg_stat_statements"
-    assert params["pgaudit.log"] == "ddl,role,write,read"
-    assert params["pgaudit.log_parameter"] == "0"
+    params = {p["name"]: (p["value"], p["apply_method"]) for p in group["parameter"]}
+    assert params == {
+        "rds.force_ssl": ("1", "immediate"),
+        "ssl_min_protocol_version": ("TLSv1.2", "immediate"),
+        "log_connections": ("1", "immediate"),
+        "log_disconnections": ("1", "immediate"),
+        "shared_preload_libraries": ("pgaudit,pg_stat_statements", "pending-reboot"),
+        # Writes, DDL and role changes; never `read` (paymig.logins explains why).
+        "pgaudit.log": ("ddl,role,write", "immediate"),
+        "pgaudit.log_parameter": ("0", "immediate"),
+        "pgaudit.log_catalog": ("0", "immediate"),
+        # Static: set from the first apply so the way back needs no reboot at cutover.
+        "rds.logical_replication": ("1", "pending-reboot"),
+        "log_min_duration_statement": ("1000", "immediate"),
+        "log_lock_waits": ("1", "immediate"),
+    }
+    assert {k: params[k][0] for k in PGAUDIT_PARAMETERS} == PGAUDIT_PARAMETERS
     _, c = cluster(prod_tf)
     assert c["db_cluster_parameter_group_name"] == ref(
         "aws_rds_cluster_parameter_group", group_id, "name"
@@ -133,7 +159,7 @@ def test_credentials_managed_by_rds_and_rotated_every_30_days(prod_tf: dict[str,
     assert c["manage_master_user_password"] is True
     assert "master_password" not in c
     assert c["master_username"] == "paymig_admin"
-    _, rotation = only(prod_tf, "aws_secretsmanager_secret_rotation")
+    _, rotation = by_path(prod_tf, "aws_secretsmanager_secret_rotation", "/data/secret-rotation")
     assert (
         rotation["secret_id"]
         == f"${{aws_rds_cluster.{cluster_id}.master_user_secret[0].secret_arn}}"
@@ -141,17 +167,37 @@ def test_credentials_managed_by_rds_and_rotated_every_30_days(prod_tf: dict[str,
     assert rotation["rotation_rules"] == {"automatically_after_days": 30}
 
 
-def test_security_group_has_no_open_ingress_and_described_rules(prod_tf: dict[str, Any]) -> None:
+def test_security_group_admits_exactly_its_clients_on_5432(prod_tf: dict[str, Any]) -> None:
     sg_id, sg = by_path(prod_tf, "aws_security_group", "/data/sg")
     assert "ingress" not in sg and "egress" not in sg
     _, c = cluster(prod_tf)
     assert c["vpc_security_group_ids"] == [ref("aws_security_group", sg_id)]
-    rules = [
-        r
+    group = ref("aws_security_group", sg_id)
+    assert [
+        r for r in resources(prod_tf, "aws_vpc_security_group_egress_rule").values()
+        if r["security_group_id"] == group
+    ] == []  # fmt: skip
+    ingress = {
+        r["referenced_security_group_id"]: r
         for r in resources(prod_tf, "aws_vpc_security_group_ingress_rule").values()
-        if r["security_group_id"] == ref("aws_security_group", sg_id)
-    ]
-    for rule in rules:
+        if r["security_group_id"] == group
+    }
+    clients = [
+        "/app/api/sg", "/checks/db-setup/sg", "/checks/validation/sg",
+        "/credentials/rotation/sg", "/replication/security-group",
+    ]  # fmt: skip
+    expected = {
+        ref("aws_security_group", by_path(prod_tf, "aws_security_group", c)[0]) for c in clients
+    }
+    assert set(ingress) == expected
+    for rule in ingress.values():
         assert "cidr_ipv4" not in rule
-        assert rule["from_port"] == rule["to_port"] == 5432
+        assert (rule["ip_protocol"], rule["from_port"], rule["to_port"]) == ("tcp", 5432, 5432)
         assert rule["description"]
+        # The client's own half of the path: egress to this group on 5432.
+        assert [
+            e for e in resources(prod_tf, "aws_vpc_security_group_egress_rule").values()
+            if e["security_group_id"] == rule["referenced_security_group_id"]
+            and e.get("referenced_security_group_id") == group
+            and (e["from_port"], e["to_port"]) == (5432, 5432)
+        ]  # fmt: skip

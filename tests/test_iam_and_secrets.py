@@ -151,3 +151,54 @@ def test_every_security_group_and_rule_is_described_and_no_open_ingress_but_the_
         "paymig-prod/app/alb-ingress-443",
         "paymig-prod/app/alb-ingress-80",
     ]
+
+
+#: AWS managed policies the stack may attach: each is what AWS requires its service role
+#: to carry (RDS enhanced monitoring, DMS's two account-wide roles).
+ALLOWED_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
+    "arn:aws:iam::aws:policy/service-role/AmazonDMSVPCManagementRole",
+    "arn:aws:iam::aws:policy/service-role/AmazonDMSCloudWatchLogsRole",
+}
+
+
+@pytest.mark.parametrize("stack", ["prod_tf", "staging_tf"])
+def test_no_lambda_role_carries_a_managed_policy(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    """Issue 14 #5: AWSLambdaVPCAccessExecutionRole grants log writes on `*` and
+    AWSXRayDaemonWriteAccess more than tracing needs; each function's inline policy
+    carries exactly its ENI, trace, own-log and DLQ permissions instead."""
+    doc: dict[str, Any] = request.getfixturevalue(stack)
+    attached = {
+        a["policy_arn"] for a in doc["resource"].get("aws_iam_role_policy_attachment", {}).values()
+    }
+    assert attached <= ALLOWED_MANAGED_POLICIES
+    text = json.dumps(doc)
+    assert "AWSLambdaVPCAccessExecutionRole" not in text
+    assert "AWSXRayDaemonWriteAccess" not in text
+    for fn in doc["resource"]["aws_lambda_function"].values():
+        role = fn["role"].removesuffix(".arn}")
+        assert not [
+            a for a in doc["resource"].get("aws_iam_role_policy_attachment", {}).values()
+            if a["role"].startswith(role + ".")
+        ], path_of(fn)  # fmt: skip
+        assert "managed_policy_arns" not in doc["resource"]["aws_iam_role"][role.split(".")[1]]
+
+
+def test_ssm_parameters_hold_no_secret(prod_tf: dict[str, Any]) -> None:
+    """What the CKV2_AWS_34 skip relies on: public CA certificates and the write target."""
+    parameters = {p["name"]: p for p in prod_tf["resource"]["aws_ssm_parameter"].values()}
+    assert sorted(parameters) == [
+        "/paymig/paymig-prod/ca/aurora",
+        "/paymig/paymig-prod/ca/source",
+        "/paymig/paymig-prod/write-target",
+    ]
+    for name, parameter in parameters.items():
+        assert parameter["type"] == "String", name
+        value = parameter["value"]
+        if name.endswith("/write-target"):
+            assert value in ("source", "aurora")
+            continue
+        assert value.startswith("-----BEGIN CERTIFICATE-----"), name
+        assert "PRIVATE KEY" not in value, name

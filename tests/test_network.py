@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from paymig.config import PaymigConfig
+import pytest
+import yaml
+
+from paymig.config import PaymigConfig, parse_config
+from paymig.errors import ConfigError
 from tests.tf_helpers import by_path, only, path_of, policy, ref, resources
 
 ZONES = ["us-east-2a", "us-east-2b", "us-east-2c"]
@@ -101,9 +106,15 @@ def test_flow_logs_encrypted_and_kept_a_year(prod_tf: dict[str, Any]) -> None:
     assert not any(a in ("kms:*", "kms:Decrypt", "kms:Encrypt") for a in root["Action"])
     logs = statements["CloudWatchLogsUsesKey"]
     assert logs["Principal"] == {"Service": "logs.us-east-2.amazonaws.com"}
-    assert logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"].endswith(
-        ":log-group:/paymig/paymig-prod/vpc-flow-logs"
-    )
+    # Exactly this key's one log group: the key admits no other group's context.
+    assert logs["Condition"] == {
+        "ArnEquals": {
+            "kms:EncryptionContext:aws:logs:arn": [
+                "arn:aws:logs:us-east-2:${data.aws_caller_identity.caller.account_id}"
+                ":log-group:/paymig/paymig-prod/vpc-flow-logs"
+            ]
+        }
+    }
 
 
 def test_flow_log_role_is_scoped(prod_tf: dict[str, Any]) -> None:
@@ -121,18 +132,103 @@ def test_default_security_group_has_no_rules(prod_tf: dict[str, Any]) -> None:
     assert "egress" not in sg
 
 
-def test_s3_gateway_endpoint_on_private_route_tables(prod_tf: dict[str, Any]) -> None:
-    _, endpoint = only(prod_tf, "aws_vpc_endpoint")
-    assert endpoint["service_name"] == "com.amazonaws.us-east-2.s3"
-    assert endpoint["vpc_endpoint_type"] == "Gateway"
-    private = [
-        ref("aws_route_table", by_path(prod_tf, "aws_route_table", f"/network/app-rt-{z}")[0])
+INTERFACE_SERVICES = [
+    "secretsmanager", "monitoring", "sns", "sts", "ssm", "xray", "elasticloadbalancing", "dms",
+    "kms", "states",
+]  # fmt: skip
+GATEWAY_SERVICES = ["dynamodb", "s3"]
+#: Every VPC client of the stack, by the name its endpoint ingress rule carries.
+VPC_CLIENTS = [
+    "dms", "paymig-prod-db-setup", "paymig-prod-payment-api", "paymig-prod-rollback",
+    "paymig-prod-rotation", "paymig-prod-validation",
+]  # fmt: skip
+
+
+def _app_subnets(doc: dict[str, Any]) -> list[str]:
+    return [ref("aws_subnet", by_path(doc, "aws_subnet", f"/network/app-{z}")[0]) for z in ZONES]
+
+
+def _private_route_tables(doc: dict[str, Any]) -> list[str]:
+    return [
+        ref("aws_route_table", by_path(doc, "aws_route_table", f"/network/app-rt-{z}")[0])
         for z in ZONES
-    ] + [ref("aws_route_table", by_path(prod_tf, "aws_route_table", "/network/data-rt")[0])]
-    assert endpoint["route_table_ids"] == private
+    ] + [ref("aws_route_table", by_path(doc, "aws_route_table", "/network/data-rt")[0])]
+
+
+def test_interface_endpoints_answer_for_the_apis_in_the_app_subnets(
+    prod_tf: dict[str, Any],
+) -> None:
+    vpc_id, _ = only(prod_tf, "aws_vpc")
+    sg_id, _ = by_path(prod_tf, "aws_security_group", "/network/endpoints/sg")
+    endpoints = {
+        e["service_name"]: e
+        for e in resources(prod_tf, "aws_vpc_endpoint").values()
+        if e["vpc_endpoint_type"] == "Interface"
+    }
+    assert sorted(endpoints) == sorted(f"com.amazonaws.us-east-2.{s}" for s in INTERFACE_SERVICES)
+    for service in INTERFACE_SERVICES:
+        endpoint = endpoints[f"com.amazonaws.us-east-2.{service}"]
+        # Private DNS: the API's public name resolves to the endpoint inside the VPC.
+        assert endpoint["private_dns_enabled"] is True
+        assert endpoint["vpc_id"] == ref("aws_vpc", vpc_id)
+        assert endpoint["subnet_ids"] == _app_subnets(prod_tf)
+        assert endpoint["security_group_ids"] == [ref("aws_security_group", sg_id)]
+        assert endpoint["tags"]["Name"] == f"paymig-prod-{service}"
+
+
+def test_gateway_endpoints_on_the_private_route_tables(prod_tf: dict[str, Any]) -> None:
+    gateways = {
+        e["service_name"]: e
+        for e in resources(prod_tf, "aws_vpc_endpoint").values()
+        if e["vpc_endpoint_type"] == "Gateway"
+    }
+    assert sorted(gateways) == sorted(f"com.amazonaws.us-east-2.{s}" for s in GATEWAY_SERVICES)
+    for endpoint in gateways.values():
+        assert endpoint["route_table_ids"] == _private_route_tables(prod_tf)
+        assert "security_group_ids" not in endpoint and "subnet_ids" not in endpoint
+
+
+def test_endpoint_security_group_admits_exactly_the_vpc_clients_on_443(
+    prod_tf: dict[str, Any],
+) -> None:
+    sg_id, sg = by_path(prod_tf, "aws_security_group", "/network/endpoints/sg")
+    assert "ingress" not in sg and "egress" not in sg
+    group = ref("aws_security_group", sg_id)
+    egress = [
+        r for r in resources(prod_tf, "aws_vpc_security_group_egress_rule").values()
+        if r["security_group_id"] == group
+    ]  # fmt: skip
+    assert egress == []  # endpoints answer; they never open connections
+    ingress = {
+        path_of(r).rsplit("/ingress-", 1)[1]: r
+        for r in resources(prod_tf, "aws_vpc_security_group_ingress_rule").values()
+        if r["security_group_id"] == group
+    }
+    assert sorted(ingress) == VPC_CLIENTS
+    client_groups = {
+        "dms": "/replication/security-group",
+        "paymig-prod-db-setup": "/checks/db-setup/sg",
+        "paymig-prod-payment-api": "/app/api/sg",
+        "paymig-prod-rollback": "/automation/rollback/sg",
+        "paymig-prod-rotation": "/credentials/rotation/sg",
+        "paymig-prod-validation": "/checks/validation/sg",
+    }
+    for client, suffix in client_groups.items():
+        rule = ingress[client]
+        client_sg, _ = by_path(prod_tf, "aws_security_group", suffix)
+        assert {k: v for k, v in rule.items() if k not in ("//", "description", "tags")} == {
+            "security_group_id": group,
+            "referenced_security_group_id": ref("aws_security_group", client_sg),
+            "ip_protocol": "tcp",
+            "from_port": 443,
+            "to_port": 443,
+        }
 
 
 def test_site_to_site_vpn(prod_tf: dict[str, Any]) -> None:
+    """Issue 14 #4: the tunnels took AWS's defaults (SHA1, AES128, DH group 2 accepted)
+    and Terraform state held the pre-shared keys; both tunnels now carry exactly the
+    configured options and the keys stay in Secrets Manager."""
     _, cgw = only(prod_tf, "aws_customer_gateway")
     assert cgw["ip_address"] == "203.0.113.10"
     assert cgw["bgp_asn"] == "64500"
@@ -140,6 +236,19 @@ def test_site_to_site_vpn(prod_tf: dict[str, Any]) -> None:
     _, vpn = only(prod_tf, "aws_vpn_connection")
     assert vpn["vpn_gateway_id"] == ref("aws_vpn_gateway", vgw_id)
     assert vpn["static_routes_only"] is False
+    assert vpn["type"] == "ipsec.1"
+    # The pre-shared keys stay out of Terraform state.
+    assert vpn["preshared_key_storage"] == "SecretsManager"
+    tunnel_options = {k: v for k, v in vpn.items() if k.startswith("tunnel")}
+    expected = {}
+    for number in (1, 2):
+        expected[f"tunnel{number}_ike_versions"] = ["ikev2"]
+        for phase in (1, 2):
+            prefix = f"tunnel{number}_phase{phase}"
+            expected[f"{prefix}_encryption_algorithms"] = ["AES256-GCM-16", "AES256"]
+            expected[f"{prefix}_integrity_algorithms"] = ["SHA2-256", "SHA2-384", "SHA2-512"]
+            expected[f"{prefix}_dh_group_numbers"] = [19, 20, 21]
+    assert tunnel_options == expected
     onprem = [
         r
         for r in resources(prod_tf, "aws_route").values()
@@ -147,6 +256,32 @@ def test_site_to_site_vpn(prod_tf: dict[str, Any]) -> None:
     ]
     assert len(onprem) == 4  # three app route tables and the data route table
     assert {r["gateway_id"] for r in onprem} == {ref("aws_vpn_gateway", vgw_id)}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("integrity_algorithms", ["SHA2-256", "SHA1"],
+         "prod.yaml: onprem.vpn.integrity_algorithms[1]: Input should be 'SHA2-256', "
+         "'SHA2-384' or 'SHA2-512'"),
+        ("encryption_algorithms", ["AES128"],
+         "prod.yaml: onprem.vpn.encryption_algorithms[0]: Input should be 'AES256' or "
+         "'AES256-GCM-16'"),
+        ("dh_group_numbers", [14],
+         "prod.yaml: onprem.vpn.dh_group_numbers[0]: Input should be 19, 20 or 21"),
+        ("ike_versions", ["ikev1"],
+         "prod.yaml: onprem.vpn.ike_versions[0]: Input should be 'ikev2'"),
+    ],
+)  # fmt: skip
+def test_weak_vpn_algorithms_are_refused_in_one_line(
+    option: str, value: list[object], message: str
+) -> None:
+    """AWS accepts SHA1, AES128 and DH group 14 on a tunnel; the config does not."""
+    data = yaml.safe_load((Path(__file__).parents[1] / "config" / "prod.yaml").read_text())
+    data["onprem"]["vpn"] = {option: value}
+    with pytest.raises(ConfigError) as info:
+        parse_config(yaml.safe_dump(data), Path("prod.yaml"))
+    assert str(info.value) == message
 
 
 def test_state_backend_is_per_environment_encrypted_and_locked(prod_tf: dict[str, Any]) -> None:
@@ -162,8 +297,14 @@ def test_state_backend_is_per_environment_encrypted_and_locked(prod_tf: dict[str
 
 
 def taggable(kind: str) -> bool:
-    """Whether the provider schema gives a resource type `tags` (read from the bindings)."""
+    """Whether the provider schema gives a resource type `tags` (read from the bindings).
+
+    Only AWS provider types can be: `terraform_data` is Terraform's own.
+    """
     import importlib
+
+    if not kind.startswith("aws_"):
+        return False
 
     from cdktf import TerraformResource
 

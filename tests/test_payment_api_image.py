@@ -2,17 +2,15 @@
 
 No Docker engine runs on this machine, so the image is never built here. Instead the
 Dockerfile is parsed and checked: the base image, the handler its CMD names, the pinned
-requirements it installs, the files it copies (laid out in a temporary task root and
-imported from there in a fresh interpreter, exactly as Lambda would import them), and
-the build-time CA bundle check.
+requirements it installs, and the files it copies: exactly the paymig modules the
+handler imports (found by reading their imports), laid out in a temporary task root and
+imported from there in a fresh interpreter, exactly as Lambda would import them.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib
-import importlib.util
 import inspect
 import json
 import re
@@ -21,8 +19,6 @@ import subprocess
 import sys
 from importlib.metadata import requires
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 from dockerfile_parse import DockerfileParser
@@ -33,6 +29,7 @@ from paymig import naming
 from paymig.lambdas import payment_api
 
 REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
 IMAGE_DIR = REPO / "docker" / "payment-api"
 DOCKERFILE = IMAGE_DIR / "Dockerfile"
 TASK_ROOT = "${LAMBDA_TASK_ROOT}"
@@ -79,14 +76,55 @@ def constraint_pins() -> dict[str, str]:
     return pins
 
 
-def load_fetch_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "fetch_rds_ca_bundle", IMAGE_DIR / "fetch_rds_ca_bundle.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def module_file(module: str) -> Path | None:
+    """The source file of a paymig module (a package's ``__init__.py``), if it exists."""
+    base = SRC.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imports_of(path: Path) -> tuple[set[str], set[str]]:
+    """The paymig modules and the other top-level modules that ``path`` imports."""
+    paymig: set[str] = set()
+    others: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # "from paymig.runtime import database_env" imports a module, not a name.
+            names = [node.module] + [
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if module_file(f"{node.module}.{alias.name}") is not None
+            ]
+        else:
+            continue
+        for name in names:
+            (paymig if name.split(".")[0] == "paymig" else others).add(name)
+    return paymig, {name.split(".")[0] for name in others}
+
+
+def handler_closure() -> tuple[set[str], set[str]]:
+    """Every paymig module the handler needs (packages included) and every other import."""
+    needed: set[str] = set()
+    others: set[str] = set()
+    pending = [payment_api.__name__]
+    while pending:
+        module = pending.pop()
+        parts = module.split(".")
+        for depth in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
+            package = ".".join(parts[:depth])
+            if package in needed:
+                continue
+            needed.add(package)
+            path = module_file(package)
+            assert path is not None, package
+            found, external = imports_of(path)
+            pending.extend(found)
+            others |= external
+    return needed, others
 
 
 # ---------------------------------------------------------------- base image and CMD
@@ -113,17 +151,15 @@ def test_cmd_names_the_handler_and_it_is_a_callable_taking_event_and_context(
     assert list(inspect.signature(handler).parameters) == ["event", "context"]
 
 
-def test_ca_bundle_is_fetched_at_build_time_to_the_path_the_handler_defaults_to(
-    dockerfile: DockerfileParser,
-) -> None:
-    assert dockerfile.envs["DB_CA_BUNDLE"] == payment_api.DEFAULT_CA_BUNDLE
-    assert dockerfile.args["RDS_CA_BUNDLE_URL"] == (
-        "https://truststore.pki.rds.amazonaws.com/us-east-2/us-east-2-bundle.pem"
-    )
-    fetch_runs = [run for run in instructions(dockerfile, "RUN") if "fetch_rds_ca_bundle" in run]
-    assert [run.split()[:5] for run in fetch_runs] == [
-        ["python", "/tmp/fetch_rds_ca_bundle.py", '"${RDS_CA_BUNDLE_URL}"', '"${DB_CA_BUNDLE}"',
-         '"${RDS_CA_BUNDLE_SHA256}"']
+def test_no_ca_bundle_is_baked_into_the_image(dockerfile: DockerfileParser) -> None:
+    """The CA bundles come from SSM at run time: nothing CA-related is built in."""
+    assert dockerfile.args == {}
+    assert dockerfile.envs == {}
+    assert [
+        run for run in instructions(dockerfile, "RUN") if not run.startswith("pip install")
+    ] == []
+    assert sorted(path.name for path in IMAGE_DIR.iterdir()) == [
+        "Dockerfile", "README.md", "requirements.txt"
     ]  # fmt: skip
 
 
@@ -169,15 +205,13 @@ def test_pip_installs_the_copied_requirements_into_the_task_root(
     assert not any(word in {"-U", "--upgrade", "--pre", "--index-url"} for word in words)
 
 
-def test_handler_imports_only_the_standard_library_psycopg_and_boto3() -> None:
-    tree = ast.parse(Path(payment_api.__file__).read_text())
-    roots = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            roots.add(node.module.split(".")[0])
-    third_party = roots - set(sys.stdlib_module_names) - {"__future__"}
+def test_handler_needs_only_the_standard_library_psycopg_boto3_and_two_paymig_modules() -> None:
+    needed, others = handler_closure()
+    assert needed == {
+        "paymig", "paymig.errors", "paymig.lambdas", "paymig.lambdas.payment_api",
+        "paymig.runtime", "paymig.runtime.database_env",
+    }  # fmt: skip
+    third_party = others - set(sys.stdlib_module_names) - {"__future__"}
     assert third_party == {"psycopg", "boto3", "botocore"}
     listed = {canonicalize_name(r.name) for r in requirement_lines()}
     assert third_party <= listed
@@ -189,6 +223,23 @@ def test_handler_imports_only_the_standard_library_psycopg_and_boto3() -> None:
 def test_every_copy_source_exists(dockerfile: DockerfileParser) -> None:
     sources = [source for sources, _ in copies(dockerfile) for source in sources]
     assert sources and all((REPO / source).is_file() for source in sources)
+
+
+def test_the_image_copies_exactly_the_paymig_modules_the_handler_needs(
+    dockerfile: DockerfileParser,
+) -> None:
+    copied = [
+        (source, destination)
+        for sources, destination in copies(dockerfile)
+        for source in sources
+        if source.startswith("src/")
+    ]
+    needed, _ = handler_closure()
+    files = {module_file(module) for module in needed}
+    assert sorted(REPO / source for source, _ in copied) == sorted(p for p in files if p)
+    for source, destination in copied:  # each lands where the package layout puts it
+        relative = Path(source).relative_to("src").parent
+        assert destination == f"{TASK_ROOT}/{relative}/"
 
 
 def test_the_copied_files_alone_import_the_handler(
@@ -222,57 +273,5 @@ def test_the_copied_files_alone_import_the_handler(
     assert json.loads(result.stdout) == {
         "file": str(task_root / "paymig" / "lambdas" / "payment_api.py"),
         "callable": True,
-        "paymig": ["paymig", "paymig.lambdas", "paymig.lambdas.payment_api"],
+        "paymig": sorted(handler_closure()[0]),
     }
-
-
-# ---------------------------------------------------------------- build-time CA bundle check
-
-
-def _certificate(tmp_path: Path, name: str) -> bytes:
-    subprocess.run(
-        ["openssl", "req", "-new", "-x509", "-days", "1", "-nodes", "-subj", f"/CN={name}",
-         "-newkey", "rsa:2048", "-keyout", str(tmp_path / f"{name}.key"),
-         "-out", str(tmp_path / f"{name}.pem")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return (tmp_path / f"{name}.pem").read_bytes()
-
-
-def test_bundle_check_counts_the_certificate_authorities(tmp_path: Path) -> None:
-    fetch = load_fetch_script()
-    bundle = _certificate(tmp_path, "root-a") + _certificate(tmp_path, "root-b")
-    assert fetch.verify_bundle(bundle) == 2
-    assert fetch.verify_bundle(bundle, hashlib.sha256(bundle).hexdigest().upper()) == 2
-
-
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (lambda pem, key: pem + key, r"expected only PEM certificates, found \['CERTIFICATE', "),
-        (lambda pem, key: b"", r"expected only PEM certificates, found \[\]"),
-        (lambda pem, key: pem + b"junk\n", "text outside the PEM certificate blocks"),
-        (lambda pem, key: pem.replace(b"M", b"A", 40), "certificates do not load"),
-        (lambda pem, key: "é".encode() + pem, "not a PEM text file"),
-    ],
-)
-def test_bundle_check_refuses_what_is_not_a_ca_bundle(
-    tmp_path: Path, mutate: Any, message: str
-) -> None:
-    fetch = load_fetch_script()
-    pem = _certificate(tmp_path, "root")
-    key = (tmp_path / "root.key").read_bytes()
-    with pytest.raises(fetch.BundleError, match=message):
-        fetch.verify_bundle(mutate(pem, key))
-
-
-def test_bundle_check_refuses_a_different_pinned_hash_and_other_urls(tmp_path: Path) -> None:
-    fetch = load_fetch_script()
-    pem = _certificate(tmp_path, "root")
-    with pytest.raises(fetch.BundleError, match=r"^bundle: sha256 differs"):
-        fetch.verify_bundle(pem, "0" * 64)
-    with pytest.raises(fetch.BundleError, match=r"^url: must start with https://truststore\."):
-        fetch.fetch("http://example.com/bundle.pem", tmp_path / "out.pem")
-    assert fetch.main(["only-one-argument"]) == 2
-    assert fetch.main(["file:///etc/passwd", str(tmp_path / "x.pem")]) == 1
-    assert not (tmp_path / "x.pem").exists()

@@ -33,7 +33,7 @@ def _with(**changes: object) -> dict:
 
 
 def test_shipped_files_load_with_the_documented_defaults() -> None:
-    for env in ("prod", "staging"):
+    for env in ("prod", "staging", "rehearsal"):
         cfg = parse_config((REPO / "config" / f"{env}.yaml").read_text(), Path(env))
         rep = cfg.replication
         assert rep.source.port == 5432
@@ -44,7 +44,9 @@ def test_shipped_files_load_with_the_documented_defaults() -> None:
         assert (rep.lob_mode, rep.lob_max_size_kb) == ("limited", 32)
         assert (rep.instance_class, rep.allocated_storage_gb) == ("dms.r5.large", 100)
         assert (rep.engine_version, rep.multi_az) == ("3.5.4", True)
-        assert rep.slot_name == f"paymig_dms_{env}"
+        # The forward task names no slot (DMS creates its own); the way back reads this one.
+        assert rep.reverse_slot_name == "paymig_reverse"
+        assert rep.iam_propagation_seconds == 30
         assert (REPO / rep.source.ca_certificate_path).is_file()
 
 
@@ -97,7 +99,12 @@ def test_sample_source_values_are_reported() -> None:
         ({"lob_mode": "huge"}, "replication.lob_mode: Input should be 'none', 'limited' or 'full'"),
         ({"engine_version": "3.4.7"}, "replication.engine_version: String should match pattern"),
         ({"instance_class": "r5.large"}, "replication.instance_class: String should match"),
-        ({"slot_name": "Bad-Slot"}, "replication.slot_name: String should match pattern"),
+        (
+            {"reverse_slot_name": "Bad-Slot"},
+            "replication.reverse_slot_name: String should match pattern",
+        ),
+        ({"slot_name": "paymig_dms"}, "replication.slot_name: unknown key (check the spelling)"),
+        ({"iam_propagation_seconds": 301}, "replication.iam_propagation_seconds: Input should be"),
         ({"max_full_load_subtasks": 50}, "replication.max_full_load_subtasks: Input should be"),
         (
             {"event_subscription": {"task_categories": ["state change"]}},

@@ -26,7 +26,7 @@ from paymig.runbook.consistency import consistency_warnings
 from paymig.runbook.context import ALARM_UNITS
 from paymig.runbook.facts import RunbookError, stack_facts
 from paymig.runbook.render import SECTIONS, RunbookInputs, render_runbook
-from paymig.runtime.controller.core import budget_from_config
+from paymig.runtime.controller.budget import budget_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "docs" / "migration_runbook.md"
@@ -222,7 +222,11 @@ def test_rotation_days_and_ca_identifier(runbook: str, prod_config: PaymigConfig
 
 
 def test_dms_section_uses_the_synthesized_task_id(runbook: str, prod_doc: dict[str, Any]) -> None:
-    (task,) = prod_doc["resource"]["aws_dms_replication_task"].values()
+    (task,) = [
+        t
+        for t in prod_doc["resource"]["aws_dms_replication_task"].values()
+        if t["//"]["metadata"]["path"].endswith("replication/task")
+    ]
     body = _sections(runbook)[SECTIONS[4]]
     assert (
         "aws dms describe-replication-tasks --filters "
@@ -308,8 +312,10 @@ def test_payment_api_and_its_repository_are_found_among_others(prod_doc: dict[st
     assert facts.function_name == naming.payment_api_function("paymig-prod")
     assert facts.ecr_repository == "paymig-prod/payment-api"
     assert facts.function_names == (
+        "paymig-prod-db-setup",
         "paymig-prod-payment-api",
         "paymig-prod-rollback",
+        "paymig-prod-rotation",
         "paymig-prod-validation",
     )
     del doc["resource"]["aws_lambda_function"][facts.function_address.split(".")[1]]
@@ -320,7 +326,9 @@ def test_payment_api_and_its_repository_are_found_among_others(prod_doc: dict[st
 def test_a_missing_resource_is_an_error_naming_it(prod_doc: dict[str, Any]) -> None:
     broken = copy.deepcopy(prod_doc)
     del broken["resource"]["aws_dms_replication_task"]
-    with pytest.raises(RunbookError, match="expected exactly one aws_dms_replication_task"):
+    with pytest.raises(
+        RunbookError, match=r"expected one aws_dms_replication_task at \.\.\./replication/task"
+    ):
         stack_facts(broken)
     with pytest.raises(RunbookError, match="stackName"):
         stack_facts({"resource": {}})

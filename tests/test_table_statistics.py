@@ -53,7 +53,6 @@ def test_shell_pages_through_statistics_and_publishes_them() -> None:
     }
     with Stubber(dms) as dms_stub, Stubber(cloudwatch) as cw_stub:
         dms_stub.add_response("describe_replication_tasks", task, lookup)
-        dms_stub.add_response("describe_replication_tasks", task, lookup)
         dms_stub.add_response(
             "describe_table_statistics",
             {"TableStatistics": TABLES[:2], "Marker": "m1"},

@@ -51,12 +51,12 @@ PAYMENT_VALUE_DIMENSION_SETS: tuple[tuple[str, ...], ...] = (
     (DIMENSION_ENVIRONMENT, DIMENSION_CURRENCY),
 )
 
-#: Environment variables the payment API Lambda reads (the infra half sets them).
-PAYMENT_API_ENV_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - a variable name
-PAYMENT_API_ENV_DB_HOST = "DB_HOST"
-PAYMENT_API_ENV_DB_PORT = "DB_PORT"
-PAYMENT_API_ENV_DB_NAME = "DB_NAME"
-PAYMENT_API_ENV_CA_BUNDLE = "DB_CA_BUNDLE"
+#: Environment variables the payment API Lambda reads (the infra half sets them): the two
+#: databases it may use, declared as ``paymig.runtime.database_env`` reads them (the
+#: write target, :data:`PAYMENT_API_ENV_WRITE_TARGET`, picks one at run time), and the
+#: environment name of its metrics.
+PAYMENT_API_ENV_DB_SOURCE = "PAYMIG_DB_SOURCE"
+PAYMENT_API_ENV_DB_AURORA = "PAYMIG_DB_AURORA"
 PAYMENT_API_ENV_ENVIRONMENT = "PAYMIG_ENVIRONMENT"
 
 #: Handler the payment API image runs (its Dockerfile's CMD).
@@ -84,9 +84,19 @@ def dms_target_endpoint_id(stack_name: str) -> str:
     return f"{resource_prefix(stack_name)}-aurora-target"
 
 
+def login_secret_name(stack_name: str, server: str, client: str) -> str:
+    """Name of the Secrets Manager secret of one client's login on one server."""
+    return f"{resource_prefix(stack_name)}/{server}/{client}"
+
+
 def dms_source_secret_name(stack_name: str) -> str:
-    """Secrets Manager name of the on-prem source credentials DMS reads."""
-    return f"{resource_prefix(stack_name)}/dms/source"
+    """Name of the secret DMS reads the on-prem source's credentials from."""
+    return login_secret_name(stack_name, "source", "dms")
+
+
+def ca_parameter_name(stack_name: str, server: str) -> str:
+    """Name of the SSM parameter holding the CA bundle clients verify ``server`` with."""
+    return f"/paymig/{stack_name}/ca/{server}"
 
 
 def dms_event_topic_name(stack_name: str) -> str:
@@ -117,9 +127,9 @@ def target_group_name(stack_name: str, alias: str) -> str:
 
 # --------------------------------------------------------------------------- alarms
 
-#: The metric alarms feeding the composite `migration-health` alarm, in display order.
-#: Units of their thresholds: 5xx-rate percent of requests, p99-latency seconds,
-#: cdc-latency seconds, dms-task-failure count of failure events, aurora-cpu percent,
+#: The metric alarms of the migration, in display order; every one must be OK for a
+#: shift. Units of their thresholds: 5xx-rate percent of requests, p99-latency seconds,
+#: cdc-latency seconds, dms-task-failure count of error periods, aurora-cpu percent,
 #: replica-lag milliseconds.
 ALARM_METRICS = (
     "5xx-rate",
@@ -129,6 +139,13 @@ ALARM_METRICS = (
     "aurora-cpu",
     "replica-lag",
 )
+
+#: The alarms the composite `migration-health` alarm (the automatic rollback) watches:
+#: the AWS side's user-facing health, which a traffic rollback fixes. The others page
+#: people and gate shifts, and never move traffic (docs/controller.md).
+ROLLBACK_ALARM_METRICS = ("5xx-rate", "p99-latency")
+#: Replication alarms, armed (actions enabled) once CDC runs (`migration.stage: cdc`).
+REPLICATION_ALARM_METRICS = ("cdc-latency", "dms-task-failure")
 
 #: Suffix of the composite alarm that triggers the automatic rollback.
 COMPOSITE_ALARM = "migration-health"
@@ -142,7 +159,7 @@ def alarm_name(stack_name: str, metric: str) -> str:
 
 
 def composite_alarm_name(stack_name: str) -> str:
-    """Name of the composite alarm over every metric alarm."""
+    """Name of the composite alarm over the rollback alarms."""
     return f"{resource_prefix(stack_name)}-{COMPOSITE_ALARM}"
 
 
@@ -155,8 +172,16 @@ def alarm_names(stack_name: str) -> tuple[str, ...]:
 
 
 def alarm_topic_name(stack_name: str) -> str:
-    """SNS topic the alarms notify; it triggers the rollback Lambda and reaches people."""
+    """SNS topic the composite alarm notifies; it triggers the rollback Lambda."""
     return f"{resource_prefix(stack_name)}-migration-alarms"
+
+
+def alert_topic_name(stack_name: str) -> str:
+    """SNS topic that reaches people: single alarms and the controller's own notifications.
+
+    The controller never publishes to the alarm topic, so it can never invoke itself.
+    """
+    return f"{resource_prefix(stack_name)}-migration-alerts"
 
 
 def rollback_function_name(stack_name: str) -> str:
@@ -175,6 +200,11 @@ def dms_instance_identifier(stack_name: str) -> str:
 def dms_task_identifier(stack_name: str) -> str:
     """DMS replication task identifier (dimension `ReplicationTaskIdentifier`)."""
     return f"{resource_prefix(stack_name)}-task"
+
+
+def dms_reverse_task_identifier(stack_name: str) -> str:
+    """Identifier of the reverse (Aurora to on-prem, CDC only) DMS task."""
+    return f"{resource_prefix(stack_name)}-reverse-cdc"
 
 
 #: Namespace and metric of the DMS CDC latency the controller's gate reads.
@@ -212,3 +242,12 @@ def audit_table_name(stack_name: str) -> str:
 #: strings, no secondary indexes, no TTL (the trail is kept).
 AUDIT_PARTITION_KEY = "pk"
 AUDIT_SORT_KEY = "sk"
+
+
+def write_target_parameter_name(stack_name: str) -> str:
+    """SSM parameter naming the database the payment API writes to (source or aurora)."""
+    return f"/paymig/{resource_prefix(stack_name)}/write-target"
+
+
+#: Environment variable naming :func:`write_target_parameter_name` in the payment API.
+PAYMENT_API_ENV_WRITE_TARGET = "PAYMIG_WRITE_TARGET_PARAMETER"

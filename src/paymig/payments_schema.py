@@ -21,17 +21,36 @@ zero-downtime migration:
 
 The script is idempotent (``IF NOT EXISTS`` everywhere), so :func:`apply_schema` can run
 against a database that already has it.
+
+The foreign keys are also available apart from the tables: :data:`TABLES_DDL` is the
+model without them (primary keys, unique and check constraints and indexes included),
+:data:`FOREIGN_KEYS` describes each one, so the DMS target can be loaded in parallel
+first and constrained afterwards (:mod:`paymig.runtime.constraints`).
+:data:`CONSTRAINTS` and :data:`INDEXES` name everything the model must have, which is
+what a schema verification compares the catalog against.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
 
+#: The schema the model lives in.
+SCHEMA = "public"
+
 #: The tables of the model, parents before children (the order to create or copy them).
 TABLES: tuple[str, ...] = ("accounts", "payments", "refunds")
+
+#: Markers a write cutover or fallback commits on the old writer and waits for on the
+#: new one (:mod:`paymig.runtime.cutover.database`): replicated like the payment tables,
+#: written only by the admin running the switch, never by a client.
+MARKERS_TABLE = "paymig_markers"
+
+#: Every table replication carries: the model and the markers.
+REPLICATED_TABLES: tuple[str, ...] = (*TABLES, MARKERS_TABLE)
 
 #: Values ``payments.status`` may take.
 PAYMENT_STATUSES: tuple[str, ...] = ("pending", "succeeded", "failed", "refunded")
@@ -41,26 +60,130 @@ IDEMPOTENCY_CONSTRAINT = "payments_merchant_idempotency_key"
 
 _STATUS_LIST = ", ".join(f"'{status}'" for status in PAYMENT_STATUSES)
 
-#: The DDL of the whole model, one statement per ``;``.
-PAYMENTS_DDL = f"""
+#: `pg_constraint.contype` codes and how reports name them.
+CONSTRAINT_KINDS: dict[str, str] = {
+    "p": "PRIMARY KEY",
+    "u": "UNIQUE",
+    "c": "CHECK",
+    "f": "FOREIGN KEY",
+}
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One constraint the model must have: its name, table, kind and columns."""
+
+    name: str
+    table: str
+    kind: str  # a `pg_constraint.contype` code, see CONSTRAINT_KINDS
+    columns: tuple[str, ...]
+
+    def describe(self) -> str:
+        """Render as `name (KIND on table(columns))` for reports."""
+        return (
+            f"{self.name} ({CONSTRAINT_KINDS[self.kind]} on "
+            f"{self.table}({', '.join(self.columns)}))"
+        )
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key of the model: `table.column` references `parent.parent_column`."""
+
+    name: str
+    table: str
+    column: str
+    parent: str
+    parent_column: str = "id"
+
+    @property
+    def constraint(self) -> Constraint:
+        """The foreign key as a :class:`Constraint`."""
+        return Constraint(self.name, self.table, "f", (self.column,))
+
+    def inline_clause(self) -> str:
+        """The column-constraint clause used in ``CREATE TABLE``."""
+        return f" CONSTRAINT {self.name} REFERENCES {self.parent} ({self.parent_column})"
+
+    def add_not_valid_sql(self) -> str:
+        """``ALTER TABLE ... ADD CONSTRAINT ... NOT VALID``: enforced for new rows only."""
+        return (
+            f"ALTER TABLE {SCHEMA}.{self.table} ADD CONSTRAINT {self.name} "
+            f"FOREIGN KEY ({self.column}) REFERENCES {SCHEMA}.{self.parent} "
+            f"({self.parent_column}) NOT VALID"
+        )
+
+    def validate_sql(self) -> str:
+        """``VALIDATE CONSTRAINT``: checks existing rows without blocking writes."""
+        return f"ALTER TABLE {SCHEMA}.{self.table} VALIDATE CONSTRAINT {self.name}"
+
+
+#: The foreign keys, parents' keys first.
+FOREIGN_KEYS: tuple[ForeignKey, ...] = (
+    ForeignKey("payments_account_id_fkey", "payments", "account_id", "accounts"),
+    ForeignKey("refunds_payment_id_fkey", "refunds", "payment_id", "payments"),
+)
+
+#: Every constraint except the foreign keys; the names are the ones PostgreSQL would
+#: choose by default, so databases created before they were spelled out match.
+TABLE_CONSTRAINTS: tuple[Constraint, ...] = (
+    Constraint("accounts_pkey", "accounts", "p", ("id",)),
+    Constraint("accounts_display_name_check", "accounts", "c", ("display_name",)),
+    Constraint("payments_pkey", "payments", "p", ("id",)),
+    Constraint("payments_merchant_id_check", "payments", "c", ("merchant_id",)),
+    Constraint("payments_idempotency_key_check", "payments", "c", ("idempotency_key",)),
+    Constraint("payments_amount_check", "payments", "c", ("amount",)),
+    Constraint("payments_currency_check", "payments", "c", ("currency",)),
+    Constraint("payments_status_check", "payments", "c", ("status",)),
+    Constraint("payments_request_fingerprint_check", "payments", "c", ("request_fingerprint",)),
+    Constraint(IDEMPOTENCY_CONSTRAINT, "payments", "u", ("merchant_id", "idempotency_key")),
+    Constraint("refunds_pkey", "refunds", "p", ("id",)),
+    Constraint("refunds_amount_check", "refunds", "c", ("amount",)),
+    Constraint(f"{MARKERS_TABLE}_pkey", MARKERS_TABLE, "p", ("id",)),
+)
+
+#: Every constraint of the complete model.
+CONSTRAINTS: tuple[Constraint, ...] = TABLE_CONSTRAINTS + tuple(
+    fk.constraint for fk in FOREIGN_KEYS
+)
+
+#: Secondary indexes as (name, table); the indexes behind keys come with their constraint.
+INDEXES: tuple[tuple[str, str], ...] = (
+    ("payments_account_id_idx", "payments"),
+    ("payments_created_at_idx", "payments"),
+    ("refunds_payment_id_idx", "refunds"),
+)
+
+
+def _ddl(*, foreign_keys: bool) -> str:
+    """The model's DDL, with or without the foreign keys."""
+    account_fk, payment_fk = (fk.inline_clause() if foreign_keys else "" for fk in FOREIGN_KEYS)
+    return f"""
 CREATE TABLE IF NOT EXISTS accounts (
     id           uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
-    display_name text        NOT NULL CHECK (length(display_name) BETWEEN 1 AND 200),
+    display_name text        NOT NULL CONSTRAINT accounts_display_name_check
+                             CHECK (length(display_name) BETWEEN 1 AND 200),
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE IF NOT EXISTS payments (
     id                  uuid          PRIMARY KEY DEFAULT gen_random_uuid(),
-    account_id          uuid          NOT NULL REFERENCES accounts (id),
-    merchant_id         text          NOT NULL CHECK (length(merchant_id) BETWEEN 1 AND 64),
-    idempotency_key     text          NOT NULL CHECK (length(idempotency_key) BETWEEN 1 AND 255),
-    amount              numeric(18,2) NOT NULL CHECK (amount > 0),
-    currency            char(3)       NOT NULL CHECK (currency ~ '^[A-Z]{{3}}$'),
+    account_id          uuid          NOT NULL{account_fk},
+    merchant_id         text          NOT NULL CONSTRAINT payments_merchant_id_check
+                                      CHECK (length(merchant_id) BETWEEN 1 AND 64),
+    idempotency_key     text          NOT NULL CONSTRAINT payments_idempotency_key_check
+                                      CHECK (length(idempotency_key) BETWEEN 1 AND 255),
+    amount              numeric(18,2) NOT NULL CONSTRAINT payments_amount_check
+                                      CHECK (amount > 0),
+    currency            char(3)       NOT NULL CONSTRAINT payments_currency_check
+                                      CHECK (currency ~ '^[A-Z]{{3}}$'),
     status              text          NOT NULL DEFAULT 'pending'
+                                      CONSTRAINT payments_status_check
                                       CHECK (status IN ({_STATUS_LIST})),
     created_at          timestamptz   NOT NULL DEFAULT now(),
     updated_at          timestamptz   NOT NULL DEFAULT now(),
-    request_fingerprint text          NOT NULL CHECK (request_fingerprint ~ '^[0-9a-f]{{64}}$'),
+    request_fingerprint text          NOT NULL CONSTRAINT payments_request_fingerprint_check
+                                      CHECK (request_fingerprint ~ '^[0-9a-f]{{64}}$'),
     CONSTRAINT {IDEMPOTENCY_CONSTRAINT} UNIQUE (merchant_id, idempotency_key)
 );
 
@@ -69,25 +192,46 @@ CREATE INDEX IF NOT EXISTS payments_created_at_idx ON payments (created_at);
 
 CREATE TABLE IF NOT EXISTS refunds (
     id         uuid          PRIMARY KEY DEFAULT gen_random_uuid(),
-    payment_id uuid          NOT NULL REFERENCES payments (id),
-    amount     numeric(18,2) NOT NULL CHECK (amount > 0),
+    payment_id uuid          NOT NULL{payment_fk},
+    amount     numeric(18,2) NOT NULL CONSTRAINT refunds_amount_check CHECK (amount > 0),
     created_at timestamptz   NOT NULL DEFAULT now()
 );
 
 CREATE INDEX IF NOT EXISTS refunds_payment_id_idx ON refunds (payment_id);
+
+{markers_ddl()}"""
+
+
+def markers_ddl() -> str:
+    """The DDL of the cutover markers table alone (the source's DBA creates it too)."""
+    return f"""
+CREATE TABLE IF NOT EXISTS {MARKERS_TABLE} (
+    id         uuid        PRIMARY KEY,
+    kind       text        NOT NULL,
+    written_at timestamptz NOT NULL DEFAULT now()
+);
 """
 
 
-def ddl_statements() -> list[str]:
-    """Return the DDL split into single statements, in order, without trailing semicolons."""
-    return [part.strip() for part in PAYMENTS_DDL.split(";") if part.strip()]
+#: The DDL of the whole model, foreign keys included, one statement per ``;``.
+PAYMENTS_DDL = _ddl(foreign_keys=True)
+
+#: The model without foreign keys: what the DMS target gets before the full load.
+TABLES_DDL = _ddl(foreign_keys=False)
 
 
-def apply_schema(conn: psycopg.Connection[Any]) -> None:
+def ddl_statements(ddl: str = PAYMENTS_DDL) -> list[str]:
+    """Return a DDL script split into single statements, in order, without semicolons."""
+    return [part.strip() for part in ddl.split(";") if part.strip()]
+
+
+def apply_schema(conn: psycopg.Connection[Any], *, foreign_keys: bool = True) -> None:
     """Create the payments model in the connection's database, in one transaction.
 
-    Safe to run again on a database that already has the model.
+    Safe to run again on a database that already has the model. With
+    ``foreign_keys=False`` the tables are created without their foreign keys.
     """
+    ddl = PAYMENTS_DDL if foreign_keys else TABLES_DDL
     with conn.transaction():
-        for statement in ddl_statements():
+        for statement in ddl_statements(ddl):
             conn.execute(statement.encode())

@@ -12,8 +12,10 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from paymig.errors import CommandFailedError, ToolMissingError
 
@@ -87,6 +89,17 @@ class Terraform:
         """Install providers (from the mirror when present); no backend by default."""
         self.run("init", f"-backend={'true' if backend else 'false'}", "-no-color")
 
+    def providers_schema(self) -> dict[str, Any]:
+        """`terraform providers schema -json` of the initialised folder's providers."""
+        result = self.run("providers", "schema", "-json", "-no-color", timeout=300)
+        try:
+            schema: dict[str, Any] = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            raise CommandFailedError(
+                f"terraform providers schema in {self.stack_dir}: output is not JSON"
+            ) from None
+        return schema
+
     def validate(self) -> dict[str, object]:
         """Run `terraform validate -json` and return its report; raise if invalid."""
         command = [find_terraform(), f"-chdir={self.stack_dir}", "validate", "-json"]
@@ -123,3 +136,20 @@ def first_error(result: subprocess.CompletedProcess[str]) -> str:
         if line.startswith("Error:"):
             return line
     return lines[-1] if lines else f"exit code {result.returncode}"
+
+
+def pinned_provider_schema(
+    document: Mapping[str, Any], folder: Path, mirror: Path | None = DEFAULT_MIRROR
+) -> dict[str, Any]:
+    """The schema of the providers a synthesized stack pins, read in a scratch `folder`.
+
+    `terraform providers schema` needs an initialised backend, which `paymig check` never
+    configures; a folder holding only the stack's `required_providers` needs none.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    providers = document.get("terraform", {}).get("required_providers", {})
+    config = {"terraform": {"required_providers": providers}}
+    (folder / "main.tf.json").write_text(json.dumps(config), encoding="utf-8")
+    terraform = Terraform(folder, mirror=mirror)
+    terraform.init()
+    return terraform.providers_schema()

@@ -14,6 +14,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 
 from paymig.cli import (
     controller_commands,
+    controls_commands,
     cost_commands,
     infra_commands,
     preflight_commands,
@@ -36,6 +37,7 @@ controller_commands.register(app)
 validate_commands.register(app)
 cost_commands.register(app)
 runbook_commands.register(app)
+controls_commands.register(app)
 rehearse_commands.register(app)
 
 

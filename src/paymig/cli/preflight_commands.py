@@ -49,6 +49,16 @@ def preflight(
             "config's replication.table_rules select.",
         ),
     ] = None,
+    *,
+    check_logins: Annotated[
+        bool,
+        typer.Option(
+            "--check-logins",
+            help="Also check every paymig login on the source (names from paymig.logins: "
+            "the API, DMS, validation and rotation logins, both users of each pair) has "
+            "exactly the privileges it needs; any login may run this.",
+        ),
+    ] = False,
     env: EnvOption = "prod",
     config: ConfigOption = None,
     fmt: FormatOption = OutputFormat.text,
@@ -56,7 +66,11 @@ def preflight(
     """Check that a source PostgreSQL is ready for DMS: exit 0 all pass, 1 any fails."""
     replication = load(env, config).replication
     report = run_preflight(
-        source_dsn, table or None, replication.lob_mode, table_rules=replication.table_rules
+        source_dsn,
+        table or None,
+        replication.lob_mode,
+        table_rules=replication.table_rules,
+        check_logins=check_logins,
     )
     if fmt is OutputFormat.json:
         print(json.dumps(report.as_dict()))

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from paymig.cli.command_check import CliCommandChecker
+from paymig.cli.generated import write_or_check
 from paymig.cli.options import ConfigOption, EnvOption, load
-from paymig.errors import CommandFailedError, PaymigError
 from paymig.infra.synth import read_document, synthesized_document
 from paymig.runbook.render import DEFAULT_OUTPUT, RunbookInputs, render_runbook
 
@@ -40,24 +39,8 @@ def runbook(
     checker = CliCommandChecker(ctx.find_root().command)
     inputs = RunbookInputs(config=cfg, document=document, selector=selector)
     text = render_runbook(inputs, checker)
-    if check:
-        try:
-            current = output.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PaymigError(f"--output {output}: cannot read: {exc.strerror}") from None
-        if current != text:
-            raise CommandFailedError(
-                f"{output} is stale: regenerate it with `paymig runbook --env {env} "
-                f"--output {output}`"
-            )
-        Console().print(f"{output} is up to date")
-        return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise PaymigError(f"--output {output}: cannot write: {exc.strerror}") from None
-    Console().print(f"wrote {output} ({len(text.splitlines())} lines) for {cfg.stack_name}")
+    regenerate = f"paymig runbook --env {env} --output {output}"
+    write_or_check(output, text, check=check, regenerate=regenerate, stack=cfg.stack_name)
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,7 @@ from paymig.config.loading import (
     resolve_config_path,
 )
 from paymig.config.migration import MigrationConfig
-from paymig.config.network import SUBNET_TIERS, NetworkConfig, OnPremConfig
+from paymig.config.network import SUBNET_TIERS, NetworkConfig, OnPremConfig, VpnConfig
 from paymig.config.observability import (
     HIGH_RESOLUTION_PERIODS,
     AlarmMetric,
@@ -90,6 +90,7 @@ __all__ = [
     "TagsConfig",
     "UsageConfig",
     "ValidationConfig",
+    "VpnConfig",
     "WafConfig",
     "default_config_dir",
     "load_config",

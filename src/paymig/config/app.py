@@ -35,14 +35,30 @@ class AppConfig(_Model):
     )
     listener_weights: dict[Literal["blue", "green"], int] = Field(
         default={"blue": 100, "green": 0},
-        description="Weights of the blue and green target groups on the HTTPS listener.",
+        description=(
+            "Weights of the blue and green target groups on the HTTPS listener when it is "
+            "created; from then on the controller owns them (the stack ignores changes), "
+            "as it owns the Route 53 weights."
+        ),
+    )
+    alias_versions: dict[Literal["blue", "green"], str] = Field(
+        default={"blue": "latest", "green": "latest"},
+        description=(
+            "Function version each alias serves: a published version number, or `latest` "
+            "for the version `image_tag` publishes. Blue/green: pin the stable alias to the "
+            "tested version and let the other follow `latest`, so a new image goes to green "
+            "while blue stays. On the first apply both follow `latest` (nothing is published "
+            "yet); `paymig check` warns while the stable alias follows `latest`."
+        ),
     )
     write_target: Literal["source", "aurora"] = Field(
         default="source",
         description=(
-            "Database the AWS-side API writes to: `source` (the on-prem system of record, "
-            "over the VPN) until cutover, then `aurora`. One writer means a rollback to "
-            "legacy never strands a payment that only Aurora holds."
+            "Database the AWS-side API writes to on the first apply: `source` (the on-prem "
+            "system of record, over the VPN). Afterwards `paymig cutover` and `paymig "
+            "fallback` switch it at run time (an SSM parameter the API reads) and Terraform "
+            "leaves it alone. One writer at a time means a rollback to legacy never strands a "
+            "payment that only Aurora holds."
         ),
     )
     log_retention_days: RetentionDays = Field(
@@ -68,6 +84,17 @@ class AppConfig(_Model):
             raise ValueError("weights for both blue and green are required")
         if any(w < 0 or w > 100 for w in value.values()) or sum(value.values()) != 100:
             raise ValueError(f"weights must be 0-100 and sum to 100, got {value}")
+        return value
+
+    @field_validator("alias_versions")
+    @classmethod
+    def _versions(cls, value: dict[str, str]) -> dict[str, str]:
+        """Both aliases are named, each with `latest` or a version number."""
+        if set(value) != {"blue", "green"}:
+            raise ValueError("versions for both blue and green are required")
+        for alias, version in value.items():
+            if version != "latest" and not (version.isdigit() and int(version) >= 1):
+                raise ValueError(f"{alias}: {version!r} is neither `latest` nor a version number")
         return value
 
     @model_validator(mode="after")

@@ -40,15 +40,37 @@ class ControllerConfig(_Model):
         default=10,
         ge=0,
         le=300,
-        description="Budgeted delay from a metric alarm's ALARM to the composite's ALARM.",
+        description=(
+            "Budgeted delay from a metric alarm's ALARM to the composite's ALARM and its "
+            "action (AWS documents no bound: an assumption of the rollback budget)."
+        ),
     )
-    rollback_lambda_start_seconds: int = Field(
+    metric_ingestion_seconds: int = Field(
         default=15,
-        ge=1,
+        ge=0,
         le=300,
         description=(
-            "Budgeted SNS delivery, Lambda cold start and the ALB and Route 53 calls "
-            "before the INSYNC wait."
+            "Budgeted delay from the end of a high-resolution period until the alarm sees "
+            "its datapoint (embedded metrics travel through the function's logs; AWS "
+            "documents no bound: an assumption of the rollback budget, measure it)."
+        ),
+    )
+    lambda_queue_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=300,
+        description=(
+            "Budgeted wait of the alarm's event in Lambda's asynchronous queue before the "
+            "rollback function starts (AWS documents no bound: an assumption)."
+        ),
+    )
+    route53_submit_seconds: int = Field(
+        default=30,
+        ge=5,
+        le=120,
+        description=(
+            "How long the rollback keeps retrying one Route 53 change that is throttled or "
+            "cannot connect; part of the rollback budget."
         ),
     )
     route53_insync_timeout_seconds: int = Field(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field, field_validator
 
-from paymig.config.base import RetentionDays, _Model
+from paymig.config.base import RetentionDays, _Model, _operator_field
 
 
 class DatabaseConfig(_Model):
@@ -14,6 +17,27 @@ class DatabaseConfig(_Model):
         default="14.17",
         pattern=r"^14\.\d+$",
         description="Aurora PostgreSQL engine version, pinned (a 14.x release).",
+    )
+    # AWS's own default, written down: at the end of standard support (Aurora PostgreSQL
+    # 14: 28 February 2027) the cluster stays on 14 under paid RDS Extended Support. The
+    # alternative, `...-disabled`, makes AWS upgrade the major version by itself once
+    # standard support ends (AWS re:Post, "RDS Extended Support behavior"), at a time
+    # nobody chose, on a payments database that logical replication (DMS CDC, reverse
+    # replication) depends on. Paying while a planned blue/green upgrade is prepared is
+    # the safe choice; `paymig cost` shows the charge and `paymig check` warns before it.
+    engine_lifecycle_support: Literal[
+        "open-source-rds-extended-support", "open-source-rds-extended-support-disabled"
+    ] = Field(
+        default="open-source-rds-extended-support",
+        description=(
+            "RDS Extended Support enrolment of the cluster (set at creation). "
+            "`open-source-rds-extended-support` (default, AWS's default): after the end of "
+            "standard support the cluster keeps its major version and Extended Support is "
+            "charged per vCPU-hour until a major-version upgrade. "
+            "`open-source-rds-extended-support-disabled`: no charge, but AWS upgrades the "
+            "major version automatically after standard support ends, and a cluster cannot be "
+            "created on a version already past it."
+        ),
     )
     # db.r6g.large (2 vCPU, 16 GiB) fits the workload with room: 50,000 payments a day is
     # under 1 write/s on average (tens/s at peak), and 16 GiB caches the hot part of a
@@ -47,11 +71,20 @@ class DatabaseConfig(_Model):
         default="rds-ca-rsa2048-g1",
         description="Server certificate authority, pinned so CA rotation is a planned change.",
     )
+    ca_bundle_path: Path = _operator_field(
+        "PEM bundle of AWS's RDS CAs for the region (AWS publishes it at "
+        "https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem), reviewed and "
+        "committed, relative to the repository root; every client of Aurora verifies the "
+        "server with it (`verify-full`). It must hold the CA `ca_cert_identifier` names."
+    )
     monitoring_interval_seconds: int = Field(
         default=60, description="Enhanced monitoring interval: 1, 5, 10, 15, 30 or 60 seconds."
     )
     secret_rotation_days: int = Field(
-        default=30, ge=1, le=365, description="Rotate the master credentials every N days."
+        default=30,
+        ge=1,
+        le=365,
+        description="Rotate every database login (and RDS the master) every N days.",
     )
     log_retention_days: RetentionDays = Field(
         default=365, description="Retention of the cluster's PostgreSQL (audit) logs."

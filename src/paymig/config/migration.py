@@ -1,16 +1,33 @@
-"""The `migration` section: the phases of the traffic shift."""
+"""The `migration` section: the deployment stage and the phases of the traffic shift."""
 
 from __future__ import annotations
 
 import itertools
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from paymig.config.base import _Model
 
+#: What the stack is deployed for, in order (see :attr:`MigrationConfig.stage`).
+DeploymentStage = Literal["bootstrap", "full-load", "cdc", "finished"]
+STAGES: tuple[DeploymentStage, ...] = ("bootstrap", "full-load", "cdc", "finished")
+
 
 class MigrationConfig(_Model):
-    """The traffic migration plan."""
+    """The deployment stage and the traffic migration plan."""
+
+    stage: DeploymentStage = Field(
+        default="bootstrap",
+        description=(
+            "What the stack is deployed for, changed only by an apply, in order: `bootstrap` "
+            "(the first apply: no check reads the source logins the DBA has not stored "
+            "yet), `full-load` (the pre-migration check runs; the operator then starts DMS), "
+            "`cdc` (the full load is done: CDC alarms armed, foreign keys finalized on "
+            "Aurora, the post-migration check runs), `finished` (DMS and the legacy record "
+            "removed; refused by `paymig finish` until the cutover has held)."
+        ),
+    )
 
     phases: list[int] = Field(
         default=[0, 10, 50, 100],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -62,6 +62,50 @@ class NetworkConfig(_Model):
         return {tier: [next(blocks) for _ in range(count)] for tier in SUBNET_TIERS}
 
 
+#: What PCI DSS 4.0's "strong cryptography" allows of the values AWS's Site-to-Site VPN
+#: accepts (VPN User Guide, "Tunnel options for your Site-to-Site VPN connection"):
+#: AES-256 (CBC or GCM), SHA-2 256 or stronger, and the elliptic-curve DH groups 19-21.
+#: Groups 22-24 are MODP groups with small prime-order subgroups (22 is 1024-bit), so
+#: they are refused although AWS accepts them; SHA1, AES128 and groups 2/5/14-18 too.
+VpnEncryption = Literal["AES256", "AES256-GCM-16"]
+VpnIntegrity = Literal["SHA2-256", "SHA2-384", "SHA2-512"]
+VpnDhGroup = Literal[19, 20, 21]
+
+
+class VpnConfig(_Model):
+    """Tunnel options of both VPN tunnels, set explicitly instead of AWS's defaults.
+
+    AWS's defaults accept SHA1, AES128 and DH group 2 for compatibility; a PCI
+    environment pins strong algorithms on both phases.
+    """
+
+    ike_versions: list[Literal["ikev2"]] = Field(
+        default=["ikev2"], min_length=1, description="IKE versions: IKEv2 only."
+    )
+    encryption_algorithms: list[VpnEncryption] = Field(
+        default=["AES256-GCM-16", "AES256"],
+        min_length=1,
+        description="Phase 1 and phase 2 encryption: AES-256 (GCM or CBC).",
+    )
+    integrity_algorithms: list[VpnIntegrity] = Field(
+        default=["SHA2-256", "SHA2-384", "SHA2-512"],
+        min_length=1,
+        description="Phase 1 and phase 2 integrity: SHA-2 256 or stronger.",
+    )
+    dh_group_numbers: list[VpnDhGroup] = Field(
+        default=[19, 20, 21],
+        min_length=1,
+        description="Phase 1 and phase 2 Diffie-Hellman groups: 19, 20, 21 (elliptic curve).",
+    )
+    preshared_key_storage: Literal["SecretsManager", "Standard"] = Field(
+        default="SecretsManager",
+        description=(
+            "Where AWS keeps the tunnels' pre-shared keys: `SecretsManager` keeps them out of "
+            "Terraform state (the provider then reads them as REDACTED)."
+        ),
+    )
+
+
 class OnPremConfig(_Model):
     """The on-premises network and its Site-to-Site VPN."""
 
@@ -73,6 +117,9 @@ class OnPremConfig(_Model):
     static_routes_only: bool = Field(
         default=False,
         description="Use static routes instead of BGP on the VPN connection.",
+    )
+    vpn: VpnConfig = Field(
+        default_factory=VpnConfig, description="Tunnel options of the Site-to-Site VPN."
     )
 
     @field_validator("cidr", mode="before")

@@ -75,22 +75,27 @@ class AlarmSettings(_Model):
             )
         return self
 
-    @property
-    def detection_seconds(self) -> int:
-        """Worst-case time from a sustained breach to ALARM: M consecutive periods."""
-        return self.period_seconds * self.datapoints_to_alarm
-
 
 def _default_alarms() -> dict[AlarmMetric, AlarmSettings]:
     """Safe defaults for every alarm (the YAML files state each one explicitly)."""
     return {
+        # The composite's members: high resolution, or the rollback budget cannot hold
+        # (paymig.runtime.controller.budget).
         "5xx-rate": AlarmSettings(
             threshold=1.0,
+            period_seconds=10,
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
+            high_resolution=True,
             treat_missing_data="notBreaching",
             missing_data_reason="No requests in a period means no errors either.",
         ),
         "p99-latency": AlarmSettings(
             threshold=1.0,
+            period_seconds=10,
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
+            high_resolution=True,
             treat_missing_data="notBreaching",
             missing_data_reason="No requests in a period means no slow responses either.",
         ),
@@ -101,10 +106,10 @@ def _default_alarms() -> dict[AlarmMetric, AlarmSettings]:
         ),
         "dms-task-failure": AlarmSettings(
             threshold=0.0,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
             treat_missing_data="notBreaching",
-            missing_data_reason="Failure events are counted only when they happen.",
+            missing_data_reason="Error lines are counted only when they happen.",
         ),
         "aurora-cpu": AlarmSettings(
             threshold=80.0,
@@ -129,8 +134,14 @@ class ObservabilityConfig(_Model):
     alarms: dict[AlarmMetric, AlarmSettings] = Field(
         default_factory=_default_alarms,
         description=(
-            "One entry per alarm feeding the composite `migration-health` alarm: "
-            "5xx-rate, p99-latency, cdc-latency, dms-task-failure, aurora-cpu, replica-lag."
+            "One entry per metric alarm: 5xx-rate and p99-latency feed the composite "
+            "`migration-health` alarm (the automatic rollback); cdc-latency, "
+            "dms-task-failure, aurora-cpu and replica-lag notify the alert topic and gate "
+            "shifts. dms-task-failure counts error lines in the DMS task log and defaults "
+            "to 3 of 5 one-minute periods with any (threshold 0): a full load logs "
+            "recoverable errors (a connection DMS retries, a table it reloads) in single "
+            "periods, which 1 of 1 would page on; a task that stops on an error is reported "
+            "at once by the DMS `failure` event (`replication.event_subscription`)."
         ),
     )
     notification_emails: list[EmailAddress] = Field(

@@ -189,10 +189,19 @@ class ReplicationConfig(_Model):
         description="Create the account-wide `dms-vpc-role` and `dms-cloudwatch-logs-role`; "
         "set false when they already exist in the account (they are referenced instead).",
     )
-    slot_name: str = Field(
-        default="paymig_dms",
+    reverse_slot_name: str = Field(
+        default="paymig_reverse",
         pattern=r"^[a-z0-9_]{1,63}$",
-        description="Logical replication slot DMS creates and reads on the source.",
+        description="Logical replication slot on Aurora that `paymig cutover` creates at the "
+        "cutover point and the reverse DMS task (Aurora to on-prem) reads. The forward task "
+        "names no slot: DMS creates its own when the task starts.",
+    )
+    iam_propagation_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="Seconds DMS resources wait after the account-wide DMS roles are created "
+        "(IAM propagation), only on the apply that creates them.",
     )
     heartbeat_frequency_minutes: int = Field(
         default=5,

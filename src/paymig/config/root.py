@@ -43,9 +43,9 @@ class PaymigConfig(_Model):
     migration: MigrationConfig = Field(
         default_factory=MigrationConfig, description="Traffic migration phases."
     )
-    database: DatabaseConfig = Field(
-        default_factory=DatabaseConfig, description="Aurora PostgreSQL cluster."
-    )
+    # Required: `database.ca_bundle_path` has no default, so a default factory would
+    # fail with an error that names neither the section nor the file's other problems.
+    database: DatabaseConfig = Field(description="Aurora PostgreSQL cluster.")
     waf: WafConfig = Field(default_factory=WafConfig, description="Web application firewall.")
     app: AppConfig = Field(description="Payment API on Lambda.")
     replication: ReplicationConfig = Field(description="AWS DMS replication from on-prem.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 
 from paymig.config.base import _Model
 
@@ -14,8 +16,27 @@ class UsageConfig(_Model):
     do not follow traffic (the 500 GB full load, secrets, dashboards) are not.
     """
 
+    migration_start: str | None = Field(
+        default=None,
+        description="First month of the migration (YYYY-MM): the DMS full load runs in it, "
+        "DMS runs `migration_months` from it, and the 12-month cost table starts at it. "
+        "Unset: the current month.",
+    )
     transactions_per_day: int = Field(
         default=50_000, gt=0, description="Payments per day at scale 1 (scales)."
+    )
+    peak_hours_per_day: float = Field(
+        default=4.0,
+        gt=0,
+        lt=24,
+        description="Hours a day at peak traffic (provisioned concurrency and X-Ray sampling "
+        "follow the daily profile).",
+    )
+    peak_share_of_requests: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of a day's API requests that arrive in the peak hours.",
     )
     api_requests_per_transaction: float = Field(
         default=1.0, gt=0, description="HTTP requests reaching the ALB per payment."
@@ -52,8 +73,27 @@ class UsageConfig(_Model):
         description="Invocations of each Lambda function that does not serve the API "
         "(rollback, rotation).",
     )
-    xray_sampled_share: float = Field(
-        default=0.05, ge=0, le=1, description="Share of requests X-Ray records as traces."
+    health_check_duration_ms: float = Field(
+        default=50.0,
+        gt=0,
+        description="Average duration of one `/health` invocation (a `SELECT 1` on the "
+        "write target).",
+    )
+    health_check_log_bytes: int = Field(
+        default=300,
+        ge=0,
+        description="Lambda log bytes per health-check invocation (the platform's START, END "
+        "and REPORT lines).",
+    )
+    health_check_db_bytes: int = Field(
+        default=300, ge=0, description="Bytes exchanged with the database per health check."
+    )
+    route53_health_checkers: int = Field(
+        default=16,
+        ge=1,
+        description="Route 53 health checkers probing an endpoint; each sends a request every "
+        "`request_interval` (AWS documents checkers in several regions that do not "
+        "coordinate, publishes no count; observers report about 15).",
     )
     dms_full_load_gb: float = Field(
         default=500.0, ge=0, description="Data copied by the DMS initial (full) load, in GB."
@@ -69,7 +109,30 @@ class UsageConfig(_Model):
         "never in the replication instance's AZ).",
     )
     dms_log_gb_per_month: float = Field(
-        default=5.0, ge=0, description="DMS task log volume written to CloudWatch per month."
+        default=5.0,
+        ge=0,
+        description="DMS log volume each replication task writes to CloudWatch per month.",
+    )
+    aurora_load_write_amplification: float = Field(
+        default=2.0,
+        ge=1,
+        description="Bytes of transaction log Aurora writes per byte of the initial load "
+        "(heap rows plus index entries); Aurora counts write I/Os in 4 KB units.",
+    )
+    validation_passes_per_month: int = Field(
+        default=30,
+        ge=0,
+        description="Full validation passes per month while DMS runs; each reads the whole "
+        "table from Aurora storage (`aurora_storage_gb`).",
+    )
+    validation_slices_per_pass: int = Field(
+        default=500, ge=1, description="Slices (validation function invocations) per pass."
+    )
+    validation_transitions_per_slice: int = Field(
+        default=4, ge=1, description="Step Functions state transitions per slice."
+    )
+    validation_slice_seconds: float = Field(
+        default=60.0, gt=0, description="Duration of one validation slice invocation."
     )
     migration_months: int = Field(
         default=3, ge=1, description="Months DMS runs before it is removed (steady state)."
@@ -117,6 +180,12 @@ class UsageConfig(_Model):
         ge=1,
         description="Months of logs stored by a group whose retention never expires.",
     )
+    interface_endpoint_gb_per_month: float = Field(
+        default=10.0,
+        ge=0,
+        description="Data through the interface VPC endpoints per month (calls to AWS APIs: "
+        "traces, metrics, secrets, parameters), split evenly over them (scales).",
+    )
     nat_processed_gb_per_month: float = Field(
         default=20.0,
         ge=0,
@@ -141,6 +210,18 @@ class UsageConfig(_Model):
     secrets_api_calls_per_month: int = Field(
         default=50_000, ge=0, description="Secrets Manager API calls per month."
     )
+    ssm_api_calls_per_month: int = Field(
+        default=10_000,
+        ge=0,
+        description="Parameter Store API calls per Advanced-tier parameter per month "
+        "(Standard-tier calls at standard throughput are free).",
+    )
+    blue_green_upgrade_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="Hours the green environment of the major-version upgrade (Aurora "
+        "blue/green deployment) runs before switchover and deletion.",
+    )
     ecr_storage_gb: float = Field(default=2.0, ge=0, description="Images kept in ECR, in GB.")
     s3_log_retention_months: int = Field(
         default=12, ge=1, description="Months of ALB access logs kept in S3."
@@ -163,3 +244,11 @@ class UsageConfig(_Model):
     dynamodb_storage_gb: float = Field(
         default=1.0, ge=0, description="Stored GB per DynamoDB table."
     )
+
+    @field_validator("migration_start")
+    @classmethod
+    def _month(cls, value: str | None) -> str | None:
+        """A calendar month, YYYY-MM."""
+        if value is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+            raise ValueError(f"{value!r} is not a month (YYYY-MM)")
+        return value

@@ -45,13 +45,6 @@ class ValidationConfig(_Model):
     fanout: int = Field(
         default=16, ge=2, le=256, description="Pieces a differing range is split into."
     )
-    post_migration_check: bool = Field(
-        default=False,
-        description=(
-            "Run the post-migration consistency and CDC-latency check on apply; enable it "
-            "once DMS is replicating (the pre-migration check always runs)."
-        ),
-    )
 
     @model_validator(mode="after")
     def _leaf_below_range(self) -> ValidationConfig:

@@ -1,31 +1,63 @@
-"""What a pricing rule may read (stack, usage, prices, scale) and the shape of a rule."""
+"""What a pricing rule may read (stack, usage, prices, month, scale) and the shape of a rule."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Literal
 
-from paymig.config import UsageConfig
+from paymig.config import PaymigConfig, UsageConfig
 from paymig.cost.line_item import LineItem
+from paymig.cost.months import MigrationPlan, Month
 from paymig.cost.prices import Price, PriceTable, PricingError
 from paymig.cost.stack_view import Resource, StackView
 from paymig.cost.units import DAYS_PER_MONTH
 
+#: The value AWS applies when a cluster sets no `engine_lifecycle_support`.
+EXTENDED_SUPPORT = "open-source-rds-extended-support"
+
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    """Settings a rule falls back to when the synthesized JSON does not carry them."""
+
+    #: The API's DNS name (its non-alias weighted records answer the API's queries).
+    api_record_name: str | None = None
+    #: Database the API writes to (`app.write_target`), when no SSM parameter says.
+    write_target: Literal["source", "aurora"] = "source"
+    #: `database.engine_lifecycle_support`, when the cluster resource sets none.
+    engine_lifecycle_support: str = EXTENDED_SUPPORT
+
+    @classmethod
+    def of(cls, config: PaymigConfig) -> ConfigFacts:
+        """The facts of one environment's configuration."""
+        return cls(
+            api_record_name=config.dns.api_record_name,
+            write_target=config.app.write_target,
+            engine_lifecycle_support=config.database.engine_lifecycle_support,
+        )
+
 
 @dataclass(frozen=True)
 class Context:
-    """Everything a rule may read: the stack, the usage, the prices and the scale."""
+    """Everything a rule may read: the stack, the usage, the prices, the month and the scale."""
 
     stack: StackView
     usage: UsageConfig
     prices: PriceTable
+    plan: MigrationPlan
+    month: Month
     scale: float = 1.0
-    api_record_name: str | None = None
+    facts: ConfigFacts = field(default_factory=ConfigFacts)
 
     def price(self, key: str) -> Price:
         """A price from the table."""
         return self.prices.get(key)
+
+    def quantity(self, key: str) -> float:
+        """A published allowance or constant from the table."""
+        return self.prices.quantity(key)
 
     @property
     def transactions_per_month(self) -> float:
@@ -34,7 +66,7 @@ class Context:
 
     @property
     def requests_per_month(self) -> float:
-        """API requests per month at this scale."""
+        """API requests per month at this scale (clients only; health checks are apart)."""
         return self.transactions_per_month * self.usage.api_requests_per_transaction
 
     @cached_property
@@ -58,11 +90,9 @@ class Context:
             )
         return found
 
-    def invocations(self, function: Resource) -> float:
-        """Invocations per month of one function."""
-        if function.logical_id in self.api_functions:
-            return self.requests_per_month
-        return float(self.usage.other_lambda_invocations_per_month)
+    def is_api(self, function: Resource) -> bool:
+        """Whether a Lambda function serves the API."""
+        return function.logical_id in self.api_functions
 
 
 Rule = Callable[[Context, Resource], list[LineItem]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from paymig.cost.context import Rule, StackRule
 from paymig.cost.rules.compute import price_lambda_function
 from paymig.cost.rules.database import price_rds_cluster, price_rds_cluster_instance
-from paymig.cost.rules.dms import price_dms_replication_instance
+from paymig.cost.rules.dms import price_dms_replication_instance, price_dms_replication_task
 from paymig.cost.rules.dns import (
     price_route53_health_check,
     price_route53_record,
@@ -20,13 +20,14 @@ from paymig.cost.rules.dns import (
     usage_hosted_zone,
 )
 from paymig.cost.rules.edge import price_acm_certificate, price_lb, price_wafv2_web_acl
+from paymig.cost.rules.events import price_cloudwatch_event_rule
 from paymig.cost.rules.messaging import price_sns_topic, price_sqs_queue
 from paymig.cost.rules.network import (
     price_eip,
     price_nat_gateway,
     price_vpc_endpoint,
     price_vpn_connection,
-    usage_inter_az,
+    usage_api_database,
 )
 from paymig.cost.rules.observability import (
     price_cloudwatch_composite_alarm,
@@ -41,6 +42,8 @@ from paymig.cost.rules.security import (
     usage_kms_requests,
     usage_secrets_api,
 )
+from paymig.cost.rules.ssm import price_ssm_parameter
+from paymig.cost.rules.stepfunctions import price_sfn_state_machine
 from paymig.cost.rules.storage import price_dynamodb_table, price_ecr_repository, price_s3_bucket
 
 #: Billable resource types and their pricing rules.
@@ -52,6 +55,7 @@ RULES: dict[str, Rule] = {
     "aws_rds_cluster": price_rds_cluster,
     "aws_rds_cluster_instance": price_rds_cluster_instance,
     "aws_dms_replication_instance": price_dms_replication_instance,
+    "aws_dms_replication_task": price_dms_replication_task,
     "aws_lambda_function": price_lambda_function,
     "aws_lb": price_lb,
     "aws_wafv2_web_acl": price_wafv2_web_acl,
@@ -70,12 +74,15 @@ RULES: dict[str, Rule] = {
     "aws_sns_topic": price_sns_topic,
     "aws_sqs_queue": price_sqs_queue,
     "aws_dynamodb_table": price_dynamodb_table,
+    "aws_ssm_parameter": price_ssm_parameter,
+    "aws_sfn_state_machine": price_sfn_state_machine,
+    "aws_cloudwatch_event_rule": price_cloudwatch_event_rule,
 }
 
 
 #: Usage-driven items that belong to the stack as a whole rather than to one resource.
 STACK_RULES: tuple[StackRule, ...] = (
-    usage_inter_az,
+    usage_api_database,
     usage_hosted_zone,
     usage_kms_requests,
     usage_secrets_api,
@@ -116,6 +123,10 @@ FREE_TYPES: dict[str, str] = {
     "aws_iam_role_policy_attachment": "IAM is free",
     "aws_iam_service_linked_role": "IAM is free",
     "aws_iam_instance_profile": "IAM is free",
+    "aws_iam_policy_attachment": "IAM is free",
+    "aws_iam_role_policies_exclusive": "IAM is free",
+    "aws_iam_role_policy_attachments_exclusive": "IAM is free",
+    "aws_iam_openid_connect_provider": "IAM is free",
     "aws_kms_alias": "aliases are free (the key is priced)",
     "aws_kms_key_policy": "key policies are free (the key is priced)",
     "aws_db_subnet_group": "subnet groups are free",
@@ -124,7 +135,6 @@ FREE_TYPES: dict[str, str] = {
     "aws_rds_cluster_role_association": "role associations are free",
     "aws_dms_replication_subnet_group": "subnet groups are free",
     "aws_dms_endpoint": _PRICED_VIA + "the replication instance",
-    "aws_dms_replication_task": _PRICED_VIA + "the replication instance (and DMS transfer)",
     "aws_dms_certificate": "DMS certificates are free",
     "aws_dms_event_subscription": _PRICED_VIA + "its SNS topic",
     "aws_lambda_alias": "aliases are free",
@@ -159,7 +169,9 @@ FREE_TYPES: dict[str, str] = {
     "aws_s3_bucket_logging": _PRICED_VIA + "the target bucket's storage",
     "aws_ecr_lifecycle_policy": "lifecycle policies are free",
     "aws_ecr_repository_policy": "repository policies are free",
-    "aws_secretsmanager_secret_rotation": _PRICED_VIA + "the secret and its rotation function",
+    "aws_secretsmanager_secret_rotation": (
+        _PRICED_VIA + "the secret and its rotation function's invocations (4 steps a rotation)"
+    ),
     "aws_secretsmanager_secret_version": _PRICED_VIA + "the secret",
     "aws_secretsmanager_secret_policy": "secret policies are free",
     "aws_cloudwatch_log_resource_policy": "resource policies are free",
@@ -169,12 +181,13 @@ FREE_TYPES: dict[str, str] = {
     "aws_lb_listener_certificate": "listener certificates are free",
     "aws_wafv2_ip_set": "IP sets are free (the rules using them are priced)",
     "aws_wafv2_regex_pattern_set": "pattern sets are free (the rules using them are priced)",
-    "aws_cloudwatch_event_rule": "rules on the default bus matching AWS service events are free",
     "aws_cloudwatch_event_target": "targets are free (the invoked resource is priced)",
     "aws_cloudwatch_log_stream": _PRICED_VIA + "its log group",
     "aws_s3_bucket_notification": "bucket notifications are free",
     "aws_db_event_subscription": _PRICED_VIA + "its SNS topic",
     "aws_rds_cluster_endpoint": "custom cluster endpoints are free",
+    "aws_sfn_activity": "activities are free (their state transitions are priced)",
+    "terraform_data": "built into Terraform: not an AWS resource",
 }
 
 #: Types known to be billable for which no rule exists yet: they fail with this message.

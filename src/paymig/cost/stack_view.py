@@ -70,10 +70,15 @@ class Resource:
             )
         return value
 
-    def references(self) -> set[tuple[str, str]]:
+    def references(self) -> frozenset[tuple[str, str]]:
         """`(type, logical_id)` of every resource its attributes reference."""
+        return self._references
+
+    @cached_property
+    def _references(self) -> frozenset[tuple[str, str]]:
+        """The references, found once per resource (rules ask for them often)."""
         text = json.dumps({k: v for k, v in self.attrs.items() if k != "//"})
-        return set(_REFERENCE.findall(text))
+        return frozenset(_REFERENCE.findall(text))
 
     def blocks(self, name: str) -> list[Mapping[str, Any]]:
         """A nested block as a list (synthesized JSON writes one block as a dict)."""

@@ -33,14 +33,6 @@ from cdktf_cdktf_provider_aws.ecr_repository import (
     EcrRepositoryImageScanningConfiguration,
 )
 from cdktf_cdktf_provider_aws.lambda_alias import LambdaAlias
-from cdktf_cdktf_provider_aws.lambda_function import (
-    LambdaFunction,
-    LambdaFunctionDeadLetterConfig,
-    LambdaFunctionEnvironment,
-    LambdaFunctionLoggingConfig,
-    LambdaFunctionTracingConfig,
-    LambdaFunctionVpcConfig,
-)
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from cdktf_cdktf_provider_aws.lambda_provisioned_concurrency_config import (
     LambdaProvisionedConcurrencyConfig,
@@ -81,8 +73,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
     S3BucketVersioningVersioningConfiguration,
 )
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
-from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
-from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import (
     VpcSecurityGroupIngressRule,
 )
@@ -91,14 +82,12 @@ from constructs import Construct
 
 from paymig import naming
 from paymig.config import AppConfig
-from paymig.infra.functions import (
-    function_log_group,
-    function_role,
-    https_egress,
-    log_group_arn,
-)
+from paymig.infra.credentials import Credentials
+from paymig.infra.endpoints import ServiceEndpoints
+from paymig.infra.functions import DatabaseServer, FunctionProps, VpcFunction
 from paymig.infra.iam import policy_document, statement
-from paymig.infra.kms import CustomerManagedKey, KeyProps, service_usage
+from paymig.infra.kms import CustomerManagedKey, KeyProps
+from paymig.infra.trust import TrustStore
 
 ALIASES: tuple[Literal["blue", "green"], ...] = ("blue", "green")
 HTTPS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -108,20 +97,6 @@ ALB_LOG_PREFIX = "alb"
 
 #: The account Elastic Load Balancing writes us-east-2 access logs from (AWS documented).
 ELB_LOG_DELIVERY_ACCOUNT = {"us-east-2": "033677994240", "us-east-1": "127311923021"}
-
-
-@dataclass(frozen=True)
-class DatabaseTarget:
-    """Where the API reads and writes payments, and how it gets there."""
-
-    host: str
-    port: int
-    name: str
-    secret_arn: str
-    secret_key_arn: str
-    #: Egress to the database: a security group id, or a CIDR (the on-prem network).
-    security_group_id: str | None = None
-    cidr: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +114,11 @@ class AppProps:
     hosted_zone_id: str
     api_record_name: str
     web_acl_arn: str
-    database: DatabaseTarget
+    endpoints: ServiceEndpoints
+    source: DatabaseServer
+    aurora: DatabaseServer
+    credentials: Credentials
+    trust: TrustStore
     #: The stable alias: autoscaled, and where a rollback sends the listener.
     live_alias: Literal["blue", "green"] = "blue"
 
@@ -158,10 +137,7 @@ class AppTier(Construct):
         self._build_key()
         self._build_repository()
         # ------------------------------------------------------------ function
-        self._build_dead_letter_queue()
-        self._build_log_group()
-        self._build_role()
-        self._build_security_group()
+        self._build_write_target()
         self._build_function()
         self._build_aliases()
         self._build_scaling()
@@ -182,12 +158,6 @@ class AppTier(Construct):
         """Name of the payment API function."""
         return naming.payment_api_function(self.props.name)
 
-    @property
-    def _log_arn(self) -> str:
-        """ARN of the function's log group."""
-        props = self.props
-        return log_group_arn(props.region, props.account_id, f"/aws/lambda/{self._function_name}")
-
     # ---------------------------------------------------------------- builders: function
 
     def _build_key(self) -> None:
@@ -200,6 +170,7 @@ class AppTier(Construct):
                 alias=f"{props.name}/app",
                 description=f"{props.name}: encrypts the API's image, environment, queue, logs",
                 account_id=props.account_id,
+                region=props.region,
                 usage_statements=[
                     statement(
                         "AwsServicesUseKeyForThisAccount",
@@ -222,13 +193,6 @@ class AppTier(Construct):
                                 ],
                                 "kms:CallerAccount": props.account_id,
                             }
-                        },
-                    ),
-                    service_usage(
-                        "CloudWatchLogsUsesKey",
-                        f"logs.{props.region}.amazonaws.com",
-                        condition={
-                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": self._log_arn}
                         },
                     ),
                 ],
@@ -280,125 +244,91 @@ class AppTier(Construct):
             ),
         )
 
-    def _build_dead_letter_queue(self) -> None:
-        """The encrypted queue of failed asynchronous invocations."""
-        self.dead_letter_queue = SqsQueue(
-            self,
-            "dlq",
-            name=f"{self._function_name}-dlq",
-            kms_master_key_id=self.key.arn,
-            message_retention_seconds=1_209_600,
-        )
+    def _build_write_target(self) -> None:
+        """The run-time write target the API reads (``source`` or ``aurora``).
 
-    def _build_log_group(self) -> None:
-        """The function's CMK-encrypted log group."""
-        self.log_group = function_log_group(
-            self, self._function_name, self.props.app.log_retention_days, self.key.arn
-        )
-
-    def _build_role(self) -> None:
-        """The execution role: the database secret, the key, the queue and its own logs."""
+        Terraform sets the first value from ``app.write_target``; afterwards ``paymig
+        cutover`` / ``paymig fallback`` own it, so Terraform ignores changes to it (as it
+        does the Route 53 weights): a later apply can never move the writes back.
+        """
         props = self.props
-        self.role = function_role(
+        self.write_target = SsmParameter(
             self,
-            self._function_name,
-            [
-                statement(
-                    "ReadDatabaseSecret",
-                    ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                    [props.database.secret_arn],
-                ),
-                statement(
-                    "DecryptSecretAndEnvironment",
-                    ["kms:Decrypt"],
-                    [props.database.secret_key_arn, self.key.arn],
-                ),
-                statement("DeadLetters", ["sqs:SendMessage"], [f"{self.dead_letter_queue.arn}"]),
-                statement(
-                    "WriteOwnLogs",
-                    ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    [f"{self._log_arn}:*"],
-                ),
-            ],
-        )
-
-    def _build_security_group(self) -> None:
-        """The function's security group: egress to its database and HTTPS only."""
-        props = self.props
-        self.security_group = SecurityGroup(
-            self,
-            "sg",
-            name=f"{self._function_name}-lambda",
-            description="Payment API Lambda: egress to its database and to AWS APIs only",
-            vpc_id=props.vpc_id,
-        )
-        db = props.database
-        VpcSecurityGroupEgressRule(
-            self,
-            "egress-db",
-            security_group_id=self.security_group.id,
-            ip_protocol="tcp",
-            from_port=db.port,
-            to_port=db.port,
-            referenced_security_group_id=db.security_group_id,
-            cidr_ipv4=db.cidr,
-            description="PostgreSQL to the payments database",
-        )
-        https_egress(
-            self,
-            self.security_group.id,
-            "HTTPS to AWS APIs (Secrets Manager, CloudWatch, X-Ray) via NAT",
+            "write-target",
+            name=naming.write_target_parameter_name(props.name),
+            description="Database the payment API writes to: source or aurora",
+            type="String",
+            value=props.app.write_target,
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["value"]),
         )
 
     def _build_function(self) -> None:
-        """The payment API function, from its image, in the app subnets."""
+        """The payment API function, from its image, connected to both databases."""
         props = self.props
         app = props.app
-        db = props.database
-        self.function = LambdaFunction(
-            self,
-            "function",
-            function_name=self._function_name,
-            description="paymig payment API",
-            role=self.role.arn,
-            package_type="Image",
-            image_uri=f"{self.repository.repository_url}:{app.image_tag}",
-            memory_size=app.memory_mb,
-            timeout=app.timeout_seconds,
-            reserved_concurrent_executions=app.reserved_concurrency,
-            publish=True,
-            kms_key_arn=self.key.arn,
-            tracing_config=LambdaFunctionTracingConfig(mode="Active"),
-            vpc_config=LambdaFunctionVpcConfig(
-                subnet_ids=props.app_subnet_ids, security_group_ids=[self.security_group.id]
-            ),
-            dead_letter_config=LambdaFunctionDeadLetterConfig(
-                target_arn=self.dead_letter_queue.arn
-            ),
-            environment=LambdaFunctionEnvironment(
-                variables={
-                    naming.PAYMENT_API_ENV_SECRET_ARN: db.secret_arn,
-                    naming.PAYMENT_API_ENV_DB_HOST: db.host,
-                    naming.PAYMENT_API_ENV_DB_PORT: str(db.port),
-                    naming.PAYMENT_API_ENV_DB_NAME: db.name,
-                    naming.PAYMENT_API_ENV_ENVIRONMENT: props.environment,
-                }
-            ),
-            logging_config=LambdaFunctionLoggingConfig(
-                log_format="JSON", log_group=self.log_group.name
-            ),
-            depends_on=[self.log_group],
+        write_target_arn = (
+            f"arn:aws:ssm:{props.region}:{props.account_id}:parameter"
+            f"{naming.write_target_parameter_name(props.name)}"
         )
+        self.api = VpcFunction(
+            self,
+            "api",
+            FunctionProps(
+                function_name=self._function_name,
+                description="paymig payment API",
+                region=props.region,
+                account_id=props.account_id,
+                key=self.key,
+                log_retention_days=app.log_retention_days,
+                vpc_id=props.vpc_id,
+                subnet_ids=props.app_subnet_ids,
+                endpoints=props.endpoints,
+                apis=("ssm", "xray"),
+                statements=[statement("ReadWriteTarget", ["ssm:GetParameter"], [write_target_arn])],
+                code={
+                    "package_type": "Image",
+                    "image_uri": f"{self.repository.repository_url}:{app.image_tag}",
+                },
+                environment={
+                    naming.PAYMENT_API_ENV_ENVIRONMENT: props.environment,
+                    naming.PAYMENT_API_ENV_WRITE_TARGET: naming.write_target_parameter_name(
+                        props.name
+                    ),
+                },
+                memory_mb=app.memory_mb,
+                timeout_seconds=app.timeout_seconds,
+                reserved_concurrency=app.reserved_concurrency,
+                publish=True,
+            ),
+        )
+        for name, server in (("source", props.source), ("aurora", props.aurora)):
+            self.api.connect_database(
+                name, server, props.credentials.login(server.server, "api"),
+                props.trust.anchor(server.server),
+            )  # fmt: skip
+        self.function = self.api.function
+        self.role = self.api.role
+        self.log_group = self.api.log_group
+        self.security_group = self.api.security_group
+        self.dead_letter_queue = self.api.dead_letter_queue
 
     def _build_aliases(self) -> None:
-        """The blue and green aliases; :attr:`live_alias` is the stable one."""
+        """The blue and green aliases, each serving its own version from config.
+
+        ``latest`` follows the version the current image publishes; a number pins a
+        version, so a new image moves only the alias that follows ``latest``.
+        :attr:`live_alias` is the stable one.
+        """
+        versions = self.props.app.alias_versions
         self.aliases = {
             alias: LambdaAlias(
                 self,
                 f"alias-{alias}",
                 name=alias,
                 function_name=self.function.function_name,
-                function_version=self.function.version,
+                function_version=(
+                    self.function.version if versions[alias] == "latest" else versions[alias]
+                ),
             )
             for alias in ALIASES
         }
@@ -683,6 +613,9 @@ class AppTier(Construct):
                     ),
                 )
             ],
+            # Like the Route 53 weights, the listener weights are the controller's once
+            # created: an apply must never undo the listener half of a rollback.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["default_action"]),
         )
         self.http_listener = LbListener(
             self,

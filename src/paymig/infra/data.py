@@ -6,13 +6,18 @@ and rotated every 30 days by ``aws_secretsmanager_secret_rotation``. We chose th
 a secret with our own rotation Lambda because the password then never passes through
 Terraform (no literal, nothing in state), RDS performs the rotation itself with no code
 of ours to keep patched, and the schedule is still explicit and reviewable in the plan.
+No client connects as the master user: each has its own login (``paymig.logins``), kept
+in :mod:`paymig.infra.credentials` and created by the database setup check.
+
+Clients reach the cluster only through :meth:`DataTier.open_path`, which writes the
+client's egress and the cluster's ingress in one call.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
@@ -22,22 +27,18 @@ from cdktf_cdktf_provider_aws.rds_cluster_parameter_group import (
     RdsClusterParameterGroup,
     RdsClusterParameterGroupParameter,
 )
-from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktf_cdktf_provider_aws.secretsmanager_secret_rotation import (
     SecretsmanagerSecretRotation,
     SecretsmanagerSecretRotationRotationRules,
 )
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
-from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import (
-    VpcSecurityGroupIngressRule,
-)
 from constructs import Construct
 
 from paymig.config import DatabaseConfig
+from paymig.infra.connections import POSTGRES_PORT, VpcClient, connect_to_group
 from paymig.infra.iam import assume_role_policy, statement
-from paymig.infra.kms import CustomerManagedKey, KeyProps, service_usage
-
-POSTGRES_PORT = 5432
+from paymig.infra.kms import CustomerManagedKey, KeyProps
+from paymig.logins import PGAUDIT_PARAMETERS
 
 #: AWS managed policy for RDS enhanced monitoring (it only writes to RDSOSMetrics logs).
 ENHANCED_MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
@@ -55,15 +56,18 @@ class DataProps:
     data_subnet_ids: list[str]
     availability_zones: list[str]
     log_retention_days: int
-    key_user_role_names: tuple[str, ...] = ()
 
 
 class DataTier(Construct):
     """Aurora PostgreSQL cluster, its CMK, parameter group, security group and secret.
 
-    Attributes other constructs use: :attr:`security_group` (add callers with
-    :meth:`allow_postgres_from`), :attr:`cluster`, :attr:`key`, :attr:`master_secret_arn`.
+    Attributes other constructs use: :attr:`security_group` (clients connect with
+    :meth:`open_path`), :attr:`cluster`, :attr:`instances`, :attr:`key`,
+    :attr:`master_secret_arn`; and as a database server: :attr:`server`, :attr:`host`,
+    :attr:`port`, :attr:`dbname`.
     """
+
+    server = "aurora"
 
     def __init__(self, scope: Construct, construct_id: str, props: DataProps) -> None:
         """Create the cluster and everything it depends on."""
@@ -75,7 +79,6 @@ class DataTier(Construct):
         self._build_log_group()
         self._build_cluster()
         self._build_instances()
-        self._build_dms_secret()
         self._build_secret_rotation()
 
     # ---------------------------------------------------------------- names
@@ -93,63 +96,13 @@ class DataTier(Construct):
     # ---------------------------------------------------------------- builders
 
     def _build_key(self) -> None:
-        """The data CMK.
+        """The data CMK: used only by RDS and Secrets Manager acting for this account.
 
-        Usage is limited to RDS and Secrets Manager acting for this account, CloudWatch
-        Logs for the cluster's log group, and the named roles of later tiers.
+        The cluster's log group is admitted by :meth:`_build_log_group`, in the same call
+        that creates it.
         """
         props = self.props
-        log_group_arn = (
-            f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{self._log_group_name}"
-        )
         root = f"arn:aws:iam::{props.account_id}:root"
-        usage = [
-            statement(
-                "RdsAndSecretsManagerUseKey",
-                [
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:DescribeKey",
-                    "kms:CreateGrant",
-                    "kms:ListGrants",
-                ],
-                "*",
-                principal={"AWS": root},
-                condition={
-                    "StringEquals": {
-                        "kms:ViaService": [
-                            f"rds.{props.region}.amazonaws.com",
-                            f"secretsmanager.{props.region}.amazonaws.com",
-                        ],
-                        "kms:CallerAccount": props.account_id,
-                    }
-                },
-            ),
-            service_usage(
-                "CloudWatchLogsUsesKey",
-                f"logs.{props.region}.amazonaws.com",
-                condition={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
-            ),
-        ]
-        if props.key_user_role_names:
-            usage.append(
-                statement(
-                    "NamedRolesDecrypt",
-                    ["kms:Decrypt", "kms:DescribeKey"],
-                    "*",
-                    principal={"AWS": root},
-                    condition={
-                        "ArnEquals": {
-                            "aws:PrincipalArn": [
-                                f"arn:aws:iam::{props.account_id}:role/{role}"
-                                for role in props.key_user_role_names
-                            ]
-                        }
-                    },
-                )
-            )
         self.key = CustomerManagedKey(
             self,
             "key",
@@ -157,7 +110,32 @@ class DataTier(Construct):
                 alias=f"{props.name}/data",
                 description=f"{props.name}: encrypts Aurora storage, its secret and its logs",
                 account_id=props.account_id,
-                usage_statements=usage,
+                region=props.region,
+                usage_statements=[
+                    statement(
+                        "RdsAndSecretsManagerUseKey",
+                        [
+                            "kms:Encrypt",
+                            "kms:Decrypt",
+                            "kms:ReEncrypt*",
+                            "kms:GenerateDataKey*",
+                            "kms:DescribeKey",
+                            "kms:CreateGrant",
+                            "kms:ListGrants",
+                        ],
+                        "*",
+                        principal={"AWS": root},
+                        condition={
+                            "StringEquals": {
+                                "kms:ViaService": [
+                                    f"rds.{props.region}.amazonaws.com",
+                                    f"secretsmanager.{props.region}.amazonaws.com",
+                                ],
+                                "kms:CallerAccount": props.account_id,
+                            }
+                        },
+                    )
+                ],
             ),
         )
 
@@ -172,8 +150,7 @@ class DataTier(Construct):
             description="Aurora: private data subnets only (no internet route)",
         )
         # No inline rules: Terraform removes AWS's default allow-all egress, so the
-        # database can open no connections; ingress is added per caller
-        # (:meth:`allow_postgres_from`).
+        # database can open no connections; ingress is added per caller (:meth:`open_path`).
         self.security_group = SecurityGroup(
             self,
             "sg",
@@ -192,8 +169,11 @@ class DataTier(Construct):
             "log_connections": ("1", "immediate"),
             "log_disconnections": ("1", "immediate"),
             "shared_preload_libraries": ("pgaudit,pg_stat_statements", "pending-reboot"),
-            "pgaudit.log": ("ddl,role,write,read", "immediate"),
-            "pgaudit.log_parameter": ("0", "immediate"),  # never log card data values
+            # Writes, DDL and role changes, without `read` (paymig.logins explains why).
+            **{name: (value, "immediate") for name, value in PGAUDIT_PARAMETERS.items()},
+            # Aurora as a logical-replication source (the way back after cutover): a
+            # static parameter, so it is set from the first apply, not at cutover time.
+            "rds.logical_replication": ("1", "pending-reboot"),
             "log_min_duration_statement": ("1000", "immediate"),
             "log_lock_waits": ("1", "immediate"),
         }
@@ -211,12 +191,11 @@ class DataTier(Construct):
 
     def _build_log_group(self) -> None:
         """The CMK-encrypted log group of the exported PostgreSQL log."""
-        self.log_group = CloudwatchLogGroup(
+        self.log_group = self.key.encrypted_log_group(
             self,
             "logs",
             name=self._log_group_name,
-            retention_in_days=self.props.log_retention_days,
-            kms_key_id=self.key.arn,
+            retention_days=self.props.log_retention_days,
         )
 
     def _build_cluster(self) -> None:
@@ -229,6 +208,8 @@ class DataTier(Construct):
             cluster_identifier=cluster_id,
             engine="aurora-postgresql",
             engine_version=db.engine_version,
+            # Explicit, with AWS's own default (see DatabaseConfig.engine_lifecycle_support).
+            engine_lifecycle_support=db.engine_lifecycle_support,
             database_name=db.database_name,
             master_username=db.master_username,
             manage_master_user_password=True,
@@ -296,25 +277,6 @@ class DataTier(Construct):
             for index in range(db.instance_count)
         ]
 
-    def _build_dms_secret(self) -> None:
-        """The empty secret of the DMS target login.
-
-        DMS reads host and port from an endpoint's secret, which the RDS-managed master
-        secret lacks; DMS gets its own least-privilege login instead. The DBA creates the
-        role and stores {username, password, host, port}: Terraform never holds the value.
-        """
-        self.dms_secret = SecretsmanagerSecret(
-            self,
-            "dms-secret",
-            name=f"{self.props.name}/aurora/dms-target",
-            description=(
-                "Aurora login for the DMS target endpoint. The operator stores JSON "
-                '{"username", "password", "host", "port"}; Terraform never sets it.'
-            ),
-            kms_key_id=self.key.arn,
-            recovery_window_in_days=30,
-        )
-
     def _build_secret_rotation(self) -> None:
         """Rotation of the RDS-managed master secret on the configured schedule."""
         self.secret_rotation = SecretsmanagerSecretRotation(
@@ -336,15 +298,26 @@ class DataTier(Construct):
         """The instance created as writer (promotion tier 0)."""
         return self.instances[0]
 
-    def allow_postgres_from(self, rule_id: str, source_security_group_id: str, why: str) -> None:
-        """Accept PostgreSQL connections from one security group."""
-        VpcSecurityGroupIngressRule(
-            self,
-            f"ingress-{rule_id}",
-            security_group_id=self.security_group.id,
-            referenced_security_group_id=source_security_group_id,
-            ip_protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            description=why,
+    # ---------------------------------------------------------------- as a server
+
+    @property
+    def host(self) -> str:
+        """The cluster (writer) endpoint: the name its certificate carries."""
+        return str(self.cluster.endpoint)
+
+    @property
+    def port(self) -> int:
+        """PostgreSQL's port."""
+        return POSTGRES_PORT
+
+    @property
+    def dbname(self) -> str:
+        """The payments database."""
+        return self.props.database.database_name
+
+    def open_path(self, client: VpcClient) -> list[ITerraformDependable]:
+        """Let ``client`` reach the cluster: both rules, and the cluster and instances."""
+        rules = connect_to_group(
+            self, self.security_group, client, POSTGRES_PORT, server_name="aurora"
         )
+        return [*rules, self.cluster, *self.instances]

@@ -18,12 +18,14 @@ from typing import Any
 
 from paymig.config import ParallelLoadRule, ReplicationConfig, TableRule
 
+# The schema on the target where DMS keeps its control tables (status, suspended
+# tables, history, validation failures), away from the application's schemas; the DMS
+# logins may create only there (paymig.logins).
+from paymig.logins import CONTROL_SCHEMA
+
 #: DMS recommends LOB chunks of 64 KB in full LOB mode; larger chunks can fail tasks.
 FULL_LOB_CHUNK_KB = 64
 
-#: Schema on the target where DMS keeps its control tables (status, suspended tables,
-#: history and the validation failures table), away from the application's schemas.
-CONTROL_SCHEMA = "awsdms_control"
 
 #: Log components written to CloudWatch and why they matter here.
 LOG_COMPONENTS: tuple[str, ...] = (
@@ -300,3 +302,14 @@ def table_mappings_json(config: ReplicationConfig) -> str:
 def task_settings_json(config: ReplicationConfig) -> str:
     """Render the task settings as the JSON text `aws_dms_replication_task` expects."""
     return _render(task_settings(config))
+
+
+def reverse_task_settings_json(config: ReplicationConfig) -> str:
+    """Settings of the reverse (Aurora to on-prem) CDC-only task.
+
+    The same error, logging, validation and transaction rules as the forward task;
+    a CDC-only task has no full load, so its full-load settings are left out.
+    """
+    settings = task_settings(config)
+    del settings["FullLoadSettings"]
+    return _render(settings)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.customer_gateway import CustomerGateway
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
@@ -19,15 +18,15 @@ from cdktf_cdktf_provider_aws.route_table import RouteTable
 from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociation
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from cdktf_cdktf_provider_aws.vpc import Vpc
-from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
 from cdktf_cdktf_provider_aws.vpn_connection import VpnConnection
 from cdktf_cdktf_provider_aws.vpn_connection_route import VpnConnectionRoute
 from cdktf_cdktf_provider_aws.vpn_gateway import VpnGateway
 from constructs import Construct
 
 from paymig.config import NetworkConfig, OnPremConfig
+from paymig.infra.endpoints import EndpointsProps, ServiceEndpoints
 from paymig.infra.iam import assume_role_policy, policy_document, statement
-from paymig.infra.kms import CustomerManagedKey, KeyProps, service_usage
+from paymig.infra.kms import CustomerManagedKey, KeyProps
 
 ANYWHERE = "0.0.0.0/0"
 
@@ -59,7 +58,7 @@ class NetworkTier(Construct):
         self._build_public_routing()
         self._build_nat_per_az()
         self._build_data_routing()
-        self._build_s3_endpoint()
+        self._build_endpoints()
         self._build_vpn()
         self._build_flow_logs()
 
@@ -179,17 +178,20 @@ class NetworkTier(Construct):
                 route_table_id=self.data_route_table.id,
             )  # fmt: skip
 
-    def _build_s3_endpoint(self) -> None:
-        """The S3 gateway endpoint of the app and data route tables."""
+    def _build_endpoints(self) -> None:
+        """Interface endpoints in the app subnets; gateways on the private route tables."""
         props = self.props
-        self.s3_endpoint = VpcEndpoint(
+        self.endpoints = ServiceEndpoints(
             self,
-            "s3-endpoint",
-            vpc_id=self.vpc.id,
-            service_name=f"com.amazonaws.{props.region}.s3",
-            vpc_endpoint_type="Gateway",
-            route_table_ids=[t.id for t in self.app_route_tables] + [self.data_route_table.id],
-            tags={"Name": f"{props.name}-s3"},
+            "endpoints",
+            EndpointsProps(
+                name=props.name,
+                region=props.region,
+                vpc_id=str(self.vpc.id),
+                subnet_ids=[str(s.id) for s in self.app_subnets],
+                route_table_ids=[str(t.id) for t in self.app_route_tables]
+                + [str(self.data_route_table.id)],
+            ),
         )
 
     def _build_vpn(self) -> None:
@@ -206,6 +208,18 @@ class NetworkTier(Construct):
             type="ipsec.1",
             tags={"Name": f"{props.name}-onprem"},
         )
+        vpn = props.onprem.vpn
+        tunnel: dict[str, object] = {}
+        for number in (1, 2):
+            tunnel |= {
+                f"tunnel{number}_ike_versions": list(vpn.ike_versions),
+                f"tunnel{number}_phase1_encryption_algorithms": list(vpn.encryption_algorithms),
+                f"tunnel{number}_phase2_encryption_algorithms": list(vpn.encryption_algorithms),
+                f"tunnel{number}_phase1_integrity_algorithms": list(vpn.integrity_algorithms),
+                f"tunnel{number}_phase2_integrity_algorithms": list(vpn.integrity_algorithms),
+                f"tunnel{number}_phase1_dh_group_numbers": list(vpn.dh_group_numbers),
+                f"tunnel{number}_phase2_dh_group_numbers": list(vpn.dh_group_numbers),
+            }
         self.vpn_connection = VpnConnection(
             self,
             "vpn",
@@ -213,12 +227,13 @@ class NetworkTier(Construct):
             customer_gateway_id=self.customer_gateway.id,
             type="ipsec.1",
             static_routes_only=props.onprem.static_routes_only,
-            tunnel1_ike_versions=["ikev2"],
-            tunnel2_ike_versions=["ikev2"],
+            preshared_key_storage=vpn.preshared_key_storage,
             tags={"Name": f"{props.name}-onprem"},
+            **tunnel,  # type: ignore[arg-type]
         )
+        self.vpn_static_route: VpnConnectionRoute | None = None
         if props.onprem.static_routes_only:
-            VpnConnectionRoute(
+            self.vpn_static_route = VpnConnectionRoute(
                 self,
                 "vpn-onprem-route",
                 vpn_connection_id=self.vpn_connection.id,
@@ -253,23 +268,14 @@ class NetworkTier(Construct):
                 alias=f"{props.name}/flow-logs",
                 description=f"{props.name}: encrypts VPC flow logs",
                 account_id=props.account_id,
-                usage_statements=[
-                    service_usage(
-                        "CloudWatchLogsUsesKey",
-                        f"logs.{props.region}.amazonaws.com",
-                        condition={
-                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}
-                        },
-                    )
-                ],
+                region=props.region,
             ),
         )
-        self.flow_log_group = CloudwatchLogGroup(
+        self.flow_log_group = self.flow_log_key.encrypted_log_group(
             self,
             "flow-log-group",
             name=log_group_name,
-            retention_in_days=props.network.flow_log_retention_days,
-            kms_key_id=self.flow_log_key.arn,
+            retention_days=props.network.flow_log_retention_days,
         )
         self.flow_log_role = IamRole(
             self,

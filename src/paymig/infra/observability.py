@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from cdktf import Fn, TerraformLocal
 from cdktf_cdktf_provider_aws.cloudwatch_composite_alarm import CloudwatchCompositeAlarm
 from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
+from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
 from cdktf_cdktf_provider_aws.cloudwatch_log_metric_filter import (
     CloudwatchLogMetricFilter,
     CloudwatchLogMetricFilterMetricTransformation,
@@ -26,19 +27,21 @@ from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
     CloudwatchMetricAlarmMetricQueryMetric,
 )
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
 from paymig import naming
 from paymig.config import AlarmSettings, ObservabilityConfig
 from paymig.infra.dashboard import Dashboard, Expression, GraphWidget, Metric, TextWidget
-from paymig.infra.iam import statement
+from paymig.infra.iam import policy_document, statement
 from paymig.infra.kms import KEY_USAGE_ACTIONS, CustomerManagedKey, KeyProps, service_usage
 
 ALB = "AWS/ApplicationELB"
 RDS = "AWS/RDS"
 DMS = "AWS/DMS"
 LAMBDA = "AWS/Lambda"
+SQS = "AWS/SQS"
 
 #: Custom metric counting error lines in the DMS task log (DMS has no failure metric).
 DMS_ERRORS_METRIC = "DmsTaskErrors"
@@ -65,8 +68,11 @@ class ObservabilityProps:
     function_name: str
     cluster_identifier: str
     dms_instance_identifier: str
-    dms_task_arn: str
+    #: None once the migration is finished (no DMS any more).
+    dms_task_arn: str | None
     log_retention_days: int
+    #: ``migration.stage``: replication alarms are armed from ``cdc`` on.
+    stage: str = "cdc"
 
 
 class ObservabilityTier(Construct):
@@ -89,6 +95,11 @@ class ObservabilityTier(Construct):
         self._build_alarms()
         self._build_composite()
         self._build_dashboard()
+
+    @property
+    def has_dms(self) -> bool:
+        """Whether DMS is still deployed (every stage but ``finished``)."""
+        return self.props.dms_task_arn is not None
 
     # ---------------------------------------------------------------- names and dimensions
 
@@ -123,38 +134,37 @@ class ObservabilityTier(Construct):
         CloudWatch names a DMS task by its resource id: the last field of its ARN. A
         local keeps the expression's quotes out of the dashboard's JSON text.
         """
+        if self.props.dms_task_arn is None:
+            self.dms_task_resource_id = ""
+            return
         self.dms_task_resource_id_local = TerraformLocal(
             self, "dms_task_resource_id", Fn.element(Fn.split(":", self.props.dms_task_arn), 6)
         )
         self.dms_task_resource_id = str(self.dms_task_resource_id_local.as_string)
 
     def _build_key(self) -> None:
-        """The CMK of the alarm topics and the DMS task logs."""
+        """The CMK of the topics and the DMS task logs.
+
+        The publishers of the encrypted topics must be admitted by the key policy (SNS
+        Developer Guide, "Encryption at rest"): CloudWatch alarms and EventBridge rules.
+        """
         props = self.props
         stack = props.name
-        dms_log_arn = (
-            f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{self._dms_log_group_name}"
-        )
+        source: dict[str, object] = {"StringEquals": {"aws:SourceAccount": props.account_id}}
         self.key = CustomerManagedKey(
             self,
             "key",
             KeyProps(
                 alias=f"{stack}/observability",
-                description=f"{stack}: encrypts the alarm topic and the DMS task logs",
+                description=f"{stack}: encrypts the alarm topics and the DMS task logs",
                 account_id=props.account_id,
+                region=props.region,
                 usage_statements=[
-                    # CloudWatch alarms publish to the encrypted topic.
                     service_usage(
-                        "CloudWatchAlarmsPublish",
-                        "cloudwatch.amazonaws.com",
-                        condition={"StringEquals": {"aws:SourceAccount": props.account_id}},
+                        "CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com", condition=source
                     ),
                     service_usage(
-                        "CloudWatchLogsUsesKey",
-                        f"logs.{props.region}.amazonaws.com",
-                        condition={
-                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": dms_log_arn}
-                        },
+                        "EventBridgeRulesPublish", "events.amazonaws.com", condition=source
                     ),
                     statement(
                         "AccountUsesKeyThroughSns",
@@ -188,8 +198,30 @@ class ObservabilityTier(Construct):
         self.alert_topic = SnsTopic(
             self,
             "alert-topic",
-            name=f"{stack}-migration-alerts",
+            name=naming.alert_topic_name(stack),
             kms_master_key_id=self.key.arn,
+        )
+        # The alert topic's own policy: alarms and EventBridge rules of this account may
+        # publish (IAM principals of the account publish through their IAM policies).
+        self.alert_topic_policy = SnsTopicPolicy(
+            self,
+            "alert-topic-policy",
+            arn=self.alert_topic.arn,
+            policy=policy_document(
+                *(
+                    statement(
+                        sid,
+                        ["sns:Publish"],
+                        self.alert_topic.arn,
+                        principal={"Service": service},
+                        condition={"StringEquals": {"aws:SourceAccount": self.props.account_id}},
+                    )
+                    for sid, service in (
+                        ("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com"),
+                        ("EventBridgeRulesPublish", "events.amazonaws.com"),
+                    )
+                )
+            ),
         )
 
     def _build_subscriptions(self) -> None:
@@ -216,12 +248,13 @@ class ObservabilityTier(Construct):
     def _build_dms_error_metric(self) -> None:
         """The DMS task log group and the metric filter that counts its error lines."""
         stack = self.props.name
-        self.dms_log_group = CloudwatchLogGroup(
+        if not self.has_dms:
+            return
+        self.dms_log_group = self.key.encrypted_log_group(
             self,
             "dms-log-group",
             name=self._dms_log_group_name,
-            retention_in_days=self.props.log_retention_days,
-            kms_key_id=self.key.arn,
+            retention_days=self.props.log_retention_days,
         )
         self.dms_error_filter = CloudwatchLogMetricFilter(
             self,
@@ -243,7 +276,6 @@ class ObservabilityTier(Construct):
         stack = self.props.name
         alarms = self.props.observability.alarms
         lb = self._lb_dimensions
-        cluster = self._cluster_dimensions
         self.alarms: dict[str, CloudwatchMetricAlarm] = {}
         self.alarms["5xx-rate"] = self._alarm(
             "5xx-rate",
@@ -264,18 +296,30 @@ class ObservabilityTier(Construct):
             "p99 of the API's target response time in seconds.",
             [Metric(ALB, "TargetResponseTime", lb, "p99")],
         )
+        if not self.has_dms:
+            self._build_aurora_alarms()
+            return
+        armed = self.props.stage == "cdc"
         self.alarms["cdc-latency"] = self._alarm(
             "cdc-latency",
             alarms["cdc-latency"],
             "Seconds the Aurora target lags the on-prem source (DMS CDCLatencyTarget).",
             [Metric(DMS, "CDCLatencyTarget", self._dms_dimensions, "Maximum")],
+            armed=armed,
         )
         self.alarms["dms-task-failure"] = self._alarm(
             "dms-task-failure",
             alarms["dms-task-failure"],
             "Error lines in the DMS task log (the task stops on data errors).",
             [Metric(naming.TRAFFIC_METRIC_NAMESPACE, f"{DMS_ERRORS_METRIC}-{stack}", (), "Sum")],
+            armed=armed,
         )
+        self._build_aurora_alarms()
+
+    def _build_aurora_alarms(self) -> None:
+        """Writer CPU and reader lag: they page people."""
+        alarms = self.props.observability.alarms
+        cluster = self._cluster_dimensions
         self.alarms["aurora-cpu"] = self._alarm(
             "aurora-cpu",
             alarms["aurora-cpu"],
@@ -290,20 +334,28 @@ class ObservabilityTier(Construct):
         )
 
     def _build_composite(self) -> None:
-        """The composite `migration-health` alarm: any alarm in ALARM rolls back."""
+        """The composite `migration-health` alarm: the AWS side's health, which rolls back.
+
+        Only the user-facing alarms (:data:`paymig.naming.ROLLBACK_ALARM_METRICS`): a
+        traffic rollback fixes those. Replication and Aurora alarms page people and gate
+        shifts instead; while the API writes to the source they do not touch users.
+        """
         stack = self.props.name
+        watched = [self.alarms[m] for m in naming.ROLLBACK_ALARM_METRICS]
         self.composite = CloudwatchCompositeAlarm(
             self,
             "composite",
             alarm_name=naming.composite_alarm_name(stack),
-            alarm_description="Any migration health alarm in ALARM: roll traffic back to legacy.",
+            alarm_description="The AWS side's 5xx rate or p99 latency in ALARM: roll traffic "
+            "back to legacy (the rollback function acts on the migration's stage).",
             alarm_rule=" OR ".join(
-                f"ALARM({json.dumps(naming.alarm_name(stack, m))})" for m in naming.ALARM_METRICS
+                f"ALARM({json.dumps(naming.alarm_name(stack, m))})"
+                for m in naming.ROLLBACK_ALARM_METRICS
             ),
             actions_enabled=True,
             alarm_actions=[self.topic.arn],
             ok_actions=[self.topic.arn],
-            depends_on=list(self.alarms.values()),
+            depends_on=watched,
         )
 
     def _build_dashboard(self) -> None:
@@ -315,6 +367,61 @@ class ObservabilityTier(Construct):
             dashboard_name=f"{self.props.name}-migration",
             dashboard_body=self.dashboard_model.to_json(),
         )
+
+    # ---------------------------------------------------------------- more watchers
+
+    def watch_bucket_deletions(self, rule_id: str, bucket_name: str) -> None:
+        """Alert people when objects are deleted from a bucket (its EventBridge events).
+
+        The bucket sends its events to EventBridge; this rule reads the deletions
+        (PCI DSS 10.3: audit logs protected from unnoticed removal).
+        """
+        rule = CloudwatchEventRule(
+            self,
+            f"{rule_id}-rule",
+            name=f"{self.props.name}-{rule_id}",
+            description=f"Objects deleted from {bucket_name}",
+            event_pattern=json.dumps(
+                {
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Deleted"],
+                    "detail": {"bucket": {"name": [bucket_name]}},
+                }
+            ),
+        )
+        CloudwatchEventTarget(self, f"{rule_id}-target", rule=rule.name, arn=self.alert_topic.arn)
+
+    def watch_function(self, watch_id: str, function_name: str, queue_name: str) -> None:
+        """Alert people when a function fails, is throttled, or dead-letters an event.
+
+        A failed automatic rollback must never be silent: each of the three signals
+        alarms on its own, on the first occurrence, to the alert topic.
+        """
+        signals = (
+            ("errors", LAMBDA, "Errors", (("FunctionName", function_name),)),
+            ("throttles", LAMBDA, "Throttles", (("FunctionName", function_name),)),
+            ("dead-letters", SQS, "ApproximateNumberOfMessagesVisible",
+             (("QueueName", queue_name),)),
+        )  # fmt: skip
+        for signal, namespace, metric, dimensions in signals:
+            stat = "Maximum" if namespace == SQS else "Sum"
+            CloudwatchMetricAlarm(
+                self,
+                f"alarm-{watch_id}-{signal}",
+                alarm_name=f"{self.props.name}-{watch_id}-{signal}",
+                alarm_description=f"{function_name}: {metric} above 0 (missing: not breaching).",
+                comparison_operator="GreaterThanThreshold",
+                threshold=0,
+                evaluation_periods=1,
+                datapoints_to_alarm=1,
+                treat_missing_data="notBreaching",
+                metric_query=[
+                    self._query("m1", Metric(namespace, metric, dimensions, stat), 60, True)
+                ],
+                actions_enabled=True,
+                alarm_actions=[self.alert_topic.arn],
+                ok_actions=[self.alert_topic.arn],
+            )
 
     # ---------------------------------------------------------------- helpers
 
@@ -342,6 +449,8 @@ class ObservabilityTier(Construct):
         description: str,
         metrics: list[Metric],
         expression: Expression | None = None,
+        *,
+        armed: bool = True,
     ) -> CloudwatchMetricAlarm:
         """One metric alarm from its configured settings.
 
@@ -366,22 +475,25 @@ class ObservabilityTier(Construct):
             f"alarm-{metric}",
             alarm_name=naming.alarm_name(self.props.name, metric),
             alarm_description=f"{description} Missing data: {settings.treat_missing_data} "
-            f"({settings.missing_data_reason})",
+            f"({settings.missing_data_reason})"
+            + ("" if armed else " Unarmed until migration.stage is cdc (CDC running)."),
             comparison_operator="GreaterThanThreshold",
             threshold=settings.threshold,
             evaluation_periods=settings.evaluation_periods,
             datapoints_to_alarm=settings.datapoints_to_alarm,
             treat_missing_data=settings.treat_missing_data,
             metric_query=queries,
+            # An unarmed alarm keeps its state (the gates read it) but notifies nobody.
             actions_enabled=True,
-            alarm_actions=[self.alert_topic.arn],
-            ok_actions=[self.alert_topic.arn],
+            alarm_actions=[self.alert_topic.arn] if armed else [],
+            ok_actions=[self.alert_topic.arn] if armed else [],
         )
 
     def _dashboard(self) -> Dashboard:
         """The migration dashboard: progress, traffic, API, Aurora, business KPIs."""
         board = Dashboard(region=self.props.region)
-        board.add(*self._progress_widgets())
+        if self.has_dms:
+            board.add(*self._progress_widgets())
         board.add(*self._api_widgets())
         board.add(*self._aurora_widgets())
         board.add(*self._business_widgets())

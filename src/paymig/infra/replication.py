@@ -14,18 +14,36 @@ Sizing of the defaults (``ReplicationConfig``) for a 500 GB initial load:
   total ~51 GB, so ~2x headroom before the `low storage` event fires.
 
 Credentials: the endpoints read them from Secrets Manager through an access role scoped
-to exactly the two secrets; nothing in this module holds a username or a password. The
-source secret is created empty: the operator stores its value (see
-:data:`SOURCE_SECRET_KEYS`).
+to exactly their secrets (:mod:`paymig.infra.credentials`); nothing in this module holds
+a username or a password. Every endpoint verifies its server (``verify-full``) with the
+server's CA bundle from :mod:`paymig.infra.trust`.
+
+Replication slots (DMS User Guide, PostgreSQL source, ``SlotName``: "the name of a
+previously created logical replication slot ... DMS verifies that the specified logical
+replication slot exists before starting the CDC load task"): the forward
+``full-load-and-cdc`` task names no slot, so DMS creates its own (``test-decoding``
+plugin, which ships with PostgreSQL) when the task starts, before the full load, and CDC
+starts from there. The reverse task (Aurora to on-prem, CDC only, for the way back
+after cutover) names the slot ``paymig cutover`` creates at the cutover point and is
+started with that slot's LSN as ``CdcStartPosition`` (a native CDC start point).
+
+Network: the replication instance reads its endpoints' secrets itself, so it is a
+client of the Secrets Manager endpoint, and connects to both databases; both are
+written by :meth:`ReplicationTier._build_network` from both sides.
+
+First apply in a fresh account: DMS looks ``dms-vpc-role`` up by name, and IAM
+propagation makes a subnet group created right after the role fail with
+AccessDeniedFault (terraform-provider-aws issues #11025, #32824). Everything DMS creates
+waits for the role's policy attachment and then ``iam_propagation_seconds`` more
+(``terraform_data`` with a local sleep; it runs only when the roles are created).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
+from cdktf import DataResource, ITerraformDependable, LocalExecProvisioner
 from cdktf_cdktf_provider_aws.data_aws_iam_role import DataAwsIamRole
-from cdktf_cdktf_provider_aws.dms_certificate import DmsCertificate
 from cdktf_cdktf_provider_aws.dms_endpoint import DmsEndpoint, DmsEndpointPostgresSettings
 from cdktf_cdktf_provider_aws.dms_event_subscription import DmsEventSubscription
 from cdktf_cdktf_provider_aws.dms_replication_instance import DmsReplicationInstance
@@ -34,27 +52,27 @@ from cdktf_cdktf_provider_aws.dms_replication_task import DmsReplicationTask
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
-from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
-from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
 from paymig import naming
 from paymig.config import ReplicationConfig
-from paymig.errors import ConfigError
-from paymig.infra.dms_settings import table_mappings_json, task_settings_json
+from paymig.infra.connections import VpcClient
+from paymig.infra.credentials import Credentials
+from paymig.infra.dms_settings import (
+    reverse_task_settings_json,
+    table_mappings_json,
+    task_settings_json,
+)
+from paymig.infra.endpoints import ServiceEndpoints
+from paymig.infra.functions import DatabaseServer, LoginSecret
 from paymig.infra.iam import assume_role_policy, policy_document, statement
 from paymig.infra.kms import KEY_USAGE_ACTIONS, CustomerManagedKey, KeyProps
-
-#: The repository root: relative paths in the configuration are resolved against it.
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-#: JSON keys of the source secret value, which the operator stores (never Terraform):
-#: ``{"username": ..., "password": ..., "host": ..., "port": 5432}``. DMS reads the
-#: server address from the secret whenever an endpoint uses `secrets_manager_arn`.
-SOURCE_SECRET_KEYS = ("username", "password", "host", "port")
+from paymig.infra.trust import TrustStore
+from paymig.logins import HEARTBEAT_SCHEMA
 
 #: Account-wide roles DMS itself assumes; their names are fixed by AWS.
 DMS_VPC_ROLE = "dms-vpc-role"
@@ -63,8 +81,9 @@ _MANAGED_POLICIES = {
     DMS_VPC_ROLE: "arn:aws:iam::aws:policy/service-role/AmazonDMSVPCManagementRole",
     DMS_LOGS_ROLE: "arn:aws:iam::aws:policy/service-role/AmazonDMSCloudWatchLogsRole",
 }
-
-PEM_HEADER = "-----BEGIN CERTIFICATE-----"
+#: The logical decoding plugin DMS uses (botocore's DMS model: PluginNameValue is
+#: ``no-preference | test-decoding | pglogical``; test-decoding needs no extension).
+PLUGIN = "test-decoding"
 
 
 @dataclass(frozen=True)
@@ -77,148 +96,157 @@ class ReplicationProps:
     replication: ReplicationConfig
     vpc_id: str
     app_subnet_ids: list[str]
-    onprem_cidr: str
-    data_security_group_id: str
-    target_endpoint_address: str
-    target_port: int
-    target_database_name: str
-    target_secret_arn: str
-    target_secret_kms_key_arn: str
-    base_dir: Path = REPO_ROOT
-
-
-def read_ca_certificate(replication: ReplicationConfig, base_dir: Path) -> str:
-    """Read the source CA certificate at synth time, or fail naming the config field."""
-    field = "replication.source.ca_certificate_path"
-    path = base_dir / replication.source.ca_certificate_path
-    try:
-        text = path.read_text(encoding="ascii")
-    except FileNotFoundError:
-        raise ConfigError(f"{field}: {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{field}: cannot read {path}: {exc}") from None
-    if PEM_HEADER not in text or "PRIVATE KEY" in text:
-        raise ConfigError(f"{field}: {path} is not a PEM CA certificate")
-    return text
+    endpoints: ServiceEndpoints
+    source: DatabaseServer
+    aurora: DatabaseServer
+    credentials: Credentials
+    trust: TrustStore
+    notification_emails: tuple[str, ...] = ()
+    notification_https_endpoints: tuple[str, ...] = ()
 
 
 class ReplicationTier(Construct):
-    """DMS replication instance, endpoints, task and events, with their IAM and KMS.
+    """DMS replication instance, endpoints, tasks and events, with their IAM and KMS.
 
-    Attributes: :attr:`security_group`, :attr:`replication_instance`, :attr:`task`,
-    :attr:`source_endpoint`, :attr:`target_endpoint`, :attr:`source_secret`,
-    :attr:`event_topic`, :attr:`key`.
+    Attributes: :attr:`security_group`, :attr:`replication_instance`, :attr:`task`
+    (forward, full load and CDC), :attr:`reverse_task` (Aurora to on-prem, CDC only),
+    :attr:`source_endpoint`, :attr:`target_endpoint`, :attr:`event_topic`, :attr:`key`,
+    :attr:`client` (its network side).
     """
 
     def __init__(self, scope: Construct, construct_id: str, props: ReplicationProps) -> None:
-        """Create the tier; the task is created stopped (the runbook starts it)."""
+        """Create the tier; the tasks are created stopped (the runbook starts them)."""
         super().__init__(scope, construct_id)
         self.props = props
-        #: The on-prem CA certificate (PEM text), for other checks that connect to the source.
-        self.ca_pem = read_ca_certificate(props.replication, props.base_dir)
         self._build_service_roles()
         self._build_secrets_access_role()
         self._build_key()
-        self._build_source_secret()
         self._build_network()
         self._build_replication_instance()
-        self._build_source_endpoint()
-        self._build_target_endpoint()
-        self._build_task()
+        self._build_forward_endpoints()
+        self._build_reverse_endpoints()
+        self._build_tasks()
         self._build_events()
 
     # ---------------------------------------------------------------- shared values
-
-    @property
-    def _service_roles(self) -> list[IamRolePolicyAttachment | DataAwsIamRole]:
-        """What everything DMS creates must wait for: its service roles."""
-        return [*self.service_role_attachments, *self.service_role_lookups]
 
     @property
     def _secrets_via(self) -> str:
         """The Secrets Manager endpoint through which the endpoint secrets are read."""
         return f"secretsmanager.{self.props.region}.amazonaws.com"
 
+    def _login(self, server: str, client: str) -> LoginSecret:
+        return self.props.credentials.login(server, client)
+
     # ---------------------------------------------------------------- builders
 
     def _build_service_roles(self) -> None:
-        """The two account-wide DMS service roles, created here or looked up.
+        """The two account-wide DMS service roles, created here (and waited for) or looked up.
 
         DMS looks these two roles up by name; they are account-wide, so exactly one
         environment per account creates them and the others reference them (the lookup
         fails the plan with a clear error when they do not exist yet).
         """
+        rep = self.props.replication
         self.service_role_attachments: list[IamRolePolicyAttachment] = []
         self.service_role_lookups: list[DataAwsIamRole] = []
-        if self.props.replication.create_service_roles:
-            for role_name, policy_arn in _MANAGED_POLICIES.items():
-                role = IamRole(
-                    self,
-                    role_name,
-                    name=role_name,
-                    description=f"Assumed by AWS DMS ({role_name}, name fixed by AWS)",
-                    assume_role_policy=assume_role_policy("dms.amazonaws.com"),
-                )
-                self.service_role_attachments.append(
-                    IamRolePolicyAttachment(
-                        self, f"{role_name}-policy", role=role.name, policy_arn=policy_arn
-                    )
-                )
-        else:
+        self.propagation_wait: DataResource | None = None
+        if not rep.create_service_roles:
             self.service_role_lookups = [
                 DataAwsIamRole(self, role_name, name=role_name) for role_name in _MANAGED_POLICIES
             ]
+            self._service_roles: list[ITerraformDependable] = list(self.service_role_lookups)
+            return
+        for role_name, policy_arn in _MANAGED_POLICIES.items():
+            role = IamRole(
+                self,
+                role_name,
+                name=role_name,
+                description=f"Assumed by AWS DMS ({role_name}, name fixed by AWS)",
+                assume_role_policy=assume_role_policy("dms.amazonaws.com"),
+            )
+            self.service_role_attachments.append(
+                IamRolePolicyAttachment(
+                    self, f"{role_name}-policy", role=role.name, policy_arn=policy_arn
+                )
+            )
+        self.propagation_wait = DataResource(
+            self,
+            "service-roles-propagated",
+            triggers_replace={"attachments": [a.id for a in self.service_role_attachments]},
+            provisioners=[
+                LocalExecProvisioner(
+                    type="local-exec", command=f"sleep {rep.iam_propagation_seconds}"
+                )
+            ],
+            depends_on=self.service_role_attachments,
+        )
+        self._service_roles = [self.propagation_wait]
 
     def _build_secrets_access_role(self) -> None:
-        """The role the endpoints assume to read their secrets."""
+        """The role the endpoints assume to read their secrets, and exactly those."""
         props = self.props
         self.secrets_access_role = IamRole(
             self,
             "secrets-access-role",
             name=f"{props.name}-dms-secrets-access",
-            description="DMS reads the source and target endpoint secrets",
+            description="DMS reads its endpoints' login secrets",
             # Secrets access roles are assumed by the regional DMS principal.
             assume_role_policy=assume_role_policy(
                 f"dms.{props.region}.amazonaws.com",
                 condition={"StringEquals": {"aws:SourceAccount": props.account_id}},
             ),
         )
+        logins = [
+            self._login("source", "dms"),
+            self._login("aurora", "dms_target"),
+            self._login("aurora", "dms_reverse"),
+            self._login("source", "dms_apply"),
+        ]
+        IamRolePolicy(
+            self,
+            "secrets-access-policy",
+            role=self.secrets_access_role.id,
+            policy=policy_document(
+                statement(
+                    "ReadEndpointSecrets",
+                    ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                    [login.arn for login in logins],
+                ),
+                statement(
+                    "DecryptEndpointSecrets",
+                    ["kms:Decrypt"],
+                    # Every login secret is encrypted with the credentials key.
+                    [self.props.credentials.key.arn],
+                    condition={"StringEquals": {"kms:ViaService": self._secrets_via}},
+                ),
+            ),
+        )
 
     def _build_key(self) -> None:
-        """The CMK of DMS storage, the endpoints, the source secret and the event topic."""
+        """The CMK of DMS storage, the endpoints and the event topic."""
         props = self.props
         stack = props.name
-        secrets_via = self._secrets_via
         self.key = CustomerManagedKey(
             self,
             "key",
             KeyProps(
                 alias=f"{stack}/dms",
-                description=f"{stack}: DMS storage, endpoints, source secret, event topic",
+                description=f"{stack}: DMS storage, endpoints, event topic",
                 account_id=props.account_id,
+                region=props.region,
                 usage_statements=[
+                    # DMS encrypts storage and endpoints through grants it creates for
+                    # the caller, only through DMS.
                     statement(
-                        "DmsAccessRoleDecryptsSecret",
-                        ["kms:Decrypt", "kms:DescribeKey"],
-                        "*",
-                        principal={"AWS": self.secrets_access_role.arn},
-                        condition={"StringEquals": {"kms:ViaService": secrets_via}},
-                    ),
-                    # Operators store the source secret value through Secrets Manager,
-                    # and DMS encrypts storage and endpoints through grants it creates
-                    # for the caller; both only through those two services.
-                    statement(
-                        "AccountUsesKeyThroughSecretsManagerAndDms",
+                        "AccountUsesKeyThroughDms",
                         [*KEY_USAGE_ACTIONS, "kms:CreateGrant"],
                         "*",
                         principal={"AWS": f"arn:aws:iam::{props.account_id}:root"},
                         condition={
                             "StringEquals": {
                                 "kms:CallerAccount": props.account_id,
-                                "kms:ViaService": [
-                                    secrets_via,
-                                    f"dms.{props.region}.amazonaws.com",
-                                ],
+                                "kms:ViaService": f"dms.{props.region}.amazonaws.com",
                             }
                         },
                     ),
@@ -230,47 +258,25 @@ class ReplicationTier(Construct):
                         principal={"Service": "dms.amazonaws.com"},
                         condition={"StringEquals": {"aws:SourceAccount": props.account_id}},
                     ),
+                    # People's subscriptions read the topic through SNS.
+                    statement(
+                        "AccountUsesKeyThroughSns",
+                        KEY_USAGE_ACTIONS,
+                        "*",
+                        principal={"AWS": f"arn:aws:iam::{props.account_id}:root"},
+                        condition={
+                            "StringEquals": {
+                                "kms:CallerAccount": props.account_id,
+                                "kms:ViaService": f"sns.{props.region}.amazonaws.com",
+                            }
+                        },
+                    ),
                 ],
             ),
         )
 
-    def _build_source_secret(self) -> None:
-        """The empty source secret, and the access role's policy on both secrets."""
-        props = self.props
-        source = props.replication.source
-        self.source_secret = SecretsmanagerSecret(
-            self,
-            "source-secret",
-            name=naming.dms_source_secret_name(props.name),
-            description=(
-                "On-prem PostgreSQL credentials for DMS. The operator stores the value as "
-                'JSON {"username", "password", "host", "port"}: host '
-                f"{source.host}, port {source.port}. Terraform never sets it."
-            ),
-            kms_key_id=self.key.arn,
-            recovery_window_in_days=30,
-        )
-        IamRolePolicy(
-            self,
-            "secrets-access-policy",
-            role=self.secrets_access_role.id,
-            policy=policy_document(
-                statement(
-                    "ReadEndpointSecrets",
-                    ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                    [self.source_secret.arn, props.target_secret_arn],
-                ),
-                statement(
-                    "DecryptEndpointSecrets",
-                    ["kms:Decrypt"],
-                    [self.key.arn, props.target_secret_kms_key_arn],
-                    condition={"StringEquals": {"kms:ViaService": self._secrets_via}},
-                ),
-            ),
-        )
-
     def _build_network(self) -> None:
-        """The subnet group and a security group with egress to source and target only."""
+        """The subnet group, the security group, and the paths to its secrets and databases."""
         props = self.props
         stack = props.name
         self.subnet_group = DmsReplicationSubnetGroup(
@@ -285,36 +291,19 @@ class ReplicationTier(Construct):
             self,
             "security-group",
             name=f"{stack}-dms",
-            description="DMS replication instance: egress to the source and the target only",
+            description="DMS replication instance: egress to its databases and secrets only",
             vpc_id=props.vpc_id,
             tags={"Name": f"{stack}-dms"},
         )
-        source_port = props.replication.source.port
-        self.egress_rules = [
-            VpcSecurityGroupEgressRule(
-                self,
-                "egress-onprem-source",
-                security_group_id=self.security_group.id,
-                description="DMS reads the on-prem PostgreSQL source over the VPN",
-                ip_protocol="tcp",
-                from_port=source_port,
-                to_port=source_port,
-                cidr_ipv4=props.onprem_cidr,
-            ),
-            VpcSecurityGroupEgressRule(
-                self,
-                "egress-aurora-target",
-                security_group_id=self.security_group.id,
-                description="DMS writes to the Aurora PostgreSQL target in the data tier",
-                ip_protocol="tcp",
-                from_port=props.target_port,
-                to_port=props.target_port,
-                referenced_security_group_id=props.data_security_group_id,
-            ),
+        self.client = VpcClient(self, "dms", self.security_group)
+        self.paths: list[ITerraformDependable] = [
+            *props.endpoints.admit(self.client, ["secretsmanager"]),
+            *props.source.open_path(self.client),
+            *props.aurora.open_path(self.client),
         ]
 
     def _build_replication_instance(self) -> None:
-        """The replication instance in the app subnets, not publicly accessible."""
+        """The Multi-AZ replication instance in the app subnets."""
         rep = self.props.replication
         self.replication_instance = DmsReplicationInstance(
             self,
@@ -334,92 +323,134 @@ class ReplicationTier(Construct):
             allow_major_version_upgrade=False,
             apply_immediately=False,
             preferred_maintenance_window="sun:06:00-sun:07:00",
-            depends_on=self._service_roles,
+            depends_on=[*self._service_roles, *self.paths],
         )
 
-    def _build_source_endpoint(self) -> None:
-        """The on-prem CA certificate and the source endpoint that verifies against it."""
-        props = self.props
-        rep = props.replication
-        stack = props.name
-        self.certificate = DmsCertificate(
+    def _endpoint(  # noqa: PLR0917 - one endpoint's six facts, always in this order
+        self,
+        construct_id: str,
+        endpoint_id: str,
+        endpoint_type: str,
+        server: DatabaseServer,
+        login: LoginSecret,
+        settings: DmsEndpointPostgresSettings | None,
+    ) -> DmsEndpoint:
+        """One endpoint: its server's login secret and verify-full with the server's CA."""
+        engine = "aurora-postgresql" if server.server == "aurora" else "postgres"
+        name = "aurora" if server.server == "aurora" else "onprem"
+        certificate = self.props.trust.anchor(server.server).dms_certificate
+        if certificate is None:  # pragma: no cover - the trust store has them while DMS runs
+            raise ValueError("the trust store has no DMS certificates")
+        return DmsEndpoint(
             self,
-            "source-ca",
-            certificate_id=f"{stack}-onprem-ca",
-            certificate_pem=self.ca_pem,
-        )
-        self.source_endpoint = DmsEndpoint(
-            self,
-            "source-endpoint",
-            endpoint_id=naming.dms_source_endpoint_id(stack),
-            endpoint_type="source",
-            engine_name="postgres",
-            database_name=rep.source.database_name,
+            construct_id,
+            endpoint_id=endpoint_id,
+            endpoint_type=endpoint_type,
+            engine_name=engine,
+            database_name=server.dbname,
             ssl_mode="verify-full",
-            certificate_arn=self.certificate.certificate_arn,
-            secrets_manager_arn=self.source_secret.arn,
+            certificate_arn=certificate.certificate_arn,
+            secrets_manager_arn=login.arn,
             secrets_manager_access_role_arn=self.secrets_access_role.arn,
             kms_key_arn=self.key.arn,
-            postgres_settings=DmsEndpointPostgresSettings(
-                heartbeat_enable=True,
-                heartbeat_frequency=rep.heartbeat_frequency_minutes,
-                slot_name=rep.slot_name,
-                # test_decoding ships with PostgreSQL and needs no publication.
-                plugin_name="test_decoding",
-                # DDL capture installs event triggers (superuser) on the source; schema
-                # changes during the migration go through change control instead.
-                capture_ddls=False,
-                # In limited LOB mode a LOB larger than lob_max_size_kb stops the task
-                # instead of being silently truncated.
-                fail_tasks_on_lob_truncation=True,
-                map_boolean_as_boolean=True,
-            ),
-            tags={"Name": f"{stack}-onprem-source"},
+            postgres_settings=settings,
+            tags={"Name": f"{self.props.name}-{construct_id}", "Server": name},
         )
 
-    def _build_target_endpoint(self) -> None:
-        """The Aurora target endpoint."""
+    def _source_settings(self, slot_name: str | None) -> DmsEndpointPostgresSettings:
+        rep = self.props.replication
+        return DmsEndpointPostgresSettings(
+            heartbeat_enable=True,
+            heartbeat_frequency=rep.heartbeat_frequency_minutes,
+            # DMS's heartbeat table in its own schema, outside the replicated `public.%`.
+            heartbeat_schema=HEARTBEAT_SCHEMA,
+            plugin_name=PLUGIN,
+            slot_name=slot_name,
+            # DDL capture installs event triggers (superuser) on the source; schema
+            # changes during the migration go through change control instead.
+            capture_ddls=False,
+            # In limited LOB mode a LOB larger than lob_max_size_kb stops the task
+            # instead of being silently truncated.
+            fail_tasks_on_lob_truncation=True,
+            map_boolean_as_boolean=True,
+        )
+
+    def _build_forward_endpoints(self) -> None:
+        """On-prem source (DMS's own slot) and Aurora target."""
         props = self.props
         stack = props.name
-        self.target_endpoint = DmsEndpoint(
-            self,
+        self.source_endpoint = self._endpoint(
+            "source-endpoint",
+            naming.dms_source_endpoint_id(stack),
+            "source",
+            props.source,
+            self._login("source", "dms"),
+            self._source_settings(slot_name=None),
+        )
+        self.target_endpoint = self._endpoint(
             "target-endpoint",
-            endpoint_id=naming.dms_target_endpoint_id(stack),
-            endpoint_type="target",
-            engine_name="aurora-postgresql",
-            database_name=props.target_database_name,
-            # Aurora enforces TLS (rds.force_ssl); `require` encrypts without a
-            # client-side CA bundle, which would have to be imported like the source's.
-            ssl_mode="require",
-            secrets_manager_arn=props.target_secret_arn,
-            secrets_manager_access_role_arn=self.secrets_access_role.arn,
-            kms_key_arn=self.key.arn,
-            tags={
-                "Name": f"{stack}-aurora-target",
-                "TargetHost": props.target_endpoint_address,
-            },
+            naming.dms_target_endpoint_id(stack),
+            "target",
+            props.aurora,
+            self._login("aurora", "dms_target"),
+            None,
         )
 
-    def _build_task(self) -> None:
-        """The full-load-and-CDC task, created stopped."""
+    def _build_reverse_endpoints(self) -> None:
+        """Aurora as the source of the way back (the cutover's slot), on-prem as target."""
+        props = self.props
+        stack = props.name
+        self.reverse_source_endpoint = self._endpoint(
+            "reverse-source-endpoint",
+            f"{stack}-aurora-reverse-source",
+            "source",
+            props.aurora,
+            self._login("aurora", "dms_reverse"),
+            self._source_settings(slot_name=props.replication.reverse_slot_name),
+        )
+        self.reverse_target_endpoint = self._endpoint(
+            "reverse-target-endpoint",
+            f"{stack}-onprem-reverse-target",
+            "target",
+            props.source,
+            self._login("source", "dms_apply"),
+            None,
+        )
+
+    def _build_tasks(self) -> None:
+        """The forward full-load-and-CDC task and the reverse CDC task, created stopped."""
         rep = self.props.replication
+        common = {
+            "replication_instance_arn": self.replication_instance.replication_instance_arn,
+            "table_mappings": table_mappings_json(rep),
+            # Starting a task is an operator step: the runbook after preflight for the
+            # forward task, `paymig cutover` for the reverse one.
+            "start_replication_task": False,
+            "depends_on": self._service_roles,
+        }
         self.task = DmsReplicationTask(
             self,
             "task",
             replication_task_id=naming.dms_task_identifier(self.props.name),
             migration_type="full-load-and-cdc",
-            replication_instance_arn=self.replication_instance.replication_instance_arn,
             source_endpoint_arn=self.source_endpoint.endpoint_arn,
             target_endpoint_arn=self.target_endpoint.endpoint_arn,
-            table_mappings=table_mappings_json(rep),
             replication_task_settings=task_settings_json(rep),
-            # Starting the task is an operator step in the runbook, after preflight.
-            start_replication_task=False,
-            depends_on=self._service_roles,
+            **common,  # type: ignore[arg-type]
+        )
+        self.reverse_task = DmsReplicationTask(
+            self,
+            "reverse-task",
+            replication_task_id=naming.dms_reverse_task_identifier(self.props.name),
+            migration_type="cdc",
+            source_endpoint_arn=self.reverse_source_endpoint.endpoint_arn,
+            target_endpoint_arn=self.reverse_target_endpoint.endpoint_arn,
+            replication_task_settings=reverse_task_settings_json(rep),
+            **common,  # type: ignore[arg-type]
         )
 
     def _build_events(self) -> None:
-        """The encrypted event topic and the task's and instance's event subscriptions."""
+        """The encrypted event topic, its recipients, and the tasks' and instance's events."""
         props = self.props
         stack = props.name
         self.event_topic = SnsTopic(
@@ -442,6 +473,22 @@ class ReplicationTier(Construct):
                 )
             ),
         )
+        for index, email in enumerate(props.notification_emails):
+            SnsTopicSubscription(
+                self,
+                f"event-email-{index}",
+                topic_arn=self.event_topic.arn,
+                protocol="email",
+                endpoint=email,
+            )
+        for index, url in enumerate(props.notification_https_endpoints):
+            SnsTopicSubscription(
+                self,
+                f"event-https-{index}",
+                topic_arn=self.event_topic.arn,
+                protocol="https",
+                endpoint=url,
+            )
         events = props.replication.event_subscription
         self.event_subscriptions = [
             DmsEventSubscription(
@@ -450,7 +497,7 @@ class ReplicationTier(Construct):
                 name=f"{stack}-dms-task-events",
                 enabled=True,
                 source_type="replication-task",
-                source_ids=[self.task.replication_task_id],
+                source_ids=[self.task.replication_task_id, self.reverse_task.replication_task_id],
                 event_categories=events.task_categories,
                 sns_topic_arn=self.event_topic.arn,
             ),

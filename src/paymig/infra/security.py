@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAcl,
     Wafv2WebAclDefaultAction,
@@ -34,7 +33,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
 from constructs import Construct
 
 from paymig.config import WafConfig
-from paymig.infra.kms import CustomerManagedKey, KeyProps, service_usage
+from paymig.infra.kms import CustomerManagedKey, KeyProps
 
 #: AWS managed rule groups, in priority order after the rate limit. Known-bad-inputs
 #: carries the Log4j rules; the anonymous IP list blocks Tor and anonymising VPNs.
@@ -101,11 +100,8 @@ class SecurityTier(Construct):
     # ---------------------------------------------------------------- builders
 
     def _build_log_group(self) -> None:
-        """The WAF log group and the CMK that encrypts it."""
+        """The WAF log group and the CMK that encrypts it (and admits it)."""
         props = self.props
-        # WAF requires the log group name to start with `aws-waf-logs-`.
-        log_group_name = f"aws-waf-logs-{props.name}"
-        log_group_arn = f"arn:aws:logs:{props.region}:{props.account_id}:log-group:{log_group_name}"
         self.log_key = CustomerManagedKey(
             self,
             "log-key",
@@ -113,23 +109,15 @@ class SecurityTier(Construct):
                 alias=f"{props.name}/waf-logs",
                 description=f"{props.name}: encrypts WAF logs",
                 account_id=props.account_id,
-                usage_statements=[
-                    service_usage(
-                        "CloudWatchLogsUsesKey",
-                        f"logs.{props.region}.amazonaws.com",
-                        condition={
-                            "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}
-                        },
-                    )
-                ],
+                region=props.region,
             ),
         )
-        self.log_group = CloudwatchLogGroup(
+        # WAF requires the log group name to start with `aws-waf-logs-`.
+        self.log_group = self.log_key.encrypted_log_group(
             self,
             "log-group",
-            name=log_group_name,
-            retention_in_days=props.waf.log_retention_days,
-            kms_key_id=self.log_key.arn,
+            name=f"aws-waf-logs-{props.name}",
+            retention_days=props.waf.log_retention_days,
         )
 
     def _build_web_acl(self) -> None:

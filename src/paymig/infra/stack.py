@@ -1,8 +1,10 @@
-"""`PaymentMigrationStack`: one construct per concern, each kept as an attribute."""
+"""`PaymentMigrationStack`: one construct per concern, each kept as an attribute.
+
+What is deployed follows ``migration.stage`` (see :mod:`paymig.config.migration`):
+the checks that run, the replication alarms' arming, and, once ``finished``, no DMS.
+"""
 
 from __future__ import annotations
-
-import json
 
 from cdktf import Aspects, S3Backend, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
@@ -11,24 +13,30 @@ from constructs import Construct
 
 from paymig import naming
 from paymig.config import PaymigConfig
-from paymig.infra.app import AppProps, AppTier, DatabaseTarget
-from paymig.infra.automation import (
-    AutomationProps,
-    AutomationTier,
-    ValidationChecks,
-    ValidationTarget,
-)
-from paymig.infra.data import POSTGRES_PORT, DataProps, DataTier
+from paymig.infra.app import AppProps, AppTier
+from paymig.infra.automation import AutomationProps, AutomationTier
+from paymig.infra.checks import ChecksProps, DeploymentChecks
+from paymig.infra.credentials import Credentials, CredentialsProps
+from paymig.infra.data import DataProps, DataTier
+from paymig.infra.functions import LoginSecret
 from paymig.infra.network import NetworkProps, NetworkTier
 from paymig.infra.observability import ObservabilityProps, ObservabilityTier
+from paymig.infra.onprem import OnPremDatabase
 from paymig.infra.replication import ReplicationProps, ReplicationTier
 from paymig.infra.security import SecurityProps, SecurityTier
 from paymig.infra.tagging import TagEverything
 from paymig.infra.traffic import TrafficProps, TrafficTier
+from paymig.infra.trust import TrustStore, read_pem
 
 
 class PaymentMigrationStack(TerraformStack):
-    """The complete AWS target environment of one paymig environment."""
+    """The complete AWS target environment of one paymig environment.
+
+    Attributes (one per concern): :attr:`network`, :attr:`database`, :attr:`source`
+    (the on-prem database as a server), :attr:`trust`, :attr:`credentials`,
+    :attr:`security`, :attr:`replication` (None once finished), :attr:`app`,
+    :attr:`traffic`, :attr:`observability`, :attr:`automation`, :attr:`checks`.
+    """
 
     def __init__(self, scope: Construct, config: PaymigConfig) -> None:
         """Compose the tiers from the configuration."""
@@ -37,13 +45,15 @@ class PaymentMigrationStack(TerraformStack):
         self._build_provider_and_state()
         self._build_network()
         self._build_data()
+        self._build_trust_and_credentials()
         self._build_security()
         self._build_replication()
         self._build_app()
         self._build_traffic()
         self._build_observability()
         self._build_automation()
-        self._build_validation()
+        self._build_checks()
+        self._build_watchers()
         self._build_outputs()
         self._tag_everything()
 
@@ -68,7 +78,7 @@ class PaymentMigrationStack(TerraformStack):
         self.account_id = str(self.caller.account_id)
 
     def _build_network(self) -> None:
-        """The VPC, its subnet tiers, NAT, VPN and flow logs."""
+        """The VPC, its subnet tiers, NAT, endpoints, VPN and flow logs."""
         config = self.config
         self.network = NetworkTier(
             self,
@@ -81,16 +91,22 @@ class PaymentMigrationStack(TerraformStack):
                 onprem=config.onprem,
             ),
         )
+        source = config.replication.source
+        self.source = OnPremDatabase(
+            host=source.host,
+            port=source.port,
+            dbname=source.database_name,
+            network=self.network,
+        )
 
     def _build_data(self) -> None:
-        """The Aurora cluster; the payment API's role may decrypt with its key."""
+        """The Aurora cluster."""
         config = self.config
-        name = config.stack_name
         self.database = DataTier(
             self,
             "data",
             DataProps(
-                name=name,
+                name=config.stack_name,
                 region=config.region,
                 account_id=self.account_id,
                 database=config.database,
@@ -98,7 +114,43 @@ class PaymentMigrationStack(TerraformStack):
                 data_subnet_ids=self.network.data_subnet_ids,
                 availability_zones=config.network.availability_zones,
                 log_retention_days=config.database.log_retention_days,
-                key_user_role_names=(naming.payment_api_function(name),),
+            ),
+        )
+
+    def _build_trust_and_credentials(self) -> None:
+        """Each server's CA bundle, and one login secret per client per server."""
+        config = self.config
+        self.trust = TrustStore(
+            self,
+            "trust",
+            config.stack_name,
+            {
+                "source": read_pem(
+                    "replication.source.ca_certificate_path",
+                    config.replication.source.ca_certificate_path,
+                ),
+                "aurora": read_pem("database.ca_bundle_path", config.database.ca_bundle_path),
+            },
+            dms=config.migration.stage != "finished",
+        )
+        self.credentials = Credentials(
+            self,
+            "credentials",
+            CredentialsProps(
+                name=config.stack_name,
+                region=config.region,
+                account_id=self.account_id,
+                rotation_days=config.database.secret_rotation_days,
+                log_retention_days=config.app.log_retention_days,
+                vpc_id=self.network.vpc_id,
+                app_subnet_ids=self.network.app_subnet_ids,
+                endpoints=self.network.endpoints,
+                source=self.source,
+                aurora=self.database,
+                trust=self.trust,
+                aurora_admin=LoginSecret(
+                    arn=self.database.master_secret_arn, key_arn=self.database.key.arn
+                ),
             ),
         )
 
@@ -117,8 +169,12 @@ class PaymentMigrationStack(TerraformStack):
         )
 
     def _build_replication(self) -> None:
-        """DMS from the on-prem source to Aurora, admitted by the database."""
+        """DMS from the on-prem source to Aurora and back, until the migration is finished."""
         config = self.config
+        self.replication: ReplicationTier | None = None
+        if config.migration.stage == "finished":
+            return
+        observability = config.observability
         self.replication = ReplicationTier(
             self,
             "replication",
@@ -129,23 +185,18 @@ class PaymentMigrationStack(TerraformStack):
                 replication=config.replication,
                 vpc_id=self.network.vpc_id,
                 app_subnet_ids=self.network.app_subnet_ids,
-                onprem_cidr=str(config.onprem.cidr),
-                data_security_group_id=str(self.database.security_group.id),
-                target_endpoint_address=str(self.database.cluster.endpoint),
-                target_port=POSTGRES_PORT,
-                target_database_name=config.database.database_name,
-                target_secret_arn=str(self.database.dms_secret.arn),
-                target_secret_kms_key_arn=self.database.key.arn,
+                endpoints=self.network.endpoints,
+                source=self.source,
+                aurora=self.database,
+                credentials=self.credentials,
+                trust=self.trust,
+                notification_emails=tuple(observability.notification_emails),
+                notification_https_endpoints=tuple(observability.notification_https_endpoints),
             ),
-        )
-        self.database.allow_postgres_from(
-            "dms",
-            str(self.replication.security_group.id),
-            "PostgreSQL from the DMS replication instance",
         )
 
     def _build_app(self) -> None:
-        """The payment API behind the ALB and the web ACL, admitted by the database."""
+        """The payment API behind the ALB and the web ACL, connected to both databases."""
         config = self.config
         self.app = AppTier(
             self,
@@ -162,12 +213,13 @@ class PaymentMigrationStack(TerraformStack):
                 hosted_zone_id=config.dns.hosted_zone_id,
                 api_record_name=config.dns.api_record_name,
                 web_acl_arn=str(self.security.web_acl.arn),
-                database=self._api_database(),
+                endpoints=self.network.endpoints,
+                source=self.source,
+                aurora=self.database,
+                credentials=self.credentials,
+                trust=self.trust,
                 live_alias=config.controller.stable_alias,
             ),
-        )
-        self.database.allow_postgres_from(
-            "app", str(self.app.security_group.id), "PostgreSQL from the payment API Lambda"
         )
 
     def _build_traffic(self) -> None:
@@ -189,6 +241,7 @@ class PaymentMigrationStack(TerraformStack):
         """The alarms on the real resources, their composite, and the dashboard."""
         config = self.config
         name = config.stack_name
+        task = self.replication.task if self.replication is not None else None
         self.observability = ObservabilityTier(
             self,
             "observability",
@@ -205,8 +258,9 @@ class PaymentMigrationStack(TerraformStack):
                 function_name=str(self.app.function.function_name),
                 cluster_identifier=str(self.database.cluster.cluster_identifier),
                 dms_instance_identifier=naming.dms_instance_identifier(name),
-                dms_task_arn=str(self.replication.task.replication_task_arn),
+                dms_task_arn=str(task.replication_task_arn) if task is not None else None,
                 log_retention_days=config.database.log_retention_days,
+                stage=config.migration.stage,
             ),
         )
 
@@ -225,23 +279,48 @@ class PaymentMigrationStack(TerraformStack):
                 controller=config.controller,
                 vpc_id=self.network.vpc_id,
                 app_subnet_ids=self.network.app_subnet_ids,
+                endpoints=self.network.endpoints,
                 alarm_topic_arn=str(self.observability.topic.arn),
-                alarm_topic_key_arn=self.observability.key.arn,
+                alert_topic_arn=str(self.observability.alert_topic.arn),
+                topic_key_arn=self.observability.key.arn,
+                composite_alarm_name=naming.composite_alarm_name(config.stack_name),
                 https_listener_arn=str(self.app.https_listener.arn),
                 log_retention_days=config.app.log_retention_days,
-                validation=self._validation_target(),
             ),
         )
 
-    def _build_validation(self) -> None:
-        """The validation checks run during apply, admitted by the database."""
-        self.validation = ValidationChecks(
-            self, "validation", self.automation.props, self.automation
+    def _build_checks(self) -> None:
+        """The deployment checks run during apply, as the stage asks."""
+        self.checks = DeploymentChecks(
+            self,
+            "checks",
+            ChecksProps(
+                config=self.config,
+                account_id=self.account_id,
+                vpc_id=self.network.vpc_id,
+                app_subnet_ids=self.network.app_subnet_ids,
+                endpoints=self.network.endpoints,
+                automation=self.automation,
+                source=self.source,
+                aurora=self.database,
+                credentials=self.credentials,
+                trust=self.trust,
+                aurora_admin=LoginSecret(
+                    arn=self.database.master_secret_arn, key_arn=self.database.key.arn
+                ),
+            ),
         )
-        self.database.allow_postgres_from(
-            "validation",
-            str(self.validation.security_group.id),
-            "PostgreSQL from the validation Lambda (read-only checks)",
+
+    def _build_watchers(self) -> None:
+        """Alarms on the rollback function itself, and on deletions of access logs."""
+        rollback = self.automation.rollback
+        self.observability.watch_function(
+            "rollback",
+            str(rollback.function.function_name),
+            str(rollback.dead_letter_queue.name),
+        )
+        self.observability.watch_bucket_deletions(
+            "access-log-deletions", str(self.app.access_logs.bucket)
         )
 
     def _build_outputs(self) -> None:
@@ -257,51 +336,4 @@ class PaymentMigrationStack(TerraformStack):
             TagEverything(
                 {**config.tags.as_dict(), "Environment": config.environment, "ManagedBy": "paymig"}
             )
-        )
-
-    def _api_database(self) -> DatabaseTarget:
-        """The database the payment API uses (see `app.write_target` in the config).
-
-        Until cutover the system of record is the on-prem source, reached over the VPN
-        with the same credentials secret DMS uses; afterwards it is Aurora.
-        """
-        if self.config.app.write_target == "source":
-            source = self.config.replication.source
-            return DatabaseTarget(
-                host=source.host,
-                port=source.port,
-                name=source.database_name,
-                secret_arn=str(self.replication.source_secret.arn),
-                secret_key_arn=self.replication.key.arn,
-                cidr=str(self.config.onprem.cidr),
-            )
-        return DatabaseTarget(
-            host=str(self.database.cluster.endpoint),
-            port=POSTGRES_PORT,
-            name=self.config.database.database_name,
-            secret_arn=self.database.master_secret_arn,
-            secret_key_arn=self.database.key.arn,
-            security_group_id=str(self.database.security_group.id),
-        )
-
-    def _validation_target(self) -> ValidationTarget:
-        """What the deployment checks compare: the DMS logins and the migration settings."""
-        rep = self.config.replication
-        return ValidationTarget(
-            source_secret_arn=str(self.replication.source_secret.arn),
-            source_key_arn=self.replication.key.arn,
-            source_database=rep.source.database_name,
-            source_port=rep.source.port,
-            source_ca_pem=self.replication.ca_pem,
-            onprem_cidr=str(self.config.onprem.cidr),
-            target_secret_arn=str(self.database.dms_secret.arn),
-            target_key_arn=self.database.key.arn,
-            target_database=self.config.database.database_name,
-            target_security_group_id=str(self.database.security_group.id),
-            table_rules_json=json.dumps([r.model_dump() for r in rep.table_rules]),
-            lob_mode=rep.lob_mode,
-            grace_seconds=self.config.validation.grace_seconds,
-            cdc_threshold_seconds=self.config.controller.cdc_latency_threshold_seconds,
-            cdc_lookback_seconds=self.config.controller.cdc_latency_lookback_seconds,
-            post_migration_check=self.config.validation.post_migration_check,
         )

@@ -8,6 +8,16 @@ first apply sets the weights from the configured starting phase. After that the
 migration controller owns them (``paymig shift`` / ``paymig rollback`` and the rollback
 Lambda), so Terraform ignores changes to ``weighted_routing_policy``: a later apply can
 never silently put back old weights and undo a rollback.
+
+Health. Route 53 answers with the weight-0 records when every record with a weight
+above 0 is unhealthy ("How Amazon Route 53 chooses records when health checking is
+configured"). At legacy 100 / aws 0, an unhealthy ``legacy`` record therefore sends all
+traffic to AWS. So ``legacy`` is unhealthy only when *no* on-prem address answers: one
+HTTPS check per address, and a calculated check over them with HealthThreshold 1
+(:data:`LEGACY_HEALTH_THRESHOLD`). A higher threshold would make one host down enough
+to move every client to the side a rollback has just left; while at least one host
+answers, clients reach it (a multi-address A record lets them try the next address).
+The ``aws`` record keeps its own check on the load balancer.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ from paymig.config import DnsConfig
 HEALTH_PATH = "/health"
 HEALTH_INTERVAL_SECONDS = 30
 HEALTH_FAILURE_THRESHOLD = 3
+#: Children of the legacy calculated check that must be healthy (see the module's text).
+LEGACY_HEALTH_THRESHOLD = 1
 
 
 @dataclass(frozen=True)
@@ -48,38 +60,69 @@ def initial_weights(aws_percent: int) -> dict[str, int]:
 
 
 class TrafficTier(Construct):
-    """The weighted records and a health check on each endpoint.
+    """The weighted records and their health checks.
 
-    Attributes: :attr:`records` and :attr:`health_checks`, keyed by set identifier.
+    Attributes: :attr:`records` and :attr:`health_checks` (the check each record uses),
+    keyed by set identifier; :attr:`legacy_address_checks`, one per on-prem address,
+    keyed by address (the children of the legacy calculated check).
     """
 
     def __init__(self, scope: Construct, construct_id: str, props: TrafficProps) -> None:
         """Create both weighted records and their health checks."""
         super().__init__(scope, construct_id)
-        weights = initial_weights(props.initial_aws_weight)
-        # The legacy check probes the first on-prem address with the API's host name
-        # (SNI and Host header); the AWS check probes the ALB by its DNS name.
-        legacy_ip = str(props.dns.legacy_addresses[0])
-        targets: dict[str, tuple[str, str | None]] = {
-            naming.LEGACY_SET_ID: (props.dns.legacy_endpoint, legacy_ip),
-            naming.AWS_SET_ID: (props.alb_dns_name, None),
-        }
-        self.health_checks = {
-            set_id: Route53HealthCheck(
-                self,
-                f"health-{set_id}",
-                type="HTTPS",
-                fqdn=fqdn,
-                ip_address=address,
-                port=443,
-                resource_path=HEALTH_PATH,
-                request_interval=HEALTH_INTERVAL_SECONDS,
-                failure_threshold=HEALTH_FAILURE_THRESHOLD,
-                enable_sni=True,
-                tags={"Name": f"{props.name}-{set_id}"},
+        self.props = props
+        self._build_health_checks()
+        self._build_records()
+
+    def _https_check(
+        self, check_id: str, name: str, fqdn: str, address: str | None
+    ) -> Route53HealthCheck:
+        """An HTTPS check of `/health` with SNI and Host `fqdn` (at `address` if given)."""
+        return Route53HealthCheck(
+            self,
+            check_id,
+            type="HTTPS",
+            fqdn=fqdn,
+            ip_address=address,
+            port=443,
+            resource_path=HEALTH_PATH,
+            request_interval=HEALTH_INTERVAL_SECONDS,
+            failure_threshold=HEALTH_FAILURE_THRESHOLD,
+            enable_sni=True,
+            tags={"Name": name},
+        )
+
+    def _build_health_checks(self) -> None:
+        """One check per legacy address, their calculated parent, and the ALB's check."""
+        props = self.props
+        self.legacy_address_checks = {
+            str(address): self._https_check(
+                f"health-legacy-{index}",
+                f"{props.name}-legacy-{address}",
+                props.dns.legacy_endpoint,
+                str(address),
             )
-            for set_id, (fqdn, address) in targets.items()
+            for index, address in enumerate(props.dns.legacy_addresses)
         }
+        # A new address (not "health-legacy", the old single check): Terraform creates it
+        # and moves the record to it before it deletes the old check.
+        legacy = Route53HealthCheck(
+            self,
+            "health-legacy-calculated",
+            type="CALCULATED",
+            child_healthchecks=[check.id for check in self.legacy_address_checks.values()],
+            child_health_threshold=LEGACY_HEALTH_THRESHOLD,
+            tags={"Name": f"{props.name}-{naming.LEGACY_SET_ID}"},
+        )
+        aws = self._https_check(
+            "health-aws", f"{props.name}-{naming.AWS_SET_ID}", props.alb_dns_name, None
+        )
+        self.health_checks = {naming.LEGACY_SET_ID: legacy, naming.AWS_SET_ID: aws}
+
+    def _build_records(self) -> None:
+        """The two weighted A records; Terraform ignores their weights after creation."""
+        props = self.props
+        weights = initial_weights(props.initial_aws_weight)
         ignore_weights = TerraformResourceLifecycle(ignore_changes=["weighted_routing_policy"])
         self.records = {
             naming.LEGACY_SET_ID: Route53Record(

@@ -2,8 +2,8 @@
 
 Routes:
 
-- ``GET /health``: 200 ``{"status": "healthy"}`` only when the database answers
-  ``SELECT 1``, else 503 ``{"status": "unhealthy"}``.
+- ``GET /health``: 200 ``{"status": "healthy"}`` only when the write target's database
+  answers ``SELECT 1``, else 503 ``{"status": "unhealthy"}``.
 - ``POST /payments``: records a payment idempotently. The ``Idempotency-Key`` header is
   required and scoped per merchant: a retry with the same key and the same request gets
   the original payment back (201 the first time, 200 with the same body afterwards, and
@@ -16,19 +16,32 @@ Every ``POST /payments`` prints one CloudWatch embedded metric format (EMF) docu
 stdout: ``PaymentsProcessed``, ``PaymentsSucceeded``, ``PaymentsFailed`` (counts) and,
 for a newly recorded payment, ``PaymentValue``.
 
-Database access: the credentials come from Secrets Manager (``DB_SECRET_ARN``; the
-secret's JSON carries ``username`` and ``password``, and may carry ``host``, ``port`` and
-``dbname``, which ``DB_HOST``, ``DB_PORT`` and ``DB_NAME`` override). The connection uses
-TLS with ``sslmode=verify-full`` against the CA bundle at ``DB_CA_BUNDLE`` and is cached
-across invocations; a connection found broken is replaced once (re-reading the secret, so
-a rotated password is picked up).
+Databases are declared, not configured here: ``PAYMIG_DB_SOURCE`` and ``PAYMIG_DB_AURORA``
+each hold the JSON :mod:`paymig.runtime.database_env` parses (host, port, dbname, the
+login secret's ARN, ``sslmode: verify-full`` and the SSM parameter holding the server's
+CA bundle). Which of the two the API uses, for reads and writes alike, is decided at run
+time: ``PAYMIG_WRITE_TARGET_PARAMETER`` names an SSM String parameter holding ``source``
+or ``aurora``, read before each request and cached for :data:`WRITE_TARGET_CACHE_SECONDS`.
+When it changes, the connection to the old database is closed and the new one is
+connected; any other value is a configuration error (503, logged once), never a default.
 
-This module runs inside the Lambda image without the rest of paymig, so it imports only
-the standard library, psycopg and boto3. The metric names repeat those in
-``paymig.naming`` (a test keeps them equal).
+Every connection is TLS with ``sslmode=verify-full`` against the declared server's CA
+bundle, fetched once per execution environment from its SSM parameter. A connection is
+cached across invocations; one found broken is replaced once. The login secret
+(``username``, ``password``; anything else in it is ignored) is cached too
+(:class:`SecretCredentials`) and read again only when a login fails: with the
+alternating-users rotation (``paymig.lambdas.rotation``) the credentials read last keep
+working until the rotation after next, and an open connection is never cut off.
+
+This module runs inside the Lambda image without most of paymig: it imports the standard
+library, psycopg, boto3 and two paymig modules that need nothing else,
+:mod:`paymig.errors` and :mod:`paymig.runtime.database_env` (the image copies exactly
+these; ``tests/test_payment_api_image.py`` checks it). The metric and variable names
+repeat those in ``paymig.naming`` (a test keeps them equal).
 
 The code is a pure core (event parsing, validation, fingerprint, responses, the EMF
-document) and a thin shell (Secrets Manager, PostgreSQL, :func:`handler`).
+document, the write-target cache) and a thin shell (SSM, Secrets Manager, PostgreSQL,
+:func:`handler`).
 """
 
 from __future__ import annotations
@@ -40,7 +53,9 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -49,11 +64,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
+
+from paymig.errors import ConfigError
+from paymig.runtime import database_env
+from paymig.runtime.database_env import CaBundles, DatabaseTarget
 
 LOGGER = logging.getLogger("paymig.payment_api")
 
@@ -75,16 +95,18 @@ PAYMENT_VALUE_DIMENSION_SETS: tuple[tuple[str, ...], ...] = (
     (DIMENSION_ENVIRONMENT, DIMENSION_CURRENCY),
 )
 
-ENV_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
-ENV_DB_HOST = "DB_HOST"
-ENV_DB_PORT = "DB_PORT"
-ENV_DB_NAME = "DB_NAME"
-ENV_CA_BUNDLE = "DB_CA_BUNDLE"
+ENV_DB_SOURCE = "PAYMIG_DB_SOURCE"
+ENV_DB_AURORA = "PAYMIG_DB_AURORA"
+ENV_WRITE_TARGET = "PAYMIG_WRITE_TARGET_PARAMETER"
 ENV_ENVIRONMENT = "PAYMIG_ENVIRONMENT"
 
-#: Where the Dockerfile puts the RDS CA bundle (used when ``DB_CA_BUNDLE`` is unset).
-DEFAULT_CA_BUNDLE = "/opt/paymig/rds-ca/us-east-2-bundle.pem"
-DEFAULT_DB_PORT = 5432
+#: How long a read of the write-target parameter is trusted. A switch (cutover, fallback)
+#: reaches every execution environment within this time, which the operator waits out;
+#: reading it for every request would add an SSM round trip to each payment and, across
+#: the API's concurrency, exceed Parameter Store's default throughput (40 transactions per
+#: second per account and Region, shared by GetParameter and GetParameters: "AWS Systems
+#: Manager endpoints and quotas"). At 5 s one environment reads it 0.2 times a second.
+WRITE_TARGET_CACHE_SECONDS = 5.0
 #: Seconds to wait for a TCP/TLS connection, and milliseconds a statement may run.
 CONNECT_TIMEOUT_SECONDS = 5
 STATEMENT_TIMEOUT_MS = 5000
@@ -118,8 +140,12 @@ class RequestError(Exception):
         self.status = status
 
 
-class ConfigurationError(Exception):
-    """The function's environment or secret cannot give a database to connect to."""
+class ConfigurationError(ConfigError):
+    """The function's environment, a secret or a parameter cannot give a database to use."""
+
+
+class WriteTargetError(ConfigurationError):
+    """The write-target parameter cannot be read or holds no known database."""
 
 
 @dataclass(frozen=True)
@@ -396,85 +422,196 @@ def emf_document(
     return document
 
 
-@dataclass(frozen=True)
-class DbSettings:
-    """Where and as whom to connect; the password never appears in ``repr``."""
-
-    host: str
-    port: int
-    dbname: str
-    user: str
-    password: str = field(repr=False)
-    ca_bundle: str
+def parse_write_target(parameter: str, value: str) -> str:
+    """Return the database the write-target parameter names; anything else is refused."""
+    if value not in database_env.SERVERS:
+        raise WriteTargetError(
+            f"{ENV_WRITE_TARGET}: SSM parameter {parameter} holds {value[:64]!r}, "
+            f"expected one of {', '.join(database_env.SERVERS)}"
+        )
+    return value
 
 
-def db_settings(env: Mapping[str, str], secret: Mapping[str, Any]) -> DbSettings:
-    """Combine the function's environment and the secret's JSON into connection settings.
+class WriteTargetCache:
+    """The write target, read through ``read`` at most once per cache time.
 
-    Works with an RDS-managed master secret (``username``/``password`` only) and with a
-    rotation-style secret that also carries ``host``/``port``/``dbname``; the environment
-    variables, when set, win.
+    A read is trusted from the moment ``clock`` says it was made until ``seconds`` have
+    passed; a clock that went backwards makes it stale too, so a value never looks
+    fresher than it is. A failed read is not kept: the next request reads again.
     """
-    for name in ("username", "password"):
-        if not isinstance(secret.get(name), str) or not secret[name]:
-            raise ConfigurationError(f"secret: field {name!r} missing or not a string")
-    host = env.get(ENV_DB_HOST) or secret.get("host")
-    if not isinstance(host, str) or not host:
-        raise ConfigurationError(f"{ENV_DB_HOST}: not set and the secret carries no host")
-    dbname = env.get(ENV_DB_NAME) or secret.get("dbname")
-    if not isinstance(dbname, str) or not dbname:
-        raise ConfigurationError(f"{ENV_DB_NAME}: not set and the secret carries no dbname")
-    port_value = env.get(ENV_DB_PORT) or secret.get("port") or DEFAULT_DB_PORT
-    try:
-        port = int(port_value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{ENV_DB_PORT}: not a port number: {port_value!r}") from None
-    if not 0 < port < 65536:
-        raise ConfigurationError(f"{ENV_DB_PORT}: not a port number: {port_value!r}")
-    return DbSettings(
-        host=host,
-        port=port,
-        dbname=dbname,
-        user=secret["username"],
-        password=secret["password"],
-        ca_bundle=env.get(ENV_CA_BUNDLE) or DEFAULT_CA_BUNDLE,
-    )
+
+    def __init__(
+        self,
+        parameter: str,
+        read: Callable[[], str],
+        clock: Callable[[], float],
+        seconds: float = WRITE_TARGET_CACHE_SECONDS,
+    ) -> None:
+        """Read nothing yet; ``read`` returns the parameter's raw value."""
+        self.parameter = parameter
+        self._read = read
+        self._clock = clock
+        self._seconds = seconds
+        self._value: str | None = None
+        self._read_at = 0.0
+
+    def current(self) -> str:
+        """The database to use now (re-read if stale); :class:`WriteTargetError` if unknown."""
+        now = self._clock()
+        if self._value is None or not self._read_at <= now < self._read_at + self._seconds:
+            self._value = None
+            self._value, self._read_at = self._read(), now
+        return parse_write_target(self.parameter, self._value)
 
 
 # ================================================================ shell: AWS and PostgreSQL
 
 
-def read_secret(client: Any, secret_arn: str) -> dict[str, Any]:
-    """Fetch and decode a JSON secret; raise :class:`ConfigurationError` if it is not one."""
+def aws_client(service: str) -> Any:
+    """A boto3 client for ``service`` (made in one place, so tests can count its calls)."""
+    return boto3.client(service)
+
+
+def variable_of(target: DatabaseTarget) -> str:
+    """The environment variable that declares ``target`` (``PAYMIG_DB_SOURCE``...)."""
+    return f"{database_env.ENV_PREFIX}{target.name}"
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", "error"))
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (libpq reports each address it tried on its own)."""
+    return " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+
+
+def read_write_target(ssm: Any, parameter: str) -> str:
+    """The raw value of the write-target parameter; a failed read is a WriteTargetError."""
     try:
-        answer = client.get_secret_value(SecretId=secret_arn)
+        answer = ssm.get_parameter(Name=parameter)
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "error")
-        raise ConfigurationError(f"{ENV_SECRET_ARN}: cannot read the secret: {code}") from None
+        reason = _error_code(error)
+    except BotoCoreError as error:
+        reason = type(error).__name__
+    else:
+        return str(answer["Parameter"]["Value"])
+    raise WriteTargetError(f"{ENV_WRITE_TARGET}: cannot read SSM parameter {parameter}: {reason}")
+
+
+def read_secret(client: Any, target: DatabaseTarget) -> dict[str, Any]:
+    """Fetch and decode ``target``'s login secret; ConfigurationError if it is not JSON."""
+    variable = variable_of(target)
+    try:
+        # AWSCURRENT is the default; named, because during a rotation moto answers a
+        # stage-less read with the new, still empty version.
+        answer = client.get_secret_value(SecretId=target.secret_arn, VersionStage="AWSCURRENT")
+    except ClientError as error:
+        raise ConfigurationError(
+            f"{variable}: cannot read the secret: {_error_code(error)}"
+        ) from None
     try:
         value = json.loads(answer["SecretString"])
     except (KeyError, json.JSONDecodeError):
-        raise ConfigurationError(f"{ENV_SECRET_ARN}: the secret is not a JSON string") from None
+        raise ConfigurationError(f"{variable}: the secret is not a JSON string") from None
     if not isinstance(value, dict):
-        raise ConfigurationError(f"{ENV_SECRET_ARN}: the secret is not a JSON object")
+        raise ConfigurationError(f"{variable}: the secret is not a JSON object")
     return value
 
 
-def connect(settings: DbSettings) -> psycopg.Connection[Any]:
-    """Open an autocommit connection over TLS, verifying the server's name and chain."""
+def connect(login: Mapping[str, Any]) -> psycopg.Connection[Any]:
+    """Open an autocommit connection with ``database_env.connect_kwargs``'s ``login``.
+
+    Those arguments carry ``sslmode=verify-full`` and the CA file: TLS, with the server's
+    chain and its name checked.
+    """
     return psycopg.connect(
-        host=settings.host,
-        port=settings.port,
-        dbname=settings.dbname,
-        user=settings.user,
-        password=settings.password,
-        sslmode="verify-full",
-        sslrootcert=settings.ca_bundle,
+        **login,
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         application_name=APPLICATION_NAME,
         options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         autocommit=True,
     )
+
+
+class SecretCredentials:
+    """A database's login from its secret, read once and again when a login fails.
+
+    psycopg 3.3 reports a failed login without a SQLSTATE (libpq gives startup errors as
+    text only, in the server's language), so any failed connection makes it read the
+    secret again; it retries once, and only if the secret now holds another login.
+    """
+
+    def __init__(self, client: Any, target: DatabaseTarget, ca_file: Path) -> None:
+        """Read nothing yet; connect to ``target``, verifying it with ``ca_file``."""
+        self._client = client
+        self._target = target
+        self._ca_file = ca_file
+        self._secret: dict[str, Any] | None = None
+
+    def _login(self, secret: Mapping[str, Any]) -> dict[str, Any]:
+        return database_env.connect_kwargs(self._target, secret, self._ca_file)
+
+    def _read(self) -> dict[str, Any]:
+        """Read the secret; keep it only if it gives a login (a bad one is read again)."""
+        secret = read_secret(self._client, self._target)
+        login = self._login(secret)
+        self._secret = secret
+        return login
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """Connect with the cached login; on failure, re-read the secret and retry once."""
+        login = self._read() if self._secret is None else self._login(self._secret)
+        try:
+            return connect(login)
+        except psycopg.OperationalError as error:
+            fresh = self._read()
+            if fresh == login:
+                raise
+            LOGGER.warning(
+                "%s: login as %s failed (%s); the secret now names %s: retrying once",
+                variable_of(self._target), login["user"], one_line(error), fresh["user"],
+            )  # fmt: skip
+            return connect(fresh)
+
+
+class _Process:
+    """What every thread of the process shares: the CA bundle files and the clock.
+
+    The clock is the wall clock, not ``time.monotonic``: Lambda freezes an execution
+    environment between invocations, and whether the monotonic clock runs while frozen
+    is not documented; a write target read before a freeze must not look fresh after it.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.clock: Callable[[], float] = time.time
+        self.ca_directory: Path | None = None
+        self.ca_bundles: CaBundles | None = None
+
+    def ca_file(self, target: DatabaseTarget) -> Path:
+        """The file holding ``target``'s CA bundle, fetched from SSM on first use."""
+        with self.lock:
+            if self.ca_bundles is None:
+                self.ca_directory = Path(tempfile.mkdtemp(prefix="paymig-ca-"))
+                self.ca_bundles = CaBundles(aws_client("ssm"), self.ca_directory)
+            try:
+                return self.ca_bundles.path_for(target.ca_parameter)
+            except ClientError as error:
+                raise ConfigurationError(
+                    f"{variable_of(target)}: cannot read the CA bundle from SSM parameter "
+                    f"{target.ca_parameter}: {_error_code(error)}"
+                ) from None
+
+    def reset(self, clock: Callable[[], float]) -> None:
+        """Forget the CA bundles (and delete their files); use ``clock`` from now on."""
+        with self.lock:
+            if self.ca_directory is not None:
+                shutil.rmtree(self.ca_directory, ignore_errors=True)
+            self.ca_directory, self.ca_bundles, self.clock = None, None, clock
+
+
+_PROCESS = _Process()
 
 
 class _Runtime(threading.local):
@@ -486,18 +623,67 @@ class _Runtime(threading.local):
     """
 
     def __init__(self) -> None:
-        self.secrets_client: Any = None
         self.connection: psycopg.Connection[Any] | None = None
+        self.forget()
 
-    def new_connection(self) -> psycopg.Connection[Any]:
-        """Read the secret afresh (it may have rotated) and connect."""
-        secret_arn = os.environ.get(ENV_SECRET_ARN)
-        if not secret_arn:
-            raise ConfigurationError(f"{ENV_SECRET_ARN}: not set")
-        if self.secrets_client is None:
-            self.secrets_client = boto3.client("secretsmanager")
-        secret = read_secret(self.secrets_client, secret_arn)
-        self.connection = connect(db_settings(os.environ, secret))
+    def forget(self) -> None:
+        """Close the connection and forget everything, as a new environment starts."""
+        self.drop_connection()
+        self.write_target: WriteTargetCache | None = None
+        self.reported: str | None = None  # the write-target error logged last
+        self.target: DatabaseTarget | None = None
+        self.credentials: SecretCredentials | None = None
+
+    def _write_target(self) -> str:
+        """The server to use now; an error is logged once, however many requests it fails."""
+        try:
+            if self.write_target is None:
+                parameter = os.environ.get(ENV_WRITE_TARGET)
+                if not parameter:
+                    raise WriteTargetError(f"{ENV_WRITE_TARGET}: not set")
+                ssm = aws_client("ssm")
+                self.write_target = WriteTargetCache(
+                    parameter, lambda: read_write_target(ssm, parameter), _PROCESS.clock
+                )
+            server = self.write_target.current()
+        except WriteTargetError as error:
+            if str(error) != self.reported:
+                LOGGER.error("no write target, answering 503: %s", error)
+                self.reported = str(error)
+            raise
+        if self.reported is not None:
+            LOGGER.warning("write target is %s again", server)
+            self.reported = None
+        return server
+
+    def resolve(self) -> DatabaseTarget:
+        """The database this request uses: the write target, switched to if it changed."""
+        server = self._write_target()
+        if self.target is not None and self.target.server == server:
+            return self.target
+        if self.target is not None:
+            LOGGER.warning(
+                "write target changed from %s to %s: closing the connection to %s",
+                self.target.server, server, self.target.server,
+            )  # fmt: skip
+        self.drop_connection()
+        self.target, self.credentials = None, None
+        declared = database_env.target(server.upper())
+        if declared.server != server:
+            raise ConfigurationError(
+                f"{variable_of(declared)}: declares the {declared.server} server, "
+                f"but it is the declaration of the {server} write target"
+            )
+        self.target = declared
+        return declared
+
+    def new_connection(self, target: DatabaseTarget) -> psycopg.Connection[Any]:
+        """Connect to ``target`` with the cached credentials (made on first use)."""
+        if self.credentials is None:
+            self.credentials = SecretCredentials(
+                aws_client("secretsmanager"), target, _PROCESS.ca_file(target)
+            )
+        self.connection = self.credentials.connect()
         return self.connection
 
     def drop_connection(self) -> None:
@@ -505,6 +691,13 @@ class _Runtime(threading.local):
         if self.connection is not None:
             self.connection.close()
         self.connection = None
+
+    def describe(self) -> str:
+        """The database in use, for log lines."""
+        if self.target is None:
+            return "no database selected"
+        t = self.target
+        return f"{variable_of(t)} ({t.server} at {t.host}:{t.port})"
 
 
 _RUNTIME = _Runtime()
@@ -515,25 +708,35 @@ def cached_connection() -> psycopg.Connection[Any] | None:
     return _RUNTIME.connection
 
 
-def reset_runtime() -> None:
-    """Close the cached connection and forget the Secrets Manager client."""
+def close_connection() -> None:
+    """Close this thread's cached connection; the next request connects again."""
     _RUNTIME.drop_connection()
-    _RUNTIME.secrets_client = None
+
+
+def reset_runtime(clock: Callable[[], float] = time.time) -> None:
+    """Start afresh as a new execution environment would, reading time from ``clock``.
+
+    Closes this thread's connection, forgets its credentials and write target, and the
+    process's CA bundle files.
+    """
+    _RUNTIME.forget()
+    _PROCESS.reset(clock)
 
 
 def with_connection(operation: Callable[[psycopg.Connection[Any]], T]) -> T:
-    """Run ``operation`` on the cached connection; on a broken one, reconnect once."""
+    """Run ``operation`` on the write target's connection; on a broken one, reconnect once."""
+    target = _RUNTIME.resolve()
     conn = _RUNTIME.connection
     if conn is None or conn.closed:
-        conn = _RUNTIME.new_connection()
+        conn = _RUNTIME.new_connection(target)
     try:
         return operation(conn)
     except psycopg.OperationalError:
         if not conn.broken:
             raise
-        LOGGER.warning("database connection lost; reconnecting once")
+        LOGGER.warning("%s: database connection lost; reconnecting once", _RUNTIME.describe())
         _RUNTIME.drop_connection()
-        return operation(_RUNTIME.new_connection())
+        return operation(_RUNTIME.new_connection(target))
 
 
 def database_answers(conn: psycopg.Connection[Any]) -> bool:
@@ -592,11 +795,18 @@ def record_payment(conn: psycopg.Connection[Any], request: PaymentRequest) -> Pa
 # ================================================================ handler
 
 
+def _log_failure(what: str, error: Exception) -> None:
+    """One line naming the database and the reason (write-target errors are logged once)."""
+    if isinstance(error, WriteTargetError):
+        return
+    LOGGER.error("%s: %s: %s: %s", what, _RUNTIME.describe(), type(error).__name__, one_line(error))
+
+
 def _health(multi_value: bool) -> dict[str, Any]:
     try:
         healthy = with_connection(database_answers)
-    except (psycopg.Error, ConfigurationError, BotoCoreError) as error:
-        LOGGER.error("health check failed: %s: %s", type(error).__name__, error)
+    except (psycopg.Error, ConfigError, BotoCoreError) as error:
+        _log_failure("health check failed", error)
         healthy = False
     if healthy:
         return build_response(HTTPStatus.OK, {"status": "healthy"}, multi_value=multi_value)
@@ -611,8 +821,8 @@ def _create_payment(request: HttpRequest) -> PaymentOutcome:
         return with_connection(lambda conn: record_payment(conn, payment))
     except RequestError as error:
         return error_outcome(error)
-    except (psycopg.OperationalError, ConfigurationError, BotoCoreError) as error:
-        LOGGER.error("payment not recorded: %s: %s", type(error).__name__, error)
+    except (psycopg.OperationalError, ConfigError, BotoCoreError) as error:
+        _log_failure("payment not recorded", error)
         return PaymentOutcome(
             HTTPStatus.SERVICE_UNAVAILABLE,
             {"error": "database unavailable; retry with the same Idempotency-Key"},

@@ -5,6 +5,13 @@ root the cluster is created and started as an unprivileged user (``postgres`` by
 default). Each server lives in its own temporary folder, listens only on 127.0.0.1 on a
 free port, and is stopped and removed by :meth:`LocalPostgres.stop` (or on leaving the
 ``with`` block).
+
+TLS comes in two forms: ``ssl=True`` alone gives the server a self-signed certificate
+(CN=127.0.0.1, which clients can name as their root for ``verify-full`` on 127.0.0.1);
+``certificate_authority=`` gives it a certificate signed by a
+:class:`~paymig.local.tls.LocalCertificateAuthority` for ``server_names``, so clients
+verify it as they verify production servers: the CA's certificate as ``sslrootcert``,
+and any of the names as the host.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from paymig.errors import CommandFailedError, ToolMissingError
+from paymig.local.tls import DEFAULT_SERVER_NAMES, LocalCertificateAuthority
 
 #: Settings every local server gets: logical replication on, and speed over durability
 #: (these clusters hold only throwaway data).
@@ -61,11 +69,19 @@ class LocalPostgres:
         settings: dict[str, str] | None = None,
         ssl: bool = False,
         run_as: str = "postgres",
+        certificate_authority: LocalCertificateAuthority | None = None,
+        server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES,
     ) -> None:
-        """Describe the server; nothing starts until :meth:`start`."""
+        """Describe the server; nothing starts until :meth:`start`.
+
+        A ``certificate_authority`` turns TLS on with a certificate it signs for
+        ``server_names``; ``ssl=True`` without one keeps the self-signed certificate.
+        """
         self.name = name
         self.settings = {**BASE_SETTINGS, **(settings or {})}
-        self.ssl = ssl
+        self.ssl = ssl or certificate_authority is not None
+        self.certificate_authority = certificate_authority
+        self.server_names = server_names
         self.port = 0
         self.directory: Path | None = None
         self._user: str | None = run_as if os.geteuid() == 0 else None
@@ -100,8 +116,11 @@ class LocalPostgres:
         self.port = free_port()
         lines = [f"{k} = {v}" for k, v in self.settings.items()]
         lines += [f"port = {self.port}", f"unix_socket_directories = '{self.directory}'"]
-        if self.ssl:
+        if self.certificate_authority is not None:
+            self._install_signed_certificate(self.certificate_authority, data)
+        elif self.ssl:
             self._make_certificate(data)
+        if self.ssl:
             lines += ["ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'"]
         with (data / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write("\n".join(lines) + "\n")
@@ -122,6 +141,14 @@ class LocalPostgres:
              "-out", str(data / "server.crt")]
         )  # fmt: skip
         (data / "server.key").chmod(0o600)
+
+    def _install_signed_certificate(self, authority: LocalCertificateAuthority, data: Path) -> None:
+        """Put a certificate signed by ``authority`` in the data folder, owned by the server."""
+        issued = authority.issue_server_certificate(data, self.server_names)
+        if self._user is not None:
+            entry = pwd.getpwnam(self._user)
+            for path in (issued.certificate, issued.key):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def restart(self) -> None:
         """Restart the running server on the same port and data (clients are cut off)."""
@@ -173,6 +200,13 @@ class LocalPostgres:
         self.stop()
 
     # ------------------------------------------------------------------ access
+
+    @property
+    def log_file(self) -> Path:
+        """The server's log (``pg_ctl -l``); only while the server's folder exists."""
+        if self.directory is None:
+            raise CommandFailedError(f"server {self.name!r} is not running: no log")
+        return self.directory / "server.log"
 
     def dsn(self, dbname: str = "postgres", user: str = "postgres", **params: str) -> str:
         """A libpq connection string for this server."""

@@ -18,24 +18,31 @@ from typing import TYPE_CHECKING, Any
 
 from paymig import naming
 from paymig.config import PaymigConfig
-from paymig.cost.budget import budget_gate
-from paymig.cost.report import estimate_environment, lambda_by_volume
+from paymig.cost.extended_support import Notice, UpgradeCost, blue_green_cost
+from paymig.cost.months import Month
+from paymig.cost.prices import load_price_table
+from paymig.cost.report import (
+    estimate_environment,
+    extended_support_notices,
+    failures,
+    lambda_by_volume,
+    table_environment,
+)
 from paymig.runbook.commands import CommandChecker, paymig_line
 from paymig.runbook.consistency import consistency_warnings
 from paymig.runbook.diagram import Diagram, architecture
 from paymig.runbook.facts import RunbookError, StackFacts, WeightedRecord, stack_facts
+from paymig.runtime.controller.budget import RollbackBudget, budget_from_config
 from paymig.runtime.controller.core import (
     ROLLBACK_LIMIT_SECONDS,
     ROLLBACK_TARGET_SECONDS,
     ControllerSettings,
-    GateFacts,
-    RollbackBudget,
-    budget_from_config,
-    evaluate_gates,
 )
+from paymig.runtime.controller.gates import GateFacts, evaluate_gates
 
 if TYPE_CHECKING:
     from paymig.cost.estimate import Estimate
+    from paymig.cost.timeline import MonthRow, MonthTable
 
 #: Units of each alarm's threshold (the alarm names and order live in `paymig.naming`).
 ALARM_UNITS: Mapping[str, str] = {
@@ -126,14 +133,26 @@ class ServiceCost:
 
 
 @dataclass(frozen=True)
-class CostSummary:
+class CostSummary:  # pylint: disable=too-many-instance-attributes
     """The cost model's figures for the stack."""
 
+    #: The load month (the migration's first), at its prices.
     estimate: Estimate
+    #: Twelve months from the migration start.
+    table: MonthTable
     #: Monthly Lambda cost by multiple of the configured volume.
     lambda_by_volume: Mapping[float, float]
     fits_budget: bool
+    #: Services of the load month's bill.
     services: tuple[ServiceCost, ...]
+    #: Clusters entering RDS Extended Support within the table.
+    extended_support: tuple[Notice, ...]
+    #: The first month of the table that pays Extended Support.
+    first_extended_month: MonthRow | None
+    #: A steady-state month in Extended Support's third year (None: no Extended Support).
+    year3: Estimate | None
+    #: The green environment of the major-version upgrade that ends the charge.
+    upgrade: UpgradeCost
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,8 @@ class RunbookContext:  # pylint: disable=too-many-instance-attributes
     rollback_target_seconds: int
     manual_rollback: ManualRollback
     cost: CostSummary
+    #: Whether the cluster's master password is an RDS-managed secret (blocks blue/green).
+    managed_master_password: bool
     #: The `paymig validate` line of every consistency check (the DSNs stay in the shell).
     validate_command: str
     #: `paymig(name, *args)`: the checked command line, with the environment selector.
@@ -247,18 +268,30 @@ def _manual_rollback(cfg: PaymigConfig, facts: StackFacts) -> ManualRollback:
 
 
 def _cost(cfg: PaymigConfig, document: Mapping[str, Any]) -> CostSummary:
-    """The estimate, Lambda at scale, the budget verdict and the cost by service."""
+    """The load month, the month table, Extended Support, and the upgrade that ends it."""
     est = estimate_environment(cfg, document)
-    total = est.total_monthly_usd
+    table = table_environment(cfg, document)
+    billed = est.billed_items()
+    total = est.bill_usd
     services = []
-    for service, items in est.by_service().items():
+    for service, items in est.by_service(billed).items():
         usd = sum(i.monthly_usd for i in items)
         services.append(ServiceCost(service, usd, 100 * usd / total if total else None))
+    notices = tuple(extended_support_notices(cfg, document))
+    year3 = None
+    if notices and notices[0].engine.enrolled:
+        year3_month = Month.of(notices[0].calendar.year3_starts)
+        year3 = estimate_environment(cfg, document, month=year3_month)
     return CostSummary(
         estimate=est,
+        table=table,
         lambda_by_volume=lambda_by_volume(cfg, document),
-        fits_budget=not budget_gate(est, cfg.budget_usd),
+        fits_budget=not failures(est, table, cfg.budget_usd),
         services=tuple(services),
+        extended_support=notices,
+        first_extended_month=next((r for r in table.rows if r.extended_support_usd > 0), None),
+        year3=year3,
+        upgrade=blue_green_cost(document, load_price_table(), cfg.usage.blue_green_upgrade_hours),
     )
 
 
@@ -305,6 +338,10 @@ def runbook_context(
         rollback_target_seconds=ROLLBACK_TARGET_SECONDS,
         manual_rollback=_manual_rollback(cfg, facts),
         cost=_cost(cfg, document),
+        managed_master_password=any(
+            c.get("manage_master_user_password") is True
+            for c in document.get("resource", {}).get("aws_rds_cluster", {}).values()
+        ),
         validate_command=paymig(
             "validate", *_DSNS, "--grace", grace, "--format", "json", "--record"
         ),

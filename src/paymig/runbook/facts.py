@@ -119,6 +119,7 @@ class StackFacts:  # pylint: disable=too-many-instance-attributes
     dms_task_id: str
     dms_task_address: str
     dms_migration_type: str
+    dms_reverse_task_id: str
     dms_instance_id: str
     dms_instance_class: str
     dms_multi_az: bool
@@ -177,6 +178,16 @@ def _one(document: Mapping[str, Any], kind: str, stack: str) -> Resource:
     if len(found) != 1:
         raise RunbookError(
             f"synthesized stack {stack}: expected exactly one {kind}, found {len(found)}"
+        )
+    return found[0]
+
+
+def _at(document: Mapping[str, Any], kind: str, suffix: str, stack: str) -> Resource:
+    """The resource of a type whose construct path ends with ``suffix``."""
+    found = [r for r in _resources(document, kind) if r.path.endswith(suffix)]
+    if len(found) != 1:
+        raise RunbookError(
+            f"synthesized stack {stack}: expected one {kind} at .../{suffix}, found {len(found)}"
         )
     return found[0]
 
@@ -289,7 +300,8 @@ def stack_facts(document: Mapping[str, Any]) -> StackFacts:
     backend = document.get("terraform", {}).get("backend", {}).get("s3")
     if not isinstance(backend, Mapping):
         raise RunbookError(f"synthesized stack {stack}: no S3 backend in `terraform.backend`")
-    task = _one(document, "aws_dms_replication_task", stack)
+    task = _at(document, "aws_dms_replication_task", "replication/task", stack)
+    reverse = _at(document, "aws_dms_replication_task", "replication/reverse-task", stack)
     instance = _one(document, "aws_dms_replication_instance", stack)
     cluster = _one(document, "aws_rds_cluster", stack)
     db_instances = _resources(document, "aws_rds_cluster_instance")
@@ -309,6 +321,7 @@ def stack_facts(document: Mapping[str, Any]) -> StackFacts:
         dms_task_id=_text(task, "replication_task_id", stack),
         dms_task_address=task.address,
         dms_migration_type=_text(task, "migration_type", stack),
+        dms_reverse_task_id=_text(reverse, "replication_task_id", stack),
         dms_instance_id=_text(instance, "replication_instance_id", stack),
         dms_instance_class=_text(instance, "replication_instance_class", stack),
         dms_multi_az=bool(instance.get("multi_az")),

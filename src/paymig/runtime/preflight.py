@@ -7,6 +7,8 @@ The design is a pure core and a thin shell:
 * the ``check_*`` functions (the core) decide pass or fail from those facts alone, each
   returning a :class:`CheckResult` whose detail says why;
 * :func:`run_preflight` ties the two together; the validation Lambda calls it directly.
+  With ``check_logins`` it also checks every paymig login on the source by name
+  (:mod:`paymig.runtime.login_checks`): each has what it needs and nothing more.
 
 Nothing here writes to the source: every statement is a catalog read.
 """
@@ -22,6 +24,8 @@ import psycopg
 
 from paymig.config import TableRule
 from paymig.errors import PaymigError
+from paymig.runtime import login_checks
+from paymig.runtime.checks import CheckResult
 
 #: PostgreSQL majors that AWS DMS 3.5 accepts as a source: 9.4-9.6 (as "9.x") and 10-16.
 SUPPORTED_MAJORS: tuple[str, ...] = ("9.4", "9.5", "9.6", *(str(v) for v in range(10, 17)))
@@ -48,15 +52,6 @@ class SourceConnectionError(PaymigError):
 
 
 # --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The outcome of one check: its name, pass or fail, and why."""
-
-    name: str
-    ok: bool
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -447,11 +442,14 @@ def run_preflight(
     *,
     table_rules: Sequence[TableRule] | None = None,
     connect_timeout: int = 10,
+    check_logins: bool = False,
 ) -> PreflightReport:
     """Connect to the source, gather facts and evaluate every check.
 
     `tables` (``schema.table``) takes precedence; otherwise the tables are those
-    `table_rules` select (default: every table in `public`).
+    `table_rules` select (default: every table in `public`). `check_logins` adds one
+    check per login role of :mod:`paymig.logins`, over the payment tables and the
+    selected ones.
     """
     if lob_mode not in LOB_MODES:
         raise PaymigError(f"lob_mode: {lob_mode!r} is not one of {', '.join(LOB_MODES)}")
@@ -461,12 +459,14 @@ def run_preflight(
     try:
         with psycopg.connect(source_dsn, autocommit=True, connect_timeout=connect_timeout) as conn:
             facts = gather_facts(conn, tables, list(table_rules or DEFAULT_RULES))
+            selected = [(t.schema, t.name) for t in facts.tables]
+            logins = login_checks.check_logins(conn, "source", selected) if check_logins else []
     except psycopg.ProgrammingError as exc:
         # A malformed DSN is a usage error too.
         raise _connection_error(exc) from None
     except psycopg.OperationalError as exc:
         raise _connection_error(exc) from None
-    return evaluate(facts, lob_mode)
+    return PreflightReport(evaluate(facts, lob_mode).checks + logins)
 
 
 __all__ = [

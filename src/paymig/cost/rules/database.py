@@ -1,7 +1,12 @@
-"""Aurora PostgreSQL: the cluster (storage, I/O, backups, log export) and its instances."""
+"""Aurora PostgreSQL: the cluster (storage, I/O, backups, log export) and its instances.
+
+An instance pays RDS Extended Support once its major version leaves standard support
+(:mod:`paymig.cost.extended_support`).
+"""
 
 from __future__ import annotations
 
+from paymig.cost import extended_support
 from paymig.cost.context import Context
 from paymig.cost.line_item import LineItem, priced
 from paymig.cost.prices import PricingError
@@ -82,7 +87,7 @@ def price_rds_cluster(ctx: Context, res: Resource) -> list[LineItem]:
 
 
 def price_rds_cluster_instance(ctx: Context, res: Resource) -> list[LineItem]:
-    """Aurora instance hours by class, enhanced-monitoring logs, PI (free tier only)."""
+    """Aurora instance hours by class, Extended Support, enhanced-monitoring logs, PI."""
     instance_class = str_attr(res, "instance_class")
     items = [
         priced(
@@ -93,6 +98,7 @@ def price_rds_cluster_instance(ctx: Context, res: Resource) -> list[LineItem]:
             f"{res.count} instance(s) x 730 h x {instance_class} hourly price",
         )
     ]
+    items += extended_support.price_instance(ctx, res, instance_class)
     interval = int_attr(res, "monitoring_interval", 0)
     if interval > 0:
         samples = res.count * SECONDS_PER_MONTH / interval

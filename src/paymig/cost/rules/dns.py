@@ -14,8 +14,34 @@ def _is_aws_endpoint(res: Resource) -> bool:
     return bool(kinds & {"aws_lb", "aws_eip", "aws_cloudfront_distribution", "aws_instance"})
 
 
+def _free_checks(ctx: Context, res: Resource) -> int:
+    """How many of this check's instances fall in the account's free AWS-endpoint checks.
+
+    The allowance is per account; the stack's AWS-endpoint checks, in address order, are
+    assumed to be the account's first.
+    """
+    allowance = int(ctx.quantity("route53_free_aws_health_checks"))
+    before = 0
+    for other in ctx.stack.of_type("aws_route53_health_check"):
+        if other.logical_id == res.logical_id:
+            return max(0, min(res.count, allowance - before))
+        if _is_endpoint_check(other) and _is_aws_endpoint(other):
+            before += other.count
+    return 0
+
+
+def _is_endpoint_check(res: Resource) -> bool:
+    """Whether a health check probes an endpoint (not other checks, alarms or controls)."""
+    kind = str(res.attrs.get("type", ""))
+    return kind not in ("CALCULATED", "CLOUDWATCH_METRIC", "RECOVERY_CONTROL")
+
+
 def price_route53_health_check(ctx: Context, res: Resource) -> list[LineItem]:
-    """Health check, AWS or non-AWS endpoint, plus each optional feature."""
+    """Health check, AWS or non-AWS endpoint, plus each optional feature.
+
+    Calculated, CloudWatch-metric and recovery-control checks probe no endpoint: priced at
+    the AWS-endpoint rate and, conservatively, outside the free allowance.
+    """
     check_type = str(res.attrs.get("type", ""))
     if check_type in ("CALCULATED", "CLOUDWATCH_METRIC", "RECOVERY_CONTROL"):
         return [
@@ -37,15 +63,19 @@ def price_route53_health_check(ctx: Context, res: Resource) -> list[LineItem]:
         features.append("fast interval")
     if res.attrs.get("measure_latency") is True:
         features.append("latency measurement")
-    where = "AWS" if aws else "non-AWS"
+    kind = "AWS" if aws else "non-AWS"
+    where = f"an {kind}" if aws else f"a {kind}"
     suffix = "aws" if aws else "non_aws"
+    free = _free_checks(ctx, res) if aws else 0
+    first = ctx.quantity("route53_free_aws_health_checks")
+    allowance = f", {free} within the account's first {first:g} free ones" if aws else ""
     items = [
         priced(
             "Route 53",
-            f"{res.label} ({where} endpoint)",
-            float(res.count),
+            f"{res.label} ({kind} endpoint)",
+            float(res.count - free),
             ctx.price(f"route53_health_check_{suffix}_month"),
-            f"1 health check of a {where} endpoint",
+            f"{res.count} health check(s) of {where} endpoint{allowance}",
         )
     ]
     if features:
@@ -55,7 +85,7 @@ def price_route53_health_check(ctx: Context, res: Resource) -> list[LineItem]:
                 f"{res.label} optional features",
                 float(len(features) * res.count),
                 ctx.price(f"route53_health_check_feature_{suffix}_month"),
-                f"{', '.join(features)} on a {where} endpoint, x price per feature",
+                f"{', '.join(features)} on {where} endpoint, x price per feature",
             )
         )
     return items
@@ -75,7 +105,7 @@ def price_route53_record(ctx: Context, res: Resource) -> list[LineItem]:
             )
         ]
     name = res.attrs.get("name")
-    if ctx.api_record_name is None or name != ctx.api_record_name:
+    if ctx.facts.api_record_name is None or name != ctx.facts.api_record_name:
         return []  # auxiliary records (certificate validation) get negligible queries
     siblings = [
         r

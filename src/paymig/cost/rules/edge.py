@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from paymig.cost import traffic
 from paymig.cost.context import Context
 from paymig.cost.line_item import LineItem, priced
 from paymig.cost.prices import PricingError
@@ -20,8 +21,11 @@ def price_lb(ctx: Context, res: Resource) -> list[LineItem]:
     if kind != "application":
         raise PricingError(f"{res.address}: load_balancer_type {kind!r} has no pricing rule")
     u = ctx.usage
-    per_hour = ctx.requests_per_month / HOURS_PER_MONTH
-    gb_per_hour = bytes_to_gb(per_hour * (u.request_bytes + u.response_bytes))
+    checks = traffic.route53_requests_to_alb(ctx)
+    per_hour = (ctx.requests_per_month + checks) / HOURS_PER_MONTH
+    gb_per_hour = bytes_to_gb(
+        ctx.requests_per_month / HOURS_PER_MONTH * (u.request_bytes + u.response_bytes)
+    )
     lambda_targets = any(
         tg.attrs.get("target_type") == "lambda" for tg in ctx.stack.of_type("aws_lb_target_group")
     )
@@ -38,7 +42,8 @@ def price_lb(ctx: Context, res: Resource) -> list[LineItem]:
             lcus * resource_hours(res),
             ctx.price("alb_lcu_hour"),
             f"max(new connections/s / 25, GB/h / {gb_per_lcu:g}) over the month, one "
-            "connection per request, x 730 h x LCU-hour price",
+            f"connection per request ({ctx.requests_per_month:,.0f} API + {checks:,.0f} Route 53 "
+            "health checks), x 730 h x LCU-hour price",
             unit="LCU-hour",
         ),
     ]
@@ -70,6 +75,8 @@ def price_lb(ctx: Context, res: Resource) -> list[LineItem]:
 def price_wafv2_web_acl(ctx: Context, res: Resource) -> list[LineItem]:
     """Web ACL, one charge per rule block, and the requests it inspects."""
     rules = len(res.blocks("rule"))
+    checks = traffic.route53_requests_to_alb(ctx)
+    inspected = ctx.requests_per_month + checks
     return [
         priced("WAF", res.label, float(res.count), ctx.price("waf_web_acl_month"), "1 web ACL"),
         priced(
@@ -82,9 +89,10 @@ def price_wafv2_web_acl(ctx: Context, res: Resource) -> list[LineItem]:
         priced(
             "WAF",
             f"{res.label} requests",
-            ctx.requests_per_month / MILLION,
+            inspected / MILLION,
             ctx.price("waf_request_million"),
-            f"{ctx.requests_per_month:,.0f} requests/month inspected, x price per million",
+            f"{ctx.requests_per_month:,.0f} API requests + {checks:,.0f} Route 53 health checks "
+            "a month inspected, x price per million",
         ),
     ]
 

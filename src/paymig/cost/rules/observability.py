@@ -5,15 +5,49 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from paymig.cost import traffic
 from paymig.cost.context import Context
-from paymig.cost.line_item import LineItem, priced
+from paymig.cost.line_item import LineItem, Timing, priced
 from paymig.cost.prices import PricingError
+from paymig.cost.rules.dms import tasks_on
 from paymig.cost.stack_view import Resource, int_attr
 from paymig.cost.units import DAYS_PER_MONTH, bytes_to_gb
 
+#: What one log group receives a month: GB, the price key, why, and when.
+Ingestion = tuple[float, str, str, Timing]
 
-def _log_ingestion(ctx: Context, res: Resource) -> tuple[float, str, str]:
-    """Monthly GB ingested into a log group, the price key and why."""
+
+def _lambda_logs(ctx: Context, function: Resource) -> Ingestion:
+    """A function's log bytes: per request, and the platform lines of each health check."""
+    u = ctx.usage
+    demands = traffic.function_demand(ctx, function)
+    nbytes = 0.0
+    parts = []
+    for d in demands:
+        per = u.health_check_log_bytes if d.health_check else u.log_bytes_per_request
+        nbytes += d.invocations * per
+        parts.append(f"{d.invocations:,.0f} {d.source} x {per} B")
+    return (
+        bytes_to_gb(nbytes),
+        "cw_logs_ingest_gb",
+        "Lambda logs: " + " + ".join(parts),
+        traffic.function_timing(demands),
+    )
+
+
+def _dms_logs(ctx: Context, name: str) -> Ingestion | None:
+    """The `dms-tasks-<instance id>` group DMS writes task logs to, when it is in the stack."""
+    for instance in ctx.stack.of_type("aws_dms_replication_instance"):
+        if name == f"dms-tasks-{instance.attrs.get('replication_instance_id')}":
+            tasks = max(1, len(tasks_on(ctx, instance)))
+            gb = ctx.usage.dms_log_gb_per_month * tasks * instance.count
+            why = f"DMS task logs: {ctx.usage.dms_log_gb_per_month:g} GB/month x {tasks} task(s)"
+            return gb, "cw_logs_ingest_gb", why, Timing.migration
+    return None
+
+
+def _log_ingestion(ctx: Context, res: Resource) -> Ingestion:
+    """Monthly GB ingested into a log group, the price key, why and when."""
     u = ctx.usage
     name = str(res.attrs.get("name", res.label))
     flows = [
@@ -27,10 +61,13 @@ def _log_ingestion(ctx: Context, res: Resource) -> tuple[float, str, str]:
             gb,
             "cw_logs_vended_gb",
             f"VPC flow logs {u.flow_log_gb_per_month:g} GB/month x scale {ctx.scale:g}",
+            Timing.recurring,
         )
     if name.startswith("aws-waf-logs-"):
-        gb = bytes_to_gb(ctx.requests_per_month * u.waf_log_bytes_per_request)
-        return gb, "cw_logs_vended_gb", f"WAF logs: requests x {u.waf_log_bytes_per_request} B"
+        inspected = ctx.requests_per_month + traffic.route53_requests_to_alb(ctx)
+        gb = bytes_to_gb(inspected * u.waf_log_bytes_per_request)
+        why = f"WAF logs: {inspected:,.0f} inspected requests x {u.waf_log_bytes_per_request} B"
+        return gb, "cw_logs_vended_gb", why, Timing.recurring
     if name.startswith("/aws/lambda/"):
         functions = ctx.stack.of_type("aws_lambda_function")
         owner = [f for f in functions if name == f"/aws/lambda/{f.label}"] or (
@@ -39,20 +76,19 @@ def _log_ingestion(ctx: Context, res: Resource) -> tuple[float, str, str]:
         if not owner and len(functions) == 1:
             owner = functions
         if owner:
-            gb = bytes_to_gb(ctx.invocations(owner[0]) * u.log_bytes_per_request)
-            return (
-                gb,
-                "cw_logs_ingest_gb",
-                f"Lambda logs: invocations x {u.log_bytes_per_request} B",
-            )
+            return _lambda_logs(ctx, owner[0])
     if name.startswith("/aws/rds/"):
         gb = u.aurora_log_gb_per_month * ctx.scale
         return (
             gb,
             "cw_logs_ingest_gb",
             f"PostgreSQL logs {u.aurora_log_gb_per_month:g} GB/month x scale {ctx.scale:g}",
+            Timing.recurring,
         )
-    return u.other_log_gb_per_month, "cw_logs_ingest_gb", "other log group"
+    dms = _dms_logs(ctx, name)
+    if dms is not None:
+        return dms
+    return u.other_log_gb_per_month, "cw_logs_ingest_gb", "other log group", Timing.recurring
 
 
 def price_cloudwatch_log_group(ctx: Context, res: Resource) -> list[LineItem]:
@@ -61,7 +97,7 @@ def price_cloudwatch_log_group(ctx: Context, res: Resource) -> list[LineItem]:
         raise PricingError(
             f"{res.address}: log_group_class {res.attrs['log_group_class']!r} has no pricing rule"
         )
-    gb, key, why = _log_ingestion(ctx, res)
+    gb, key, why, timing = _log_ingestion(ctx, res)
     retention = int_attr(res, "retention_in_days", 0)
     if retention == 0:
         months = float(ctx.usage.log_storage_horizon_months)
@@ -76,6 +112,7 @@ def price_cloudwatch_log_group(ctx: Context, res: Resource) -> list[LineItem]:
             gb,
             ctx.price(key),
             f"{why}, x price per GB ingested",
+            timing=timing,
         ),
         priced(
             "CloudWatch",

@@ -1,15 +1,41 @@
-"""KMS keys and requests, Secrets Manager secrets and API calls."""
+"""KMS keys, their rotations and requests; Secrets Manager secrets and API calls."""
 
 from __future__ import annotations
 
 from paymig.cost.context import Context
 from paymig.cost.line_item import LineItem, priced
-from paymig.cost.stack_view import Resource
+from paymig.cost.stack_view import Resource, int_attr
+
+#: Days between automatic rotations of a key when `rotation_period_in_days` is unset.
+DEFAULT_ROTATION_DAYS = 365
+
+
+def _rotations(ctx: Context, res: Resource) -> tuple[int, int]:
+    """Rotations of a key done by the end of the month (keys are created at the start)."""
+    period = int_attr(res, "rotation_period_in_days", DEFAULT_ROTATION_DAYS)
+    age = (ctx.month.end - ctx.plan.start.first_day).days
+    return max(0, (age - 1) // period), period
 
 
 def price_kms_key(ctx: Context, res: Resource) -> list[LineItem]:
-    """One customer managed key."""
-    return [priced("KMS", res.label, float(res.count), ctx.price("kms_key_month"), "1 key-month")]
+    """One customer managed key, plus $1/month for each of its first two rotations."""
+    items = [priced("KMS", res.label, float(res.count), ctx.price("kms_key_month"), "1 key-month")]
+    if res.attrs.get("enable_key_rotation") is not True:
+        return items
+    done, period = _rotations(ctx, res)
+    charged = min(done, int(ctx.quantity("kms_charged_rotations")))
+    if charged:
+        items.append(
+            priced(
+                "KMS",
+                f"{res.label} rotations",
+                float(charged * res.count),
+                ctx.price("kms_key_rotation_month"),
+                f"{done} rotation(s) every {period} days since {ctx.plan.start} by {ctx.month}; "
+                "the first two each add a key-month (later ones are free)",
+            )
+        )
+    return items
 
 
 def usage_kms_requests(ctx: Context) -> list[LineItem]:

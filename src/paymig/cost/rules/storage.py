@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from paymig.cost import traffic
 from paymig.cost.context import Context
 from paymig.cost.line_item import LineItem, priced
 from paymig.cost.stack_view import Resource, int_attr, references_in
@@ -30,14 +31,16 @@ def price_s3_bucket(ctx: Context, res: Resource) -> list[LineItem]:
         for block in lb.blocks("access_logs")
     )
     if is_alb_logs:
-        monthly = bytes_to_gb(ctx.requests_per_month * u.alb_log_bytes_per_request)
+        logged = ctx.requests_per_month + traffic.route53_requests_to_alb(ctx)
+        monthly = bytes_to_gb(logged * u.alb_log_bytes_per_request)
         return [
             priced(
                 "S3",
                 f"{res.label} (ALB access logs)",
                 monthly * u.s3_log_retention_months,
                 ctx.price("s3_standard_gb_month"),
-                f"requests x {u.alb_log_bytes_per_request} B = {monthly:.2f} GB/month, kept "
+                f"{logged:,.0f} requests (API and Route 53 health checks) x "
+                f"{u.alb_log_bytes_per_request} B = {monthly:.2f} GB/month, kept "
                 f"{u.s3_log_retention_months} months, x price per GB-month",
             )
         ]

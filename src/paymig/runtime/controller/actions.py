@@ -1,33 +1,38 @@
-"""The controller's actions: status, shift and rollback, shared by the CLI and the Lambda.
+"""The operator's controller actions: status, shift, ack and progress.
 
-Each action gathers facts through :mod:`.aws`, lets :mod:`.core` decide, applies the
-decision and records it in the audit trail, whatever the outcome. Shift and rollback run
-under the audit table's lock; a rollback takes the lock over (it has priority) and a
-shift confirms it still holds the lock immediately before changing anything.
+Each gathers facts through the shell, lets the pure modules decide, applies the decision
+and records it in the audit trail, whatever the outcome. A shift runs under the audit
+table's lock and re-checks the alarms and the lock immediately before its Route 53
+change; a rollback (:mod:`.rollback`) takes the lock over. `status` only reads.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from paymig.runtime.controller.aws import (
+from paymig.rollback_timing import (
+    SHIFT_GATE_FRESHNESS_SECONDS,
+)
+from paymig.runtime.controller.answer import Answer, effective_answer
+from paymig.runtime.controller.aws import CallerIdentity, ControllerAws
+from paymig.runtime.controller.calls import (
     AWS_ERRORS,
     SHELL_ERRORS,
     AwsCallError,
-    CallerIdentity,
-    ControllerAws,
-    LockLease,
-    WeightedRecords,
     describe_error,
     guarded,
+    is_retryable,
 )
 from paymig.runtime.controller.core import (
     RESULT_FAILED,
     RESULT_NO_CHANGE,
+    RESULT_PREEMPTED,
+    RESULT_RECORDED,
     RESULT_REFUSED,
     RESULT_SUCCEEDED,
     RESULT_UNCONFIRMED,
@@ -35,31 +40,39 @@ from paymig.runtime.controller.core import (
     ChangeNotInSyncError,
     ControllerRefusedError,
     ControllerSettings,
-    Gate,
-    GateFacts,
+    IncompleteActionError,
     LockHeldError,
-    PhaseState,
-    RollbackPlan,
-    RollbackSettings,
     ShiftPlan,
     Weights,
+    backoff_delay,
+    plan_shift,
+)
+from paymig.runtime.controller.gates import (
+    Gate,
+    GateFacts,
     evaluate_gates,
     failed_gates,
-    phase_from_events,
-    plan_rollback,
-    plan_shift,
     refusal_for,
-    utc_now,
 )
+from paymig.runtime.controller.readiness import RollbackReadiness
+from paymig.runtime.controller.replay import (
+    ACTION_ACK,
+    ACTION_SHIFT,
+    PhaseState,
+    RollbackHold,
+    hold_from_events,
+    live_phase_entered_at,
+    phase_from_events,
+    reconcile,
+)
+from paymig.runtime.controller.route53 import WeightedRecords
 
 LOG = logging.getLogger("paymig.controller")
 
 Clock = Callable[[], datetime]
 
-
-def _weights_dict(weights: Weights | None) -> dict[str, int] | None:
-    """Weights as a JSON object."""
-    return None if weights is None else {"legacy": weights.legacy, "aws": weights.aws}
+#: Attempts a shift makes at its Route 53 change (each after checking alarms and lock).
+SHIFT_ATTEMPTS = 4
 
 
 def _record(aws: ControllerAws, now: Clock, event: dict[str, Any]) -> dict[str, Any]:
@@ -69,26 +82,45 @@ def _record(aws: ControllerAws, now: Clock, event: dict[str, Any]) -> dict[str, 
     return stored
 
 
-def _record_failure(aws: ControllerAws, now: Clock, event: dict[str, Any], exc: Exception) -> None:
-    """Best-effort record of a failed action; never hides the original error."""
+def _record_best_effort(aws: ControllerAws, now: Clock, event: dict[str, Any]) -> str | None:
+    """Record an event; return the error in one line instead of raising it."""
     try:
-        _record(aws, now, {**event, "result": RESULT_FAILED, "detail": describe_error(exc)})
-    except AWS_ERRORS as record_exc:  # pragma: no cover - the table itself is unreachable
-        LOG.error("could not record failure: %s", describe_error(record_exc))
+        _record(aws, now, event)
+    except AWS_ERRORS as exc:
+        LOG.error("could not record %s: %s", event.get("result"), describe_error(exc))
+        return describe_error(exc)
+    return None
 
 
-# --------------------------------------------------------------------------- gates
+# --------------------------------------------------------------------------- facts
+
+
+def _armed(aws: ControllerAws, identity: CallerIdentity | None) -> Any:
+    """The rollback chain as AWS has it."""
+    return RollbackReadiness(aws.metrics, aws.sns, aws.functions, aws.stack_name).read(
+        aws.alarm_topic_arn(identity)
+    )
 
 
 def gather_facts(
-    aws: ControllerAws, settings: ControllerSettings, now: datetime, entered_at: datetime | None
+    aws: ControllerAws,
+    settings: ControllerSettings,
+    now: datetime,
+    *,
+    entered_at: datetime | None,
+    history: list[dict[str, Any]],
+    identity: CallerIdentity | None,
 ) -> GateFacts:
     """Observe what the gates need; a failed observation is kept as an error, not a pass."""
-    facts = GateFacts(now=now, phase_entered_at=entered_at)
+    facts = GateFacts(now=now, phase_entered_at=entered_at, hold=hold_from_events(history))
     try:
         facts = replace(facts, alarm_states=aws.metrics.alarm_states())
     except AWS_ERRORS as exc:
         facts = replace(facts, alarms_error=describe_error(exc))
+    try:
+        facts = replace(facts, armed=_armed(aws, identity))
+    except SHELL_ERRORS as exc:
+        facts = replace(facts, armed_error=describe_error(exc))
     try:
         latest = aws.metrics.cdc_latency(now, settings.cdc_latency_lookback_seconds)
         if latest is not None:
@@ -103,14 +135,27 @@ def gather_facts(
 
 
 def _recheck_alarms(
-    aws: ControllerAws, settings: ControllerSettings, facts: GateFacts, current: int
+    aws: ControllerAws, settings: ControllerSettings, facts: GateFacts, live: int | None
 ) -> list[Gate]:
     """Re-read the alarms (the fastest-moving facts) and evaluate every gate again."""
     try:
         fresh = replace(facts, alarm_states=aws.metrics.alarm_states(), alarms_error=None)
     except AWS_ERRORS as exc:
         fresh = replace(facts, alarms_error=describe_error(exc))
-    return evaluate_gates(settings, fresh, current)
+    return evaluate_gates(settings, fresh, live)
+
+
+def read_answer(aws: ControllerAws, records: WeightedRecords) -> Answer:
+    """What Route 53 answers now for these records (health checks read best effort)."""
+    legacy = aws.route53.check_health(records.legacy.get("HealthCheckId"))
+    aws_health = aws.route53.check_health(records.aws.get("HealthCheckId"))
+    return effective_answer(
+        records.weights,
+        legacy_healthy=legacy.healthy,
+        aws_healthy=aws_health.healthy,
+        aws_evaluates_target=bool(records.aws.get("AliasTarget", {}).get("EvaluateTargetHealth")),
+        detail=f"legacy: {legacy.detail}; aws: {aws_health.detail}",
+    )
 
 
 # --------------------------------------------------------------------------- status
@@ -122,55 +167,73 @@ class StatusReport:
 
     phase: PhaseState
     weights: Weights
+    answer: Answer
     listener: Mapping[str, int] | None
     listener_error: str | None
     gates: list[Gate]
     events: list[dict[str, Any]]
     lock: dict[str, Any] | None
-    #: DMS per-table progress, as published for the dashboard (None: no task yet).
+    hold: RollbackHold | None
+    #: DMS per-table progress (None: no task yet); read only, `paymig progress` publishes.
     table_statistics: dict[str, float] | None = None
     table_statistics_error: str | None = None
 
     @property
     def drift(self) -> str | None:
         """A note when the live weights disagree with the recorded phase."""
-        live = self.weights.aws_percent
-        if live != self.phase.phase:
+        if self.weights.aws_percent != self.phase.phase:
             return (
                 f"live weights ({self.weights.describe()}) disagree with the recorded phase "
                 f"{self.phase.phase}%"
             )
         return None
 
+    @property
+    def held(self) -> Gate | None:
+        """The hold gate, when it holds shifts."""
+        gate = next((g for g in self.gates if g.name == "rollback-hold"), None)
+        return gate if gate is not None and not gate.ok else None
+
 
 def status(
-    aws: ControllerAws, settings: ControllerSettings, *, events: int = 10, now: Clock = utc_now
+    aws: ControllerAws, settings: ControllerSettings, *, events: int = 10, now: Clock | None = None
 ) -> StatusReport:
-    """Read the phase, live weights, gates and the latest events (read-only)."""
-    weights = guarded("Route 53 weighted records", lambda: aws.route53.read().weights)
+    """Read the phase, live weights and answer, gates and the latest events (read-only)."""
+    clock = now or aws.clock.now
+    records = guarded("Route 53 weighted records", aws.route53.read)
     history = guarded("audit trail", aws.audit.events)
-    state = phase_from_events(history, settings.initial_phase)
+    state = reconcile(phase_from_events(history, settings.initial_phase), history, records.weights)
     listener: dict[str, int] | None = None
     listener_error = None
     try:
         listener = aws.listener.read()
     except SHELL_ERRORS as exc:
         listener_error = describe_error(exc)
-    facts = gather_facts(aws, settings, now(), state.entered_at)
+    identity = None
+    try:
+        identity = aws.identity()
+    except AWS_ERRORS as exc:
+        LOG.warning("STS GetCallerIdentity: %s", describe_error(exc))
+    entered = live_phase_entered_at(state, records.weights)
+    facts = gather_facts(
+        aws, settings, clock(), entered_at=entered, history=history, identity=identity
+    )
     table_statistics: dict[str, float] | None = None
     table_statistics_error = None
     try:
-        table_statistics = aws.metrics.publish_table_statistics()
+        table_statistics = aws.metrics.table_statistics()
     except SHELL_ERRORS as exc:
         table_statistics_error = describe_error(exc)
     return StatusReport(
         phase=state,
-        weights=weights,
+        weights=records.weights,
+        answer=read_answer(aws, records),
         listener=listener,
         listener_error=listener_error,
-        gates=evaluate_gates(settings, facts, state.phase),
+        gates=evaluate_gates(settings, facts, records.weights.aws_percent),
         events=list(reversed(history[-events:])) if events > 0 else [],
         lock=guarded("audit lock", aws.audit.current_lock),
+        hold=facts.hold,
         table_statistics=table_statistics,
         table_statistics_error=table_statistics_error,
     )
@@ -201,19 +264,21 @@ def shift(
     reason: str,
     force: bool = False,
     source: str = "cli",
-    now: Clock = utc_now,
+    now: Clock | None = None,
 ) -> ShiftOutcome:
     """Shift traffic to `target` percent on AWS, gated, locked and audited.
 
-    Raises :class:`ControllerRefusedError` (exit 1) naming every reason when refused, and
-    :class:`ChangeNotInSyncError` when the change is submitted but not INSYNC in time;
-    both are recorded before they are raised.
+    Raises :class:`ControllerRefusedError` (exit 1) naming every reason when refused,
+    :class:`ChangeNotInSyncError` when the change is submitted but not INSYNC in time,
+    and :class:`IncompleteActionError` when it changed but could not be recorded; each
+    is recorded (as far as the table allows) before it is raised. A shift whose lock a
+    rollback took over returns `preempted`.
     """
-    rb = settings.rollback
+    clock = now or aws.clock.now
     identity: CallerIdentity = guarded("STS GetCallerIdentity", aws.identity)
     event: dict[str, Any] = {
         "actor": identity.arn,
-        "action": "shift",
+        "action": ACTION_SHIFT,
         "source": source,
         "to_phase": target,
         "reason": reason,
@@ -221,117 +286,264 @@ def shift(
     }
     try:
         lease = aws.audit.acquire_lock(
-            identity.arn, f"shift to {target}%", now(), rb.lock_ttl_seconds
+            identity.arn, f"shift to {target}%", clock(), settings.rollback.lock_ttl_seconds
         )
     except LockHeldError as refusal:
-        _record(aws, now, {**event, "result": RESULT_REFUSED, "detail": str(refusal)})
+        _record_best_effort(aws, clock, {**event, "result": RESULT_REFUSED, "detail": str(refusal)})
         raise
     except AWS_ERRORS as exc:
         raise AwsCallError(f"audit lock: {describe_error(exc)}") from None
+    run = _ShiftRun(aws, settings, lease, event, clock, identity)
     try:
-        return _shift_locked(aws, settings, lease, event, target=target, force=force, now=now)
+        return run.execute(target=target, force=force)
     finally:
         try:
             aws.audit.release_lock(lease)
-        except AWS_ERRORS as exc:  # pragma: no cover - the lock then expires by its TTL
+        except AWS_ERRORS as exc:  # the lock then expires by its TTL
             LOG.error("could not release the lock: %s", describe_error(exc))
 
 
-def _shift_locked(
-    aws: ControllerAws,
-    settings: ControllerSettings,
-    lease: LockLease,
-    event: dict[str, Any],
-    *,
-    target: int,
-    force: bool,
-    now: Clock,
-) -> ShiftOutcome:
-    """Run the body of a shift while holding the lock: read, plan, gate, then apply."""
-    try:
-        records = aws.route53.read()
+@dataclass
+class _ShiftRun:
+    """One shift under its lock."""
+
+    aws: ControllerAws
+    settings: ControllerSettings
+    lease: Any
+    event: dict[str, Any]
+    now: Clock
+    identity: CallerIdentity
+    mono: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+    def refuse(self, refusal: ControllerRefusedError, **extra: Any) -> ControllerRefusedError:
+        """Record a refusal (best effort) and return it to raise."""
+        _record_best_effort(
+            self.aws,
+            self.now,
+            {**self.event, "result": RESULT_REFUSED, "detail": str(refusal), **extra},
+        )
+        return refusal
+
+    def execute(self, *, target: int, force: bool) -> ShiftOutcome:
+        """Read, plan, gate, then apply."""
+        try:
+            records = self.aws.route53.read()
+            history = self.aws.audit.events()
+        except SHELL_ERRORS as exc:
+            _record_best_effort(
+                self.aws,
+                self.now,
+                {**self.event, "result": RESULT_FAILED, "detail": describe_error(exc)},
+            )
+            raise AwsCallError(f"shift: {describe_error(exc)}") from None
         live = records.weights
-        state = phase_from_events(aws.audit.events(), settings.initial_phase)
-    except SHELL_ERRORS as exc:
-        _record_failure(aws, now, event, exc)
-        raise AwsCallError(f"shift: {describe_error(exc)}") from None
-    event = {**event, "from_phase": live.aws_percent, "weights_before": _weights_dict(live)}
-    try:
-        plan = plan_shift(
-            settings.phases, live, state.phase, target, force=force, reason=event["reason"]
+        state = reconcile(phase_from_events(history, self.settings.initial_phase), history, live)
+        self.event.update(from_phase=live.aws_percent, weights_before=live.as_dict())
+        try:
+            plan = plan_shift(
+                self.settings.phases,
+                live,
+                state.phase,
+                target,
+                force=force,
+                reason=self.event["reason"],
+            )
+        except ControllerRefusedError as refusal:
+            raise self.refuse(refusal) from None
+        self.event.update(from_phase=plan.from_phase, forced=plan.forced)
+        if plan.forced:
+            self.event["detail"] = "forced: " + "; ".join(plan.notes)
+        if not plan.changes_anything:
+            return self.no_change(plan, state, live)
+        entered = live_phase_entered_at(state, live)
+        facts = gather_facts(
+            self.aws,
+            self.settings,
+            self.now(),
+            entered_at=entered,
+            history=history,
+            identity=self.identity,
         )
-    except ControllerRefusedError as exc:
-        _record(aws, now, {**event, "result": RESULT_REFUSED, "detail": str(exc)})
-        raise
-    event = {**event, "from_phase": plan.from_phase, "forced": plan.forced}
-    if plan.forced:
-        event["detail"] = "forced: " + "; ".join(plan.notes)
-    if not plan.changes_anything:
-        detail = f"already at {target}% ({live.describe()}); nothing changed"
-        _record(aws, now, {**event, "result": RESULT_NO_CHANGE, "detail": detail})
-        return ShiftOutcome(RESULT_NO_CHANGE, plan.from_phase, target, live, detail=detail)
+        gates = evaluate_gates(self.settings, facts, live.aws_percent)
+        gate_refusal = refusal_for(gates)
+        if gate_refusal is not None:
+            raise self.refuse(gate_refusal, failed_gates=[g.name for g in failed_gates(gates)])
+        outcome = self.apply(records, plan, facts)
+        outcome.gates = gates
+        return outcome
 
-    facts = gather_facts(aws, settings, now(), state.entered_at)
-    gates = evaluate_gates(settings, facts, plan.from_phase)
-    # Immediately before the change: alarms re-read, so one that flipped meanwhile counts.
-    if refusal_for(gates) is None:
-        gates = _recheck_alarms(aws, settings, facts, plan.from_phase)
-    refusal = refusal_for(gates)
-    if refusal is not None:
-        failed = [g.name for g in failed_gates(gates)]
-        _record(
-            aws,
-            now,
-            {**event, "result": RESULT_REFUSED, "detail": str(refusal), "failed_gates": failed},
+    def no_change(self, plan: ShiftPlan, state: PhaseState, live: Weights) -> ShiftOutcome:
+        """Nothing to change; a forced shift to the live phase records it."""
+        if plan.reconciles:
+            detail = (
+                f"recorded the live phase {plan.to_phase}% ({live.describe()}); the trail said "
+                f"{state.phase}%; nothing changed"
+            )
+            extra: dict[str, Any] = {"phase_after": plan.to_phase}
+        else:
+            detail = f"already at {plan.to_phase}% ({live.describe()}); nothing changed"
+            extra = {}
+        error = _record_best_effort(
+            self.aws,
+            self.now,
+            {**self.event, "result": RESULT_NO_CHANGE, "detail": detail, **extra},
         )
-        raise refusal
-    if not aws.audit.confirm_lock(lease, now(), settings.rollback.lock_ttl_seconds):
-        taken = LockHeldError(["the lock was taken over (a rollback?) before the change"])
-        _record(aws, now, {**event, "result": RESULT_REFUSED, "detail": str(taken)})
-        raise taken
-    outcome = _apply_shift(aws, settings, records, plan, event, now=now)
-    outcome.gates = gates
-    return outcome
+        if error is not None:
+            raise IncompleteActionError(f"shift: {detail}, but the audit record failed: {error}")
+        return ShiftOutcome(RESULT_NO_CHANGE, plan.from_phase, plan.to_phase, live, detail=detail)
 
+    def submit(self, records: WeightedRecords, plan: ShiftPlan, facts: GateFacts) -> str:
+        """The change, each attempt just after fresh alarm gates and a confirmed lock."""
+        comment = f"paymig shift {plan.from_phase}% -> {plan.to_phase}%: {self.event['reason']}"
+        live = records.weights.aws_percent
+        for attempt in range(SHIFT_ATTEMPTS):
+            gates = _recheck_alarms(self.aws, self.settings, facts, live)
+            refusal = refusal_for(gates)
+            if refusal is not None:
+                raise self.refuse(refusal, failed_gates=[g.name for g in failed_gates(gates)])
+            checked = self.mono()
+            if not self._confirm():
+                taken = LockHeldError(["the lock was taken over (a rollback?) before the change"])
+                raise self.refuse(taken)
+            if self.mono() - checked > SHIFT_GATE_FRESHNESS_SECONDS:
+                continue  # the reading is too old to act on: read again
+            try:
+                return self.aws.route53.change(records, plan.weights, comment)
+            except AWS_ERRORS as exc:
+                if not is_retryable(exc) or attempt == SHIFT_ATTEMPTS - 1:
+                    _record_best_effort(
+                        self.aws,
+                        self.now,
+                        {
+                            **self.event,
+                            "result": RESULT_FAILED,
+                            "detail": f"nothing changed: {describe_error(exc)}",
+                        },
+                    )
+                    raise AwsCallError(f"Route 53 change: {describe_error(exc)}") from None
+                self.sleep(
+                    backoff_delay(attempt, base=0.2, cap=2.0, rng=self.aws.route53.retrier.rng)
+                )
+        raise AwsCallError("Route 53 change: the gates could not be read fast enough")
 
-def _apply_shift(
-    aws: ControllerAws,
-    settings: ControllerSettings,
-    records: WeightedRecords,
-    plan: ShiftPlan,
-    event: dict[str, Any],
-    *,
-    now: Clock,
-) -> ShiftOutcome:
-    """Change the weights, wait for INSYNC, publish the split and record the result."""
-    live = records.weights
-    comment = f"paymig shift {plan.from_phase}% -> {plan.to_phase}%: {event['reason']}"
-    try:
-        change_id = aws.route53.change(records, plan.weights, comment)
-    except AWS_ERRORS as exc:
-        _record_failure(aws, now, event, exc)
-        raise AwsCallError(f"Route 53 change: {describe_error(exc)}") from None
-    event = {**event, "change_id": change_id, "weights_after": _weights_dict(plan.weights)}
-    try:
-        waited = aws.route53.wait_insync(change_id, settings.rollback.insync_timeout_seconds)
-    except ChangeNotInSyncError as exc:
-        _publish_weights(aws, plan.weights)
-        _record(aws, now, {**event, "result": RESULT_UNCONFIRMED, "detail": str(exc)})
-        raise
-    _publish_weights(aws, plan.weights)
-    detail = f"{live.describe()} -> {plan.weights.describe()}, INSYNC after {waited:.1f} s"
-    if plan.forced:
-        detail = f"{event['detail']}; {detail}"
-    _record(aws, now, {**event, "result": RESULT_SUCCEEDED, "detail": detail})
-    return ShiftOutcome(
-        RESULT_SUCCEEDED,
-        plan.from_phase,
-        plan.to_phase,
-        plan.weights,
-        change_id=change_id,
-        insync_seconds=waited,
-        detail=detail,
-    )
+    def _confirm(self) -> bool:
+        """Extend the lease if still ours (one short attempt)."""
+        try:
+            return self.aws.audit_fast.confirm_lock(
+                self.lease, self.now(), self.settings.rollback.lock_ttl_seconds
+            )
+        except AWS_ERRORS as exc:
+            raise AwsCallError(f"audit lock: {describe_error(exc)}") from None
+
+    def apply(self, records: WeightedRecords, plan: ShiftPlan, facts: GateFacts) -> ShiftOutcome:
+        """Change the weights, check the lock again, wait for INSYNC, record."""
+        change_id = self.submit(records, plan, facts)
+        self.event.update(change_id=change_id, weights_after=plan.weights.as_dict())
+        if not self._still_ours():
+            return self.preempted(plan)
+        try:
+            waited = self.aws.route53.wait_insync(
+                change_id, self.settings.rollback.insync_timeout_seconds
+            )
+        except ChangeNotInSyncError as exc:
+            _publish_weights(self.aws, plan.weights)
+            error = _record_best_effort(
+                self.aws,
+                self.now,
+                {
+                    **self.event,
+                    "phase_after": plan.to_phase,
+                    "result": RESULT_UNCONFIRMED,
+                    "detail": str(exc),
+                },
+            )
+            if error is not None:
+                raise IncompleteActionError(
+                    f"{exc}; the audit record failed too: {error}"
+                ) from None
+            raise
+        _publish_weights(self.aws, plan.weights)
+        detail = (
+            f"{records.weights.describe()} -> {plan.weights.describe()}, "
+            f"INSYNC after {waited:.1f} s"
+        )
+        if plan.forced:
+            detail = f"{self.event['detail']}; {detail}"
+        record = {
+            **self.event,
+            "result": RESULT_SUCCEEDED,
+            "detail": detail,
+            "phase_after": plan.to_phase,
+        }
+        error = _record_best_effort(self.aws, self.now, record)
+        if error is not None:
+            raise IncompleteActionError(
+                f"shift {plan.from_phase}% -> {plan.to_phase}% succeeded ({detail}) but its audit "
+                f"record failed: {error}; record the live phase with `paymig shift --to "
+                f"{plan.to_phase} --force --reason ...`"
+            )
+        return ShiftOutcome(
+            RESULT_SUCCEEDED,
+            plan.from_phase,
+            plan.to_phase,
+            plan.weights,
+            change_id=change_id,
+            insync_seconds=waited,
+            detail=detail,
+        )
+
+    def _still_ours(self) -> bool:
+        """Whether the lock is still ours after the change landed (unknown counts as ours)."""
+        try:
+            return self.aws.audit_fast.confirm_lock(
+                self.lease, self.now(), self.settings.rollback.lock_ttl_seconds
+            )
+        except AWS_ERRORS as exc:
+            LOG.warning("could not confirm the lock after the change: %s", describe_error(exc))
+            return True
+
+    def preempted(self, plan: ShiftPlan) -> ShiftOutcome:
+        """A rollback took the lock while our change was in flight: put its weights back.
+
+        Safe: legacy 100 / aws 0 is always safe, and only a shift holding the lock (which
+        would have to pass the rollback hold first) is left alone.
+        """
+        holder = None
+        try:
+            holder = self.aws.audit.current_lock()
+        except AWS_ERRORS as exc:
+            LOG.warning("could not read the lock: %s", describe_error(exc))
+        restored = "the rollback owns the weights"
+        phase_after: int | None = None
+        if not str((holder or {}).get("action", "")).startswith("shift"):
+            try:
+                again = self.aws.route53.read()
+                if again.weights != ROLLED_BACK:
+                    self.aws.route53.change(
+                        again,
+                        ROLLED_BACK,
+                        "paymig shift preempted: restore",
+                        self.mono() + self.settings.rollback.route53_submit_seconds,
+                    )
+                restored = f"restored {ROLLED_BACK.describe()} after our late change"
+                phase_after = 0
+            except SHELL_ERRORS as exc:
+                restored = f"could not restore {ROLLED_BACK.describe()}: {describe_error(exc)}"
+        detail = f"a rollback took the lock over while the change was in flight; {restored}"
+        _record_best_effort(
+            self.aws,
+            self.now,
+            {
+                **self.event,
+                "result": RESULT_PREEMPTED,
+                "detail": detail,
+                "phase_after": phase_after,
+            },
+        )
+        return ShiftOutcome(
+            RESULT_PREEMPTED, plan.from_phase, plan.to_phase, ROLLED_BACK, detail=detail
+        )
 
 
 def _publish_weights(aws: ControllerAws, weights: Weights) -> None:
@@ -342,166 +554,40 @@ def _publish_weights(aws: ControllerAws, weights: Weights) -> None:
         LOG.warning("could not publish the traffic weights: %s", describe_error(exc))
 
 
-# --------------------------------------------------------------------------- rollback
+# --------------------------------------------------------------------------- ack, progress
 
 
-@dataclass
-class RollbackOutcome:
-    """What a rollback did."""
+def ack(
+    aws: ControllerAws, settings: ControllerSettings, *, reason: str, now: Clock | None = None
+) -> dict[str, Any]:
+    """Record that a person has looked at the latest rollback and decides to go on.
 
-    result: str
-    plan: RollbackPlan
-    detail: str
-    change_id: str | None = None
-    insync_seconds: float | None = None
-    notification_id: str | None = None
-    preempted: Mapping[str, Any] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form (Lambda result, `--format json`)."""
-        return {
-            "result": self.result,
-            "detail": self.detail,
-            "already_rolled_back": self.plan.already_rolled_back,
-            "weights_before": _weights_dict(self.plan.live),
-            "weights_after": _weights_dict(self.plan.route53 or self.plan.live),
-            "listener_before": dict(self.plan.live_listener),
-            "listener_after": dict(self.plan.listener or self.plan.live_listener),
-            "change_id": self.change_id,
-            "insync_seconds": self.insync_seconds,
-            "notification_id": self.notification_id,
-        }
-
-
-def rollback(
-    aws: ControllerAws,
-    settings: RollbackSettings,
-    *,
-    reason: str,
-    source: str = "cli",
-    trigger: Mapping[str, Any] | None = None,
-    now: Clock = utc_now,
-) -> RollbackOutcome:
-    """Roll back: listener to the stable alias, Route 53 to legacy 100 / aws 0, INSYNC.
-
-    Idempotent: when already rolled back nothing changes, and the event and the
-    notification say so. The rollback takes the lock over from a shift in progress.
+    Releases the rollback hold together with a consistent validation newer than the
+    rollback; refused when no rollback is recorded.
     """
     if not reason.strip():
         raise ControllerRefusedError(["--reason: a reason is required and must not be blank"])
+    clock = now or aws.clock.now
     identity: CallerIdentity = guarded("STS GetCallerIdentity", aws.identity)
-    notifier = aws.notifier(identity)
-    event: dict[str, Any] = {
+    history = guarded("audit trail", aws.audit.events)
+    hold = hold_from_events(history)
+    if hold is None:
+        raise ControllerRefusedError(["nothing to acknowledge: no rollback is recorded"])
+    event = {
         "actor": identity.arn,
-        "action": "rollback",
-        "source": source,
-        "to_phase": 0,
+        "action": ACTION_ACK,
+        "source": "cli",
         "reason": reason,
-        "forced": False,
+        "result": RESULT_RECORDED,
+        "detail": f"acknowledged the {hold.describe()}",
+        "acknowledges": hold.rollback.get("at"),
     }
-    if trigger:
-        event["trigger"] = dict(trigger)
-    lease = guarded(
-        "audit lock",
-        lambda: aws.audit.take_over_lock(
-            identity.arn, "rollback", now(), settings.lock_ttl_seconds
-        ),
+    return guarded("audit record", lambda: _record(aws, clock, event))
+
+
+def publish_progress(aws: ControllerAws) -> dict[str, float] | None:
+    """Publish DMS per-table progress for the dashboard (what `status` only reads)."""
+    figures: dict[str, float] | None = guarded(
+        "DMS table statistics", aws.metrics.publish_table_statistics
     )
-    if lease.preempted is not None:
-        event["preempted"] = {k: lease.preempted.get(k) for k in ("holder", "action")}
-    try:
-        outcome = _rollback_locked(aws, settings, event, now)
-    except SHELL_ERRORS as exc:
-        _record_failure(aws, now, event, exc)
-        _notify(
-            notifier, "FAILED", {**event, "result": RESULT_FAILED, "detail": describe_error(exc)}
-        )
-        raise AwsCallError(f"rollback: {describe_error(exc)}") from None
-    except ChangeNotInSyncError as exc:
-        _notify(
-            notifier, "UNCONFIRMED", {**event, "result": RESULT_UNCONFIRMED, "detail": str(exc)}
-        )
-        raise
-    finally:
-        try:
-            aws.audit.release_lock(lease)
-        except AWS_ERRORS as exc:  # pragma: no cover - the lock then expires by its TTL
-            LOG.error("could not release the lock: %s", describe_error(exc))
-    outcome.preempted = lease.preempted
-    outcome.notification_id = _notify(
-        notifier, outcome.result.upper(), {**event, **outcome.as_dict()}
-    )
-    return outcome
-
-
-def _rollback_locked(
-    aws: ControllerAws, settings: RollbackSettings, event: dict[str, Any], now: Clock
-) -> RollbackOutcome:
-    """The body of a rollback, run while holding the lock."""
-    records = aws.route53.read()
-    live_listener = aws.listener.read()
-    plan = plan_rollback(records.weights, live_listener, settings.stable_alias)
-    event.update(
-        from_phase=records.weights.aws_percent,
-        weights_before=_weights_dict(records.weights),
-        listener_before=dict(live_listener),
-    )
-    if plan.already_rolled_back:
-        detail = plan.describe()
-        _publish_weights(aws, records.weights)
-        _record(aws, now, {**event, "result": RESULT_NO_CHANGE, "detail": detail})
-        return RollbackOutcome(RESULT_NO_CHANGE, plan, detail)
-    if plan.listener is not None:
-        aws.listener.set(plan.listener)
-    event.update(
-        weights_after=_weights_dict(plan.route53 or records.weights),
-        listener_after=dict(plan.listener or live_listener),
-    )
-    change_id: str | None = None
-    waited: float | None = None
-    notes = ""
-    if plan.route53 is not None:
-        change_id, waited = _rollback_route53(aws, settings, records, event, now)
-        # A shift that confirmed its lock just before the take-over may land its change
-        # during the INSYNC wait: verify, and re-apply once if the weights moved again.
-        again = aws.route53.read()
-        if again.weights != ROLLED_BACK:
-            notes = f"; weights moved to {again.weights.describe()} meanwhile: re-applied"
-            change_id, more = _rollback_route53(aws, settings, again, event, now)
-            waited += more
-    _publish_weights(aws, ROLLED_BACK)
-    detail = plan.describe() + notes
-    detail += f"; INSYNC after {waited:.1f} s" if waited is not None else ""
-    _record(aws, now, {**event, "result": RESULT_SUCCEEDED, "detail": detail})
-    return RollbackOutcome(RESULT_SUCCEEDED, plan, detail, change_id, waited)
-
-
-def _rollback_route53(
-    aws: ControllerAws,
-    settings: RollbackSettings,
-    records: WeightedRecords,
-    event: dict[str, Any],
-    now: Clock,
-) -> tuple[str, float]:
-    """Set legacy 100 / aws 0 and wait for INSYNC; record and re-raise if it is not."""
-    change_id = aws.route53.change(records, ROLLED_BACK, f"paymig rollback: {event['reason']}")
-    event["change_id"] = change_id
-    try:
-        waited = aws.route53.wait_insync(change_id, settings.insync_timeout_seconds)
-    except ChangeNotInSyncError as exc:
-        _publish_weights(aws, ROLLED_BACK)
-        _record(aws, now, {**event, "result": RESULT_UNCONFIRMED, "detail": str(exc)})
-        raise
-    return change_id, waited
-
-
-def _notify(notifier: Any, headline: str, message: Mapping[str, Any]) -> str | None:
-    """Publish the rollback's outcome; a failure is logged, never hides the outcome."""
-    try:
-        message_id: str = notifier.publish(
-            f"paymig rollback {headline}: {message.get('detail', '')}", message, "rollback"
-        )
-    except AWS_ERRORS as exc:
-        LOG.error("could not publish the rollback notification: %s", describe_error(exc))
-        return None
-    return message_id
+    return figures

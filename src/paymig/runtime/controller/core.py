@@ -1,31 +1,30 @@
-"""The migration controller's decisions, free of I/O.
+"""The migration controller's shared decisions and vocabulary, free of I/O.
 
-Everything here is a pure function of facts the shell (:mod:`.aws`) gathered: which
-phase comes next, whether the gates let a shift pass, what a rollback must change, which
-phase the audit trail says we are in, and how long a rollback takes in the worst case.
-The CLI and the rollback Lambda share these functions, so both decide the same way.
+Settings, weights, the phase plan, the rollback plan, the results an audit event can
+have, the steps a change is recorded in, alarm notifications and which of them are too
+old to act on, and the timing constants every other module bounds its calls with. The
+gates live in :mod:`.gates`, the phase replay in :mod:`.replay`, the time budget in
+:mod:`.budget`; the shell that talks to AWS in :mod:`.aws` and its siblings.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from paymig.errors import PaymigError
-from paymig.naming import (
-    ALARM_METRICS,
-    COMPOSITE_ALARM,
-    DEPLOYMENT_ALIASES,
-    alarm_name,
-    composite_alarm_name,
+from paymig.naming import DEPLOYMENT_ALIASES, composite_alarm_name
+from paymig.rollback_timing import (
+    rollback_event_age_seconds,
+    rollback_timeout_seconds,
 )
 
 if TYPE_CHECKING:  # the rollback Lambda ships without pydantic: import config lazily
-    from paymig.config import AlarmSettings, PaymigConfig
+    from paymig.config import PaymigConfig
 
 #: Requirement 8: a rollback completes within 5 minutes.
 ROLLBACK_LIMIT_SECONDS = 300
@@ -33,20 +32,43 @@ ROLLBACK_LIMIT_SECONDS = 300
 ROLLBACK_TARGET_SECONDS = 180
 
 #: Results an audit event can have.
-RESULT_SUCCEEDED = "succeeded"  # the change is applied and Route 53 reports INSYNC
-RESULT_UNCONFIRMED = "unconfirmed"  # the change is submitted but not INSYNC in time
-RESULT_NO_CHANGE = "no-change"  # nothing needed changing
+RESULT_SUCCEEDED = "succeeded"  # every step done; Route 53 reports INSYNC
+RESULT_UNCONFIRMED = "unconfirmed"  # every change submitted, INSYNC not seen in time
+RESULT_NO_CHANGE = "no-change"  # nothing needed changing (the live state was checked)
+RESULT_PARTIAL = "partial"  # some steps changed something, at least one failed
+RESULT_FAILED = "failed"  # nothing changed: the steps that were tried failed
 RESULT_REFUSED = "refused"  # a gate, the phase plan or the lock said no
-RESULT_FAILED = "failed"  # an AWS call failed before anything changed
+RESULT_PREEMPTED = "preempted"  # a shift whose lock a rollback took over
+RESULT_STARTED = "started"  # a rollback's record of intent, written before any change
+RESULT_RECORDED = "recorded"  # an acknowledgement
 
-#: Results whose `to_phase` is what Route 53 now serves (or will once propagated).
+#: Results that leave the Route 53 weights at the event's `to_phase` (events without
+#: `phase_after`, written before it existed).
 APPLIED_RESULTS = (RESULT_SUCCEEDED, RESULT_UNCONFIRMED)
+
+#: Results of one step of a change.
+STEP_CHANGED = "changed"
+STEP_UNCHANGED = "unchanged"  # already in the wanted state
+STEP_FAILED = "failed"
+STEP_SKIPPED = "skipped"
+STEP_CONFIRMED = "confirmed"  # INSYNC seen
+STEP_TIMED_OUT = "timed-out"  # INSYNC not seen in time
 
 #: Validation statuses the validator records; only `consistent` lets a shift pass.
 VALIDATION_STATUSES = ("consistent", "inconsistent", "error")
 
 #: States of a CloudWatch alarm.
 ALARM_OK = "OK"
+ALARM_ALARM = "ALARM"
+
+# --------------------------------------------------------------------------- timing
+# The bounds of every AWS call live in :mod:`paymig.rollback_timing`, shared with the
+# stack that sets the rollback function's timeout and event age from them.
+
+#: Residual clock skew tolerated between writers of the audit trail. Each shell corrects
+#: its clock to AWS's (the `Date` header of AWS's answers, one-second resolution) when it
+#: is further off than this.
+CLOCK_SKEW_SECONDS = 2
 
 
 class ControllerRefusedError(PaymigError):
@@ -70,6 +92,16 @@ class ChangeNotInSyncError(PaymigError):
     exit_code = 1
 
 
+class IncompleteActionError(PaymigError):
+    """An action changed what it could, but not everything, or its record is missing.
+
+    The message says what changed, what did not and what to do; the CLI prints it as one
+    line and exits 1, the rollback Lambda raises it so the invocation counts as an error.
+    """
+
+    exit_code = 1
+
+
 # --------------------------------------------------------------------------- settings
 
 
@@ -84,6 +116,12 @@ class RollbackSettings:
     stable_alias: str = "blue"
     insync_timeout_seconds: float = 60.0
     lock_ttl_seconds: int = 600
+    route53_submit_seconds: float = 30.0
+    #: The alert topic's ARN; None: derived from the caller's account (the CLI).
+    alert_topic_arn: str | None = None
+    #: An alarm event older than this is not acted on (see :func:`stale_event_reason`);
+    #: None: :func:`max_event_age_seconds` of these settings.
+    max_event_age_seconds: float | None = None
 
     def __post_init__(self) -> None:
         """Reject an alias that has no target group."""
@@ -92,6 +130,25 @@ class RollbackSettings:
                 f"stable_alias must be one of {', '.join(DEPLOYMENT_ALIASES)}, "
                 f"got {self.stable_alias!r}"
             )
+
+    @property
+    def event_age_limit_seconds(self) -> float:
+        """The maximum age of an alarm event the rollback acts on."""
+        if self.max_event_age_seconds is not None:
+            return self.max_event_age_seconds
+        return float(max_event_age_seconds(self))
+
+
+def handler_timeout_seconds(settings: RollbackSettings) -> int:
+    """The rollback function's longest run, rounded up to 10 s: its Lambda timeout."""
+    return rollback_timeout_seconds(
+        settings.route53_submit_seconds, settings.insync_timeout_seconds
+    )
+
+
+def max_event_age_seconds(settings: RollbackSettings) -> int:
+    """Age past which an alarm event is no longer acted on (see :mod:`paymig.rollback_timing`)."""
+    return rollback_event_age_seconds(handler_timeout_seconds(settings))
 
 
 @dataclass(frozen=True)
@@ -110,16 +167,18 @@ class ControllerSettings:
     def from_config(cls, config: PaymigConfig) -> ControllerSettings:
         """Build the settings of `config`'s environment."""
         ctl = config.controller
+        rollback = RollbackSettings(
+            stack_name=config.stack_name,
+            environment=config.environment,
+            hosted_zone_id=config.dns.hosted_zone_id,
+            record_name=config.dns.api_record_name,
+            stable_alias=ctl.stable_alias,
+            insync_timeout_seconds=float(ctl.route53_insync_timeout_seconds),
+            lock_ttl_seconds=ctl.lock_ttl_seconds,
+            route53_submit_seconds=float(ctl.route53_submit_seconds),
+        )
         return cls(
-            rollback=RollbackSettings(
-                stack_name=config.stack_name,
-                environment=config.environment,
-                hosted_zone_id=config.dns.hosted_zone_id,
-                record_name=config.dns.api_record_name,
-                stable_alias=ctl.stable_alias,
-                insync_timeout_seconds=float(ctl.route53_insync_timeout_seconds),
-                lock_ttl_seconds=ctl.lock_ttl_seconds,
-            ),
+            rollback=rollback,
             phases=tuple(config.migration.phases),
             initial_phase=config.migration.initial_phase,
             cdc_latency_threshold_seconds=ctl.cdc_latency_threshold_seconds,
@@ -158,6 +217,10 @@ class Weights:
         """Human form, e.g. `legacy 90 / aws 10`."""
         return f"legacy {self.legacy} / aws {self.aws}"
 
+    def as_dict(self) -> dict[str, int]:
+        """JSON form, as the audit trail stores it."""
+        return {"legacy": self.legacy, "aws": self.aws}
+
 
 ROLLED_BACK = Weights(legacy=100, aws=0)
 
@@ -174,6 +237,11 @@ def listener_on_stable(weights: Mapping[str, int], stable_alias: str) -> bool:
     return all(w == 0 for alias, w in weights.items() if alias != stable_alias)
 
 
+def describe_listener(weights: Mapping[str, int]) -> str:
+    """Human form of listener weights, e.g. `blue 100 / green 0`."""
+    return " / ".join(f"{alias} {weights.get(alias, 0)}" for alias in DEPLOYMENT_ALIASES)
+
+
 # --------------------------------------------------------------------------- phase plan
 
 
@@ -186,6 +254,9 @@ class ShiftPlan:
     weights: Weights
     forced: bool = False
     notes: tuple[str, ...] = ()
+    #: The live weights were at `to_phase` while the trail said otherwise: the shift
+    #: changes nothing and records the live phase (only with --force).
+    reconciles: bool = False
 
     @property
     def changes_anything(self) -> bool:
@@ -206,7 +277,8 @@ def plan_shift(
 
     Only the next phase is allowed. Skipping phases, going backwards, or starting from
     live weights that are not a phase or disagree with the audit trail are refused
-    unless `force` (with a reason). A target that is not a phase is always refused.
+    unless `force` (with a reason); that is all `force` overrides. A target that is not
+    a phase is always refused. A forced shift to the live phase records it (reconciles).
     """
     if not reason.strip():
         raise ControllerRefusedError(["--reason: a reason is required and must not be blank"])
@@ -243,160 +315,8 @@ def plan_shift(
         weights=Weights.for_phase(target),
         forced=bool(problems),
         notes=tuple(problems),
+        reconciles=current == target and recorded_phase != target,
     )
-
-
-# --------------------------------------------------------------------------- gates
-
-
-@dataclass(frozen=True)
-class Gate:
-    """One gate's verdict; `ok` is False also when it could not be evaluated."""
-
-    name: str
-    ok: bool
-    detail: str
-
-
-@dataclass(frozen=True)
-class GateFacts:
-    """What the shell observed; an `*_error` means the observation failed."""
-
-    now: datetime
-    alarm_states: Mapping[str, str] = field(default_factory=dict)
-    alarms_error: str | None = None
-    cdc_latency_seconds: float | None = None
-    cdc_latency_at: datetime | None = None
-    cdc_error: str | None = None
-    validation: Mapping[str, Any] | None = None
-    validation_error: str | None = None
-    phase_entered_at: datetime | None = None
-
-
-def gate_name_of_alarm(stack_name: str, name: str) -> str:
-    """Gate name of an alarm: `alarm:<metric>` or `alarm:migration-health`."""
-    return "alarm:" + name.removeprefix(stack_name + "-")
-
-
-def _alarm_gates(settings: ControllerSettings, facts: GateFacts) -> list[Gate]:
-    """One gate per alarm: OK passes; ALARM, INSUFFICIENT_DATA or absent fail."""
-    stack = settings.rollback.stack_name
-    names = [alarm_name(stack, m) for m in ALARM_METRICS] + [composite_alarm_name(stack)]
-    gates = []
-    for name in names:
-        gate = gate_name_of_alarm(stack, name)
-        if facts.alarms_error is not None:
-            gates.append(Gate(gate, False, f"cannot read alarm {name}: {facts.alarms_error}"))
-            continue
-        state = facts.alarm_states.get(name)
-        if state is None:
-            gates.append(Gate(gate, False, f"alarm {name} not found"))
-        else:
-            gates.append(Gate(gate, state == ALARM_OK, f"{name} is {state}"))
-    return gates
-
-
-def _cdc_gate(settings: ControllerSettings, facts: GateFacts) -> Gate:
-    """CDC latency at or below the threshold; no datapoint in the window fails."""
-    limit = settings.cdc_latency_threshold_seconds
-    if facts.cdc_error is not None:
-        return Gate("cdc-latency", False, f"cannot read CDC latency: {facts.cdc_error}")
-    if facts.cdc_latency_seconds is None:
-        return Gate(
-            "cdc-latency",
-            False,
-            f"no CDC latency datapoint in the last {settings.cdc_latency_lookback_seconds} s",
-        )
-    latency = facts.cdc_latency_seconds
-    ok = latency <= limit
-    relation = "<=" if ok else ">"
-    return Gate("cdc-latency", ok, f"CDC latency {latency:g} s {relation} threshold {limit:g} s")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    """Parse an ISO 8601 timestamp (naive means UTC); None if absent or malformed."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _validation_gate(settings: ControllerSettings, facts: GateFacts) -> Gate:
-    """The latest validation result exists, is recent, and says `consistent`."""
-    if facts.validation_error is not None:
-        return Gate("validation", False, f"cannot read validation: {facts.validation_error}")
-    result = facts.validation
-    if result is None:
-        return Gate("validation", False, "no validation result recorded")
-    status = result.get("status")
-    checked = _parse_time(result.get("checked_at"))
-    if checked is None:
-        return Gate("validation", False, "latest validation has no valid checked_at")
-    age = facts.now - checked
-    summary = f"{status} at {checked.isoformat()}"
-    if status != "consistent":
-        detail = result.get("summary")
-        return Gate(
-            "validation",
-            False,
-            f"latest validation is {summary}" + (f": {detail}" if detail else ""),
-        )
-    if age > settings.validation_max_age:
-        minutes = settings.validation_max_age.total_seconds() / 60
-        return Gate(
-            "validation",
-            False,
-            f"latest validation ({summary}) is older than {minutes:g} min",
-        )
-    return Gate("validation", True, f"latest validation is {summary}")
-
-
-def _dwell_gate(settings: ControllerSettings, facts: GateFacts, current: int) -> Gate:
-    """Traffic has stayed at the current phase for its configured dwell time."""
-    minutes = settings.dwell_minutes.get(current, 0)
-    if minutes == 0:
-        return Gate("dwell", True, f"no dwell time at {current}%")
-    if facts.phase_entered_at is None:
-        return Gate("dwell", False, f"no record of when {current}% was entered")
-    stayed = facts.now - facts.phase_entered_at
-    needed = timedelta(minutes=minutes)
-    if stayed >= needed:
-        return Gate(
-            "dwell", True, f"at {current}% for {stayed.total_seconds() / 60:.0f} min >= {minutes}"
-        )
-    left = (needed - stayed).total_seconds() / 60
-    return Gate(
-        "dwell",
-        False,
-        f"at {current}% for {stayed.total_seconds() / 60:.0f} min of {minutes}"
-        f" ({left:.0f} min left)",
-    )
-
-
-def evaluate_gates(settings: ControllerSettings, facts: GateFacts, current: int) -> list[Gate]:
-    """Every gate of a shift away from phase `current`, in a stable order."""
-    return [
-        *_alarm_gates(settings, facts),
-        _cdc_gate(settings, facts),
-        _validation_gate(settings, facts),
-        _dwell_gate(settings, facts, current),
-    ]
-
-
-def failed_gates(gates: Iterable[Gate]) -> list[Gate]:
-    """The gates that did not pass."""
-    return [g for g in gates if not g.ok]
-
-
-def refusal_for(gates: Iterable[Gate]) -> ControllerRefusedError | None:
-    """A refusal naming each failed gate, or None if all passed."""
-    failed = failed_gates(gates)
-    if not failed:
-        return None
-    return ControllerRefusedError([f"gate {g.name} failed: {g.detail}" for g in failed])
 
 
 # --------------------------------------------------------------------------- rollback
@@ -404,191 +324,60 @@ def refusal_for(gates: Iterable[Gate]) -> ControllerRefusedError | None:
 
 @dataclass(frozen=True)
 class RollbackPlan:
-    """What a rollback changes; both None means already rolled back."""
+    """What a rollback changes: Route 53 unless already rolled back; the listener too."""
 
     route53: Weights | None
-    listener: dict[str, int] | None
     live: Weights
-    live_listener: Mapping[str, int]
 
     @property
-    def already_rolled_back(self) -> bool:
-        """True when nothing needs changing."""
-        return self.route53 is None and self.listener is None
-
-    def describe(self) -> str:
-        """One line: what changes, or that nothing does and why."""
-        if self.already_rolled_back:
-            return (
-                f"already rolled back: Route 53 at {self.live.describe()}, listener at "
-                f"{_describe_listener(self.live_listener)}; nothing changed"
-            )
-        parts = []
-        if self.route53 is not None:
-            parts.append(f"Route 53 {self.live.describe()} -> {self.route53.describe()}")
-        if self.listener is not None:
-            parts.append(
-                f"listener {_describe_listener(self.live_listener)} -> "
-                f"{_describe_listener(self.listener)}"
-            )
-        return "; ".join(parts)
+    def route53_needed(self) -> bool:
+        """False when the weights are already legacy 100 / aws 0."""
+        return self.route53 is not None
 
 
-def _describe_listener(weights: Mapping[str, int]) -> str:
-    """Human form of listener weights, e.g. `blue 100 / green 0`."""
-    return " / ".join(f"{alias} {weights.get(alias, 0)}" for alias in DEPLOYMENT_ALIASES)
+def plan_rollback(live: Weights) -> RollbackPlan:
+    """Plan the Route 53 half of a rollback: legacy 100 / aws 0."""
+    return RollbackPlan(route53=None if live == ROLLED_BACK else ROLLED_BACK, live=live)
 
 
-def plan_rollback(
-    live: Weights, live_listener: Mapping[str, int], stable_alias: str
-) -> RollbackPlan:
-    """Plan a rollback: Route 53 to legacy 100 / aws 0, the listener to the stable alias."""
-    return RollbackPlan(
-        route53=None if live == ROLLED_BACK else ROLLED_BACK,
-        listener=(
-            None
-            if listener_on_stable(live_listener, stable_alias)
-            else listener_target(stable_alias)
-        ),
-        live=live,
-        live_listener=dict(live_listener),
-    )
+def plan_listener(live_listener: Mapping[str, int], stable_alias: str) -> dict[str, int] | None:
+    """The listener weights a rollback sets, or None when already on the stable alias."""
+    if listener_on_stable(live_listener, stable_alias):
+        return None
+    return listener_target(stable_alias)
 
 
-# --------------------------------------------------------------------------- audit
+# --------------------------------------------------------------------------- steps
 
 
-@dataclass(frozen=True)
-class PhaseState:
-    """The phase as rebuilt from the audit trail."""
-
-    phase: int
-    entered_at: datetime | None
-    unconfirmed: bool = False
-
-
-def phase_from_events(events: Iterable[Mapping[str, Any]], initial_phase: int) -> PhaseState:
-    """Rebuild the current phase from audit events in chronological order.
-
-    The last event that applied a change (succeeded, or submitted but unconfirmed) sets
-    the phase; with none, the phase is the configured initial one. `entered_at` is when
-    the phase last changed to its current value.
-    """
-    state = PhaseState(phase=initial_phase, entered_at=None)
-    for event in events:
-        if event.get("result") not in APPLIED_RESULTS:
-            continue
-        to_phase = event.get("to_phase")
-        if not isinstance(to_phase, int):
-            continue
-        entered = state.entered_at if to_phase == state.phase else _parse_time(event.get("at"))
-        state = PhaseState(
-            phase=to_phase,
-            entered_at=entered,
-            unconfirmed=event.get("result") == RESULT_UNCONFIRMED,
-        )
-    return state
-
-
-# --------------------------------------------------------------------------- time budget
-
-
-@dataclass(frozen=True)
-class BudgetStep:
-    """One step of the rollback path and its worst-case seconds."""
+@dataclass
+class Step:
+    """One step of a change as it happened: what was tried and what came of it."""
 
     name: str
-    seconds: int
+    result: str
     detail: str
-
-
-@dataclass(frozen=True)
-class RollbackBudget:
-    """Worst-case time from a sustained fault to clients resolving to legacy."""
-
-    steps: tuple[BudgetStep, ...]
-    fastest_signal_seconds: int
-    fastest_alarm: str
-
-    @property
-    def total_seconds(self) -> int:
-        """The worst case: the slowest alarm detects the fault."""
-        return sum(step.seconds for step in self.steps)
-
-    @property
-    def within_limit(self) -> bool:
-        """At most 5 minutes (requirement 8)."""
-        return self.total_seconds <= ROLLBACK_LIMIT_SECONDS
+    data: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON form for `paymig status --format json`."""
-        return {
-            "total_seconds": self.total_seconds,
-            "limit_seconds": ROLLBACK_LIMIT_SECONDS,
-            "target_seconds": ROLLBACK_TARGET_SECONDS,
-            "within_limit": self.within_limit,
-            "fastest_signal_seconds": self.fastest_signal_seconds,
-            "fastest_alarm": self.fastest_alarm,
-            "steps": [
-                {"name": s.name, "seconds": s.seconds, "detail": s.detail} for s in self.steps
-            ],
-        }
+        """JSON form, as the audit trail and the notification carry it."""
+        return {"step": self.name, "result": self.result, "detail": self.detail, **self.data}
 
 
-def rollback_budget(
-    alarms: Mapping[Any, AlarmSettings],
-    *,
-    composite_evaluation_seconds: int,
-    lambda_start_seconds: int,
-    insync_timeout_seconds: int,
-    record_ttl_seconds: int,
-) -> RollbackBudget:
-    """Add up the rollback path from configured values.
+def outcome_of(steps: Sequence[Step]) -> str:
+    """The result of an action from its steps.
 
-    Detection takes `period x datapoints_to_alarm` for a sustained breach (M breaching
-    periods in a row; M of N with N > M does not slow a sustained fault). The worst case
-    is the slowest alarm feeding the composite; the fastest signal is reported beside it.
-    Then the composite alarm, SNS delivery and the Lambda start, Route 53 INSYNC (the
-    Lambda's wait is bounded by the timeout) and finally resolvers' caches (record TTL).
+    Something failed: `partial` if another step changed something, else `failed`.
+    Nothing failed: `unconfirmed` if INSYNC was not seen, `succeeded` if something
+    changed, else `no-change`.
     """
-    if not alarms:
-        raise ValueError("no alarms: the rollback has nothing to detect a fault with")
-    detection = {name: a.detection_seconds for name, a in alarms.items()}
-    slowest = max(detection, key=lambda n: (detection[n], n))
-    fastest = min(detection, key=lambda n: (detection[n], n))
-    tail = [
-        BudgetStep(
-            "composite",
-            composite_evaluation_seconds,
-            f"{COMPOSITE_ALARM} follows its child alarm",
-        ),
-        BudgetStep("lambda-start", lambda_start_seconds, "SNS delivery, cold start, API calls"),
-        BudgetStep("route53-insync", insync_timeout_seconds, "change propagated (timeout)"),
-        BudgetStep("dns-ttl", record_ttl_seconds, "resolvers drop the cached answer"),
-    ]
-    s = alarms[slowest]
-    steps = (
-        BudgetStep(
-            "detection",
-            detection[slowest],
-            f"slowest alarm {slowest}: {s.period_seconds} s x {s.datapoints_to_alarm} datapoints",
-        ),
-        *tail,
-    )
-    fastest_total = detection[fastest] + sum(step.seconds for step in tail)
-    return RollbackBudget(steps=steps, fastest_signal_seconds=fastest_total, fastest_alarm=fastest)
-
-
-def budget_from_config(config: PaymigConfig) -> RollbackBudget:
-    """The rollback budget of one environment's configuration."""
-    ctl = config.controller
-    return rollback_budget(
-        config.observability.alarms,
-        composite_evaluation_seconds=ctl.composite_evaluation_seconds,
-        lambda_start_seconds=ctl.rollback_lambda_start_seconds,
-        insync_timeout_seconds=ctl.route53_insync_timeout_seconds,
-        record_ttl_seconds=config.dns.record_ttl_seconds,
-    )
+    results = {step.result for step in steps}
+    changed = STEP_CHANGED in results
+    if STEP_FAILED in results:
+        return RESULT_PARTIAL if changed else RESULT_FAILED
+    if STEP_TIMED_OUT in results:
+        return RESULT_UNCONFIRMED
+    return RESULT_SUCCEEDED if changed else RESULT_NO_CHANGE
 
 
 # --------------------------------------------------------------------------- retries
@@ -599,6 +388,28 @@ def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) 
     if attempt < 0:
         raise ValueError(f"attempt must be >= 0, got {attempt}")
     return rng.uniform(0.0, min(cap, base * (2**attempt)))
+
+
+# --------------------------------------------------------------------------- time
+
+
+def utc_now() -> datetime:
+    """The local clock in UTC (shells correct it to AWS's time, see `aws.ServerClock`)."""
+    return datetime.now(UTC)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Parse an ISO 8601 timestamp (naive means UTC; `+0000` accepted); None if invalid."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")  # 3.11 reads +0000 (CloudWatch) and +00:00
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- alarm events
@@ -613,9 +424,13 @@ class AlarmNotification:
     old_state: str
     reason: str
     changed_at: str
+    #: When SNS accepted the message (the delivery's `Timestamp`), if known.
+    published_at: str = ""
 
 
-def parse_alarm_message(message: str | Mapping[str, Any]) -> AlarmNotification | None:
+def parse_alarm_message(
+    message: str | Mapping[str, Any], published_at: str = ""
+) -> AlarmNotification | None:
     """Parse a CloudWatch alarm state-change message; None if it is not one."""
     data: Any = message
     if isinstance(message, str):
@@ -634,12 +449,55 @@ def parse_alarm_message(message: str | Mapping[str, Any]) -> AlarmNotification |
         old_state=str(data.get("OldStateValue", "")),
         reason=str(data.get("NewStateReason", "")),
         changed_at=str(data.get("StateChangeTime", "")),
+        published_at=published_at,
     )
 
 
-def utc_now() -> datetime:
-    """The current time in UTC (the one place the core reads the clock)."""
-    return datetime.now(UTC)
+def is_rollback_trigger(alarm: AlarmNotification, stack_name: str) -> bool:
+    """Only the composite entering ALARM rolls back (DESIGN #2, #3)."""
+    return alarm.alarm_name == composite_alarm_name(stack_name) and alarm.new_state == ALARM_ALARM
+
+
+@dataclass(frozen=True)
+class CompositeNow:
+    """The composite alarm as read just before acting on an event about it."""
+
+    state: str
+    updated_at: datetime | None
+
+
+def stale_event_reason(
+    alarm: AlarmNotification,
+    *,
+    now: datetime,
+    max_age_seconds: float,
+    composite: CompositeNow | None,
+) -> str | None:
+    """Why an alarm event must not be acted on, or None to roll back.
+
+    Too old: it changed state more than `max_age_seconds` ago (SNS and Lambda may
+    deliver late and more than once). Over: the composite has left ALARM since this
+    event's state change, so the episode it reports has ended and a later shift may be
+    legitimate. When the composite cannot be read (`composite` None) only the age
+    decides: a rollback is always safe, an unknown state is no reason to skip it.
+    """
+    changed = parse_time(alarm.changed_at) or parse_time(alarm.published_at)
+    if changed is None:
+        return None  # no time to judge by: act (safe)
+    age = (now - changed).total_seconds()
+    if age > max_age_seconds + CLOCK_SKEW_SECONDS:
+        return (
+            f"the alarm changed state at {changed.isoformat()}, {age:.0f} s ago, beyond the "
+            f"maximum event age of {max_age_seconds:g} s"
+        )
+    if composite is None or composite.state == ALARM_ALARM or composite.updated_at is None:
+        return None
+    if composite.updated_at > changed:
+        return (
+            f"the alarm has been {composite.state} since {composite.updated_at.isoformat()}, "
+            f"after this event's change at {changed.isoformat()}: that episode is over"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- DMS progress

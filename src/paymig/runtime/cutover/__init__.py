@@ -1,0 +1,1 @@
+"""The write cutover, the fallback after it and the finish, step by step, idempotently."""

@@ -1,0 +1,216 @@
+"""The database steps of a cutover against two real PostgreSQL servers with logical
+replication between them (standing in for DMS, which moves rows the same way: in
+commit order, without DDL or sequence state)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors, sql
+
+from paymig.local.postgres import LocalPostgres
+from paymig.payments_schema import REPLICATED_TABLES, apply_schema
+from paymig.runtime.cutover import database as db
+
+PUBLICATION = "cutover_test"
+
+
+@dataclass
+class Pair:
+    source: LocalPostgres
+    target: LocalPostgres
+
+    def connect(self, side: str, user: str = "postgres", **kw: Any) -> psycopg.Connection[Any]:
+        server = self.source if side == "source" else self.target
+        return psycopg.connect(server.dsn("postgres", user, **kw), autocommit=True)
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    source = LocalPostgres("cutover-source").start()
+    target = LocalPostgres("cutover-target").start()
+    try:
+        pair = Pair(source, target)
+        for side in ("source", "target"):
+            with pair.connect(side) as conn:
+                apply_schema(conn)
+        with pair.connect("source") as conn:
+            conn.execute(
+                sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+                    sql.Identifier(PUBLICATION),
+                    sql.SQL(", ").join(sql.Identifier(t) for t in REPLICATED_TABLES),
+                )
+            )
+        with pair.connect("target") as conn:
+            conn.execute(
+                sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}").format(
+                    sql.Identifier(PUBLICATION),
+                    sql.Literal(source.dsn("postgres", "postgres")),
+                    sql.Identifier(PUBLICATION),
+                )
+            )
+            # Until every table is "ready", each one is synced on its own and commit
+            # order across tables does not hold yet; a cutover starts only after that.
+            deadline = time.monotonic() + 60
+            while conn.execute(
+                "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'"
+            ).fetchone() != (0,):
+                assert time.monotonic() < deadline, "initial table sync did not finish"
+                time.sleep(0.1)
+        yield pair
+    finally:
+        target.stop()
+        source.stop()
+
+
+@pytest.fixture
+def roles(pair: Pair) -> Iterator[None]:
+    """The API's group and login, a legacy login with a direct grant, and a bystander."""
+    with pair.connect("source") as conn:
+        for statement in (
+            "CREATE ROLE paymig_api_rw NOLOGIN",
+            "CREATE ROLE paymig_api LOGIN IN ROLE paymig_api_rw",
+            "CREATE ROLE legacy_app LOGIN",
+            "CREATE ROLE auditor LOGIN",
+            "GRANT SELECT, INSERT, UPDATE ON accounts, payments, refunds TO paymig_api_rw",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, payments, refunds TO legacy_app",
+            "GRANT SELECT ON accounts, payments, refunds TO auditor",
+        ):
+            conn.execute(statement)
+    yield
+    with pair.connect("source") as conn:
+        for role in ("paymig_api", "paymig_api_rw", "legacy_app", "auditor", "sneaky"):
+            conn.execute(
+                sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role))
+            ) if conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
+            ).fetchone() else None
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def insert_account(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("INSERT INTO accounts (display_name) VALUES ('x')")
+
+
+def test_fence_revokes_writes_ends_sessions_and_unfence_restores_exactly(
+    pair: Pair, roles: None
+) -> None:
+    held = pair.connect("source", "paymig_api")
+    insert_account(held)
+    revoked = db.fence(pair.connect("source"), ["paymig_api_rw", "legacy_app", "no_such_role"])
+    assert sorted((g.role, g.table, g.privilege) for g in revoked) == sorted(
+        [("paymig_api_rw", t, p) for t in ("accounts", "payments", "refunds")
+         for p in ("INSERT", "UPDATE")]
+        + [("legacy_app", t, p) for t in ("accounts", "payments", "refunds")
+           for p in ("INSERT", "UPDATE", "DELETE")]
+    )  # fmt: skip
+    with pytest.raises(psycopg.OperationalError):
+        insert_account(held)  # the open session was ended: it cannot commit after the fence
+    for user in ("paymig_api", "legacy_app"):
+        with pair.connect("source", user) as conn, pytest.raises(errors.InsufficientPrivilege):
+            insert_account(conn)
+    with pair.connect("source", "auditor") as conn:
+        assert conn.execute("SELECT count(*) FROM payments").fetchone() is not None
+    db.prove_fenced(pair.connect("source"), exempt=[])
+    assert db.fence(pair.connect("source"), ["paymig_api_rw", "legacy_app"]) == []
+    db.unfence(pair.connect("source"), revoked)
+    for user in ("paymig_api", "legacy_app"):
+        with pair.connect("source", user) as conn:
+            insert_account(conn)
+    with pair.connect("source") as conn:
+        assert db.write_grants(conn, ["paymig_api_rw", "legacy_app"]) == sorted(
+            revoked, key=lambda g: (g.role, g.table, g.privilege)
+        )
+
+
+def test_a_fence_is_proved_and_names_every_login_that_could_still_write(
+    pair: Pair, roles: None
+) -> None:
+    with pair.connect("source") as conn:
+        conn.execute("CREATE ROLE sneaky LOGIN")
+        conn.execute("GRANT INSERT ON payments TO sneaky")
+        db.fence(conn, ["paymig_api_rw", "legacy_app"])
+        with pytest.raises(db.CutoverDatabaseError) as caught:
+            db.prove_fenced(conn, exempt=[])
+        assert str(caught.value) == (
+            "fence: these logins can still write the payment tables: sneaky"
+        )
+        db.prove_fenced(conn, exempt=["sneaky"])
+
+
+def test_a_marker_proves_everything_before_it_arrived(pair: Pair) -> None:
+    with pair.connect("source") as source, pair.connect("target") as target:
+        for _ in range(50):
+            insert_account(source)
+        before = source.execute("SELECT count(*) FROM accounts").fetchone()
+        marker = db.write_marker(source, "cutover")
+        waited = db.wait_for_marker(target, marker, timeout_seconds=30)
+        assert waited >= 0
+        # Everything committed before the marker is on the target once the marker is.
+        assert target.execute("SELECT count(*) FROM accounts").fetchone() == before
+
+
+def test_a_marker_that_cannot_arrive_times_out_in_one_line(pair: Pair) -> None:
+    with pair.connect("target") as target:
+        target.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(PUBLICATION)))
+        try:
+            with pair.connect("source") as source:
+                marker = db.write_marker(source, "cutover")
+            ticks = iter(range(100))
+            with pytest.raises(db.CutoverDatabaseError) as caught:
+                db.wait_for_marker(
+                    target, marker, timeout_seconds=3, clock=lambda: float(next(ticks)),
+                    sleep=lambda _: None,
+                )  # fmt: skip
+            assert str(caught.value) == (
+                f"drain: marker {marker} did not arrive within 3 s (replication stopped or "
+                "lagging): nothing was switched"
+            )
+        finally:
+            target.execute(
+                sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(PUBLICATION))
+            )
+        db.wait_for_marker(target, marker, timeout_seconds=30)  # arrives once enabled
+
+
+def test_sequences_move_past_the_old_writer_never_backwards(pair: Pair) -> None:
+    with pair.connect("source") as source, pair.connect("target") as target:
+        for conn in (source, target):
+            conn.execute("CREATE SEQUENCE IF NOT EXISTS invoice_no")
+            conn.execute("CREATE SEQUENCE IF NOT EXISTS ahead_no")
+        source.execute("SELECT setval('invoice_no', 500)")
+        source.execute("SELECT setval('ahead_no', 5)")
+        target.execute("SELECT setval('ahead_no', 10000)")
+        synced = {
+            s.name: (s.source_value, s.target_value) for s in db.sync_sequences(source, target, 100)
+        }
+        assert synced == {"public.ahead_no": (5, 10000), "public.invoice_no": (500, 600)}
+        assert target.execute("SELECT nextval('invoice_no')").fetchone() == (601,)
+        source.execute("CREATE SEQUENCE only_on_source")
+        try:
+            with pytest.raises(db.CutoverDatabaseError) as caught:
+                db.sync_sequences(source, target, 100)
+            assert str(caught.value) == (
+                "sequences: public.only_on_source is missing on the new writer"
+            )
+        finally:
+            source.execute("DROP SEQUENCE only_on_source")
+
+
+def test_slot_is_created_once_and_keeps_its_position(pair: Pair) -> None:
+    with pair.connect("target") as target:
+        first = db.ensure_slot(target, "paymig_reverse_test", "pgoutput")
+        insert_account(target)
+        assert db.ensure_slot(target, "paymig_reverse_test", "pgoutput") == first
+        with pytest.raises(db.CutoverDatabaseError) as caught:
+            db.ensure_slot(target, "paymig_reverse_test", "test_decoding")
+        assert str(caught.value) == (
+            "slot paymig_reverse_test: exists with plugin pgoutput, not test_decoding; drop it first"
+        )
+        assert db.drop_slot(target, "paymig_reverse_test") is True
+        assert db.drop_slot(target, "paymig_reverse_test") is False
