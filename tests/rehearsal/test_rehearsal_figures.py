@@ -28,7 +28,7 @@ from paymig.rehearsal.stack_defs import (
     state_attributes,
 )
 from paymig.rehearsal.validation import TableFigures, ValidationResult
-from paymig.runtime.controller.core import budget_from_config
+from paymig.runtime.controller.budget import budget_from_config
 from paymig.semantics.cloudwatch_alarm import AlarmState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,14 +127,21 @@ def test_the_shares_count_after_the_ttl_except_at_the_start() -> None:
 
 
 def test_the_modelled_path_takes_the_detection_of_the_alarm_that_fired() -> None:
+    """Detection terms of the alarm that fired, then the first-invocation path's rest."""
     prod = load_config(REPO / "config" / "prod.yaml")
-    budget = budget_from_config(prod).as_dict()
+    budget = budget_from_config(prod)
+    first = next(p for p in budget.paths if p.name == "first-invocation")
     steps = modelled(prod, "5xx-rate")
-    five = prod.observability.alarms["5xx-rate"]
-    assert steps[0] == {"name": "detection", "seconds": five.detection_seconds,
-                        "detail": "5xx-rate: period x datapoints to alarm"}  # fmt: skip
-    assert steps[1:] == budget["steps"][1:]
-    assert modelled(prod, None) == budget["steps"]
+    # prod's 5xx-rate: 10 s high-resolution periods, 3 of 3, 15 s ingestion assumed.
+    assert [(s["name"], s["seconds"]) for s in steps[:4]] == [
+        ("alignment", 10), ("breaching periods", 30), ("ingestion", 15), ("evaluation", 10)]  # fmt: skip
+    assert steps[1]["detail"].startswith("5xx-rate: 3 x 10 s breaching until ALARM")
+    assert steps[4:] == [s.as_dict() for s in first.steps[4:]]
+    assert [s["name"] for s in steps[4:]] == [
+        "composite", "sns delivery", "lambda queue", "cold start", "event check",
+        "intent record", "route53 first", "propagation", "dns ttl"]  # fmt: skip
+    assert modelled(prod, None) == budget.as_dict()["steps"]
+    assert modelled(prod, "no-such-alarm") == budget.as_dict()["steps"]
 
 
 # --------------------------------------------------------------------------- explanations

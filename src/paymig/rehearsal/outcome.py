@@ -3,7 +3,7 @@
 Everything here is computed from what was recorded during the run: the clients'
 requests, the alarm evaluator's transitions, the deliveries, the rollback handler's
 own start and end, the databases' rows. The only modelled figures are the controller's
-budget for the same path (:func:`paymig.runtime.controller.core.budget_from_config`),
+budget for the same path (:func:`paymig.runtime.controller.budget.budget_from_config`),
 for this configuration and for prod.
 """
 
@@ -23,7 +23,6 @@ from paymig.rehearsal.path import measure_fault_path, modelled_path, phase_share
 from paymig.rehearsal.report import RehearsalReport
 from paymig.rehearsal.timeline import Timeline, plot
 from paymig.rehearsal.validation import unacknowledged_recorded
-from paymig.runtime.controller.core import budget_from_config
 
 
 def _metric(stack: str, alarm: str | None) -> str | None:
@@ -36,9 +35,7 @@ def _metric(stack: str, alarm: str | None) -> str | None:
 
 def modelled(config: PaymigConfig, metric: str | None) -> list[dict[str, Any]]:
     """The budget model's path for `config`, detection by the alarm `metric` (config key)."""
-    settings = {str(k): v for k, v in config.observability.alarms.items()}
-    detection = settings[metric].detection_seconds if metric in settings else None
-    return modelled_path(budget_from_config(config).as_dict(), detection, metric)
+    return modelled_path(config, metric)
 
 
 def _bad_answer(config: PaymigConfig, scenario: str) -> tuple[str, Any]:

@@ -3,8 +3,9 @@
 Measured: each step is the time between two events the rehearsal saw happen (clients'
 answers, the alarm evaluator's transitions, the rollback handler's own start and end),
 all on the machine's monotonic clock. Modelled: the controller's rollback budget
-(:func:`paymig.runtime.controller.core.budget_from_config`), with the detection of the
-alarm that fired in this run (period x datapoints to alarm, the model's own term).
+(:func:`paymig.runtime.controller.budget.budget_from_config`), its first-invocation
+path with the detection terms of the alarm that fired in this run (the model's own
+:func:`~paymig.runtime.controller.budget.detection_steps`).
 
 The traffic split is measured the same way: for each phase, the share of requests each
 side served once the change was older than the DNS TTL plus the clients' view's refresh
@@ -14,13 +15,19 @@ apart).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from paymig.config import PaymigConfig
 from paymig.rehearsal.alarms import Transition
 from paymig.rehearsal.clients import RequestRecord
+from paymig.runtime.controller.budget import budget_from_config, budget_inputs, detection_steps
 from paymig.semantics.cloudwatch_alarm import AlarmState
+
+#: The budget's path in which the rollback's first invocation changes the weights (what
+#: a rehearsal without a shift in flight exercises).
+FIRST_INVOCATION_PATH = "first-invocation"
 
 
 @dataclass(frozen=True)
@@ -104,17 +111,23 @@ def measure_fault_path(
     )
 
 
-def modelled_path(
-    budget: Mapping[str, Any], detection_seconds: int | None, alarm: str | None
-) -> list[dict[str, Any]]:
-    """The budget's steps, with the detection of the alarm that fired in place of the slowest."""
-    steps = [dict(step) for step in budget.get("steps", [])]
-    if detection_seconds is not None:
-        for step in steps:
-            if step["name"] == "detection":
-                step["seconds"] = detection_seconds
-                step["detail"] = f"{alarm}: period x datapoints to alarm"
-    return steps
+def modelled_path(config: PaymigConfig, metric: str | None) -> list[dict[str, Any]]:
+    """The budget's first-invocation path, detected by the alarm `metric` (a config key).
+
+    The budget detects with the slowest of the composite's members; a rehearsal's fault
+    is detected by the alarm that fired, so its detection terms (alignment, breaching
+    periods, ingestion, evaluation) replace the slowest member's, and the terms after
+    detection stay the budget's. Without a known alarm it is the budget's worst path.
+    """
+    budget = budget_from_config(config)
+    alarms = {str(name): settings for name, settings in config.observability.alarms.items()}
+    if metric is None or metric not in alarms:
+        return [step.as_dict() for step in budget.steps]
+    path = next(p for p in budget.paths if p.name == FIRST_INVOCATION_PATH)
+    detection = detection_steps(
+        metric, alarms[metric], budget_inputs(config).metric_ingestion_seconds
+    )
+    return [step.as_dict() for step in (*detection, *path.steps[len(detection) :])]
 
 
 @dataclass(frozen=True)

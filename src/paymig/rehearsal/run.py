@@ -520,7 +520,7 @@ class Rehearsal:
 
     def validate(self, setup: Setup, *, live: bool) -> bool:
         """Validate source vs target; record the verdict where the controller's gate reads it."""
-        from paymig.runtime.controller.aws import AuditTrail
+        from paymig.runtime.controller.audit import AuditTrail
 
         assert setup.replication is not None
         name = "validation (load running)" if live else "final validation"
