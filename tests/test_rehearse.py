@@ -388,6 +388,22 @@ def test_the_notification_reaches_the_rollback_which_runs_under_its_own_role(
 
 
 @pytest.mark.slow
+def test_every_login_is_made_as_the_dba_and_the_setup_function_make_it(
+    rehearsal: tuple[int, Path],
+) -> None:
+    report = _report(rehearsal[1])
+    secrets = [line.split(":")[0] for line in report["logins"]]
+    assert secrets[:5] == [f"{STACK}/source/{c}"
+                           for c in ("api", "dms", "validation", "dms_apply", "rotation")]  # fmt: skip
+    assert [s.rsplit(":", 1)[-1].rsplit("-", 1)[0] for s in secrets[5:]] == [
+        f"{STACK}/aurora/{c}" for c in ("api", "dms_reverse", "dms_target", "validation")]  # fmt: skip
+    role = f"{STACK}-db-setup"
+    assert report["setup_check"].startswith(f"as arn:aws:sts::123456789012:assumed-role/{role}/")
+    assert report["setup_check"].endswith("login checks, all passed")
+    assert {s["name"]: s["ok"] for s in report["steps"]}["database logins"] is True
+
+
+@pytest.mark.slow
 def test_the_validation_explains_its_counts(rehearsal: tuple[int, Path]) -> None:
     report = _report(rehearsal[1])
     for result in (report["validation"], report["final_validation"]):
@@ -395,7 +411,7 @@ def test_the_validation_explains_its_counts(rehearsal: tuple[int, Path]) -> None
         lines = result["explanation"]
         assert lines[-1] == "verdict: consistent"
         assert {line.split(":")[0] for line in lines[:-1]} == {
-            "public.accounts", "public.payments", "public.refunds"}  # fmt: skip
+            "public.accounts", "public.payments", "public.refunds", "public.paymig_markers"}  # fmt: skip
     live = {t["table"]: t for t in report["validation"]["tables"]}["public.payments"]
     gap = live["source_rows"] - live["target_rows"]
     line = next(x for x in report["validation"]["explanation"] if x.startswith("public.payments"))
@@ -413,14 +429,24 @@ def test_what_could_not_be_rehearsed_is_listed_and_the_rest_created(
     document = json.loads(
         (rehearsal[1] / "cdktf.out" / "stacks" / STACK / "cdk.tf.json").read_text()
     )
-    kinds = ("aws_dms_replication_instance", "aws_dms_replication_task", "aws_dms_certificate")
-    dms = {f"{kind}.{name}" for kind in kinds for name in document["resource"][kind]}
-    assert len(dms) == 3 and dms <= set(not_rehearsed)
+    resources = document["resource"]
+    dms = {f"{kind}.{name}" for kind, items in resources.items() if kind.startswith("aws_dms_")
+           for name in items}  # fmt: skip
+    # cdc stage: forward and reverse endpoints and tasks, their instance, certificates, events.
+    assert len(dms) == 13 and dms <= set(not_rehearsed)
+    rotations = {f"aws_secretsmanager_secret_rotation.{n}"
+                 for n in resources["aws_secretsmanager_secret_rotation"]}  # fmt: skip
+    assert len(rotations) == 10 and rotations <= set(not_rehearsed)
+    assert all(not_rehearsed[r].startswith("not attempted: moto 5.2.5's RotateSecret")
+               for r in rotations)  # fmt: skip
+    checks = {f"aws_lambda_invocation.{n}" for n in resources["aws_lambda_invocation"]}
+    assert len(checks) == 3 and checks <= set(not_rehearsed)  # they wait on the instances
     provisioned = [a for a in not_rehearsed if a.startswith("aws_lambda_provisioned_concurrency")]
     assert len(provisioned) == 1
     assert "PutProvisionedConcurrencyConfig" in not_rehearsed[provisioned[0]]
     assert not any(
-        a.startswith(("aws_vpc.", "aws_lb.", "aws_route53_record.")) for a in not_rehearsed
+        a.startswith(("aws_vpc.", "aws_lb.", "aws_route53_record.", "aws_vpn_connection."))
+        for a in not_rehearsed
     )
     created = report["created_by_rehearsal"]
     assert any(

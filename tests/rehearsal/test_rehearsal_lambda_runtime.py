@@ -50,8 +50,11 @@ def _world(aws: Any, grant_key: bool = True) -> dict[str, str]:
     statements = [{"Sid": "Notify", "Effect": "Allow", "Action": "sns:Publish",
                    "Resource": encrypted}]  # fmt: skip
     if grant_key:
+        # Only through SNS, as the stack grants its keys: the call's context must say so.
         statements.append({"Sid": "Key", "Effect": "Allow",
-                           "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key})  # fmt: skip
+                           "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key,
+                           "Condition": {"StringEquals": {
+                               "kms:ViaService": "sns.us-east-2.amazonaws.com"}}})  # fmt: skip
     iam.put_role_policy(RoleName="fn-role", PolicyName="inline",
                         PolicyDocument=json.dumps({"Version": "2012-10-17",
                                                    "Statement": statements}))  # fmt: skip

@@ -12,17 +12,12 @@ import pytest
 
 from paymig.local.postgres import LocalPostgres
 from paymig.local.tcp_proxy import TcpProxy
+from paymig.logins import user_names
 from paymig.payments_schema import apply_schema
 from paymig.rehearsal.data import create_database
-from paymig.rehearsal.function_env import LocalDatabase
+from paymig.rehearsal.db_logins import SourceServer, prepare_source
 from paymig.rehearsal.legacy_side import LegacySide
-from paymig.rehearsal.stand_ins import (
-    API_LOGIN,
-    StandIn,
-    declared_secrets,
-    store_ca_parameter,
-    store_logins,
-)
+from paymig.rehearsal.stand_ins import store_ca_parameter
 
 pytestmark = pytest.mark.slow
 
@@ -82,34 +77,41 @@ def test_the_legacy_side_records_as_the_api_does(source: tuple[LocalPostgres, st
         side.stop()
 
 
-def test_the_api_login_is_admitted_over_tls_with_its_password_only(
+def test_the_dbas_script_makes_every_source_login_tls_and_password_only(
     source: tuple[LocalPostgres, str], aws: Any
 ) -> None:
+    """Each source login gets its secret; the API's works through the VPN, with TLS only."""
     server, _ = source
+    secrets = aws.client("secretsmanager")
+    clients = ("api", "dms", "validation", "dms_apply", "rotation")
+    for client in clients:  # Terraform creates them without a value
+        secrets.create_secret(Name=f"paymig-rehearsal/source/{client}")
+    lines = prepare_source(SourceServer(server, "payments", "192.0.2.20", 5432), secrets,
+                           "paymig-rehearsal")  # fmt: skip
+    assert [line.split(":")[0] for line in lines] == [
+        f"paymig-rehearsal/source/{c}" for c in clients
+    ]
+    login = json.loads(
+        secrets.get_secret_value(SecretId="paymig-rehearsal/source/api")["SecretString"]
+    )
+    assert (login["username"], login["host"], login["port"]) == ("paymig_api", "192.0.2.20", 5432)
+    assert all(login["password"] not in line for line in lines)
+    with psycopg.connect(server.dsn(dbname="payments"), autocommit=True) as conn:
+        roles = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolcanlogin")}
+    assert set(user_names("source")) <= roles
     with TcpProxy("127.0.0.1", server.port) as vpn:
-        reach = LocalDatabase("127.0.0.1", vpn.port, server.tls_root_file, "via the proxy")
-        found = {("192.0.2.20", 5432): StandIn(("192.0.2.20", 5432), server, reach, "payments")}
-        secrets = aws.client("secretsmanager")
-        arn = secrets.create_secret(Name="paymig-rehearsal/dms/source")["ARN"]
-        variables = {"DB_HOST": "192.0.2.20", "DB_PORT": "5432", "DB_SECRET_ARN": arn}
-        assert declared_secrets(variables) == {("192.0.2.20", 5432): arn}
-        assert store_logins(secrets, variables, found) == [
-            f"{arn}: login {API_LOGIN} on the source server"
-        ]
-        login = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
-        assert (login["username"], login["host"], login["port"], login["dbname"]) == (
-            API_LOGIN, "192.0.2.20", 5432, "payments")  # fmt: skip
         # Through the VPN stand-in, verify-full against the server's certificate.
-        dsn = (f"host=127.0.0.1 port={vpn.port} dbname=payments user={API_LOGIN} "
+        dsn = (f"host=127.0.0.1 port={vpn.port} dbname=payments user=paymig_api "
                f"sslrootcert={server.tls_root_file}")  # fmt: skip
         with psycopg.connect(dsn, sslmode="verify-full", password=login["password"]) as conn:
             assert conn.execute("SELECT count(*) FROM payments").fetchone() == (0,)
+            # The API's login records payments and never deletes (paymig.logins).
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("DELETE FROM payments")
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(dsn, sslmode="disable", password=login["password"])
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(dsn, sslmode="verify-full", password="wrong")
-        # A secret that holds a value is the operator's: it is kept.
-        assert store_logins(secrets, variables, found) == [f"{arn}: already holds a value (kept)"]
 
 
 def test_the_ca_parameter_gets_the_local_ca_and_keeps_its_type(aws: Any) -> None:

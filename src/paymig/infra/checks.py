@@ -121,7 +121,7 @@ class DeploymentChecks(Construct):
             self,
             "db-setup",
             FunctionProps(
-                function_name=f"{cfg.stack_name}-db-setup",
+                function_name=naming.db_setup_function(cfg.stack_name),
                 description="paymig: Aurora logins, grants, pgaudit and schema, during apply",
                 region=cfg.region,
                 account_id=props.account_id,

@@ -153,8 +153,20 @@ def _any(action: str) -> Mapper:
     return lambda p, _: [Access(action, "*")]
 
 
+def _through(service: str, key: str, actions: tuple[str, ...], at: Lookups) -> list[Access]:
+    """KMS permissions a service uses on the caller's behalf, with the keys it sets.
+
+    AWS KMS Developer Guide, "kms:ViaService" and "kms:CallerAccount": when an AWS
+    service calls KMS for the caller, the request carries the service's endpoint name
+    (``<service>.<region>.amazonaws.com``) and the caller's account.
+    """
+    context = {"kms:ViaService": f"{service}.{at.region}.amazonaws.com",
+               "kms:CallerAccount": at.account}  # fmt: skip
+    return [Access(action, key, context) for action in actions]
+
+
 def _publish(params: Mapping[str, Any], at: Lookups) -> list[Access]:
-    """sns:Publish, and the key of an encrypted topic.
+    """sns:Publish, and the key of an encrypted topic (through SNS).
 
     SNS Developer Guide, "Managing Amazon SNS encryption keys": publishers to an encrypted
     topic need ``kms:GenerateDataKey*`` and ``kms:Decrypt`` on its key.
@@ -163,7 +175,7 @@ def _publish(params: Mapping[str, Any], at: Lookups) -> list[Access]:
     needed = [Access("sns:Publish", topic)]
     key = at.topic_key(topic)
     if key:
-        needed += [Access("kms:GenerateDataKey", key), Access("kms:Decrypt", key)]
+        needed += _through("sns", key, ("kms:GenerateDataKey", "kms:Decrypt"), at)
     return needed
 
 
@@ -175,7 +187,18 @@ def _get_secret(params: Mapping[str, Any], at: Lookups) -> list[Access]:
     """
     arn, key = at.secret(str(params["SecretId"]))
     needed = [Access("secretsmanager:GetSecretValue", arn)]
-    return needed + ([Access("kms:Decrypt", key)] if key else [])
+    return needed + (_through("secretsmanager", key, ("kms:Decrypt",), at) if key else [])
+
+
+def _put_secret(params: Mapping[str, Any], at: Lookups) -> list[Access]:
+    """secretsmanager:PutSecretValue, and kms:GenerateDataKey on a customer key.
+
+    Secrets Manager User Guide, "Secret encryption and decryption": a new secret value is
+    encrypted with a data key Secrets Manager generates with the secret's KMS key.
+    """
+    arn, key = at.secret(str(params["SecretId"]))
+    needed = [Access("secretsmanager:PutSecretValue", arn)]
+    return needed + (_through("secretsmanager", key, ("kms:GenerateDataKey",), at) if key else [])
 
 
 def _get_parameter(params: Mapping[str, Any], at: Lookups) -> list[Access]:
@@ -183,7 +206,7 @@ def _get_parameter(params: Mapping[str, Any], at: Lookups) -> list[Access]:
     arn, key = at.parameter(str(params["Name"]))
     needed = [Access("ssm:GetParameter", arn)]
     if key and params.get("WithDecryption"):
-        needed.append(Access("kms:Decrypt", key))
+        needed += _through("ssm", key, ("kms:Decrypt",), at)
     return needed
 
 
@@ -214,6 +237,10 @@ MAPPERS: dict[tuple[str, str], Mapper] = {
     ("sns", "Publish"): _publish,
     ("cloudwatch", "PutMetricData"): _put_metric_data,
     ("secretsmanager", "GetSecretValue"): _get_secret,
+    ("secretsmanager", "PutSecretValue"): _put_secret,
+    # "Actions, resources, and condition keys for AWS Secrets Manager": GetRandomPassword
+    # supports no resource type.
+    ("secretsmanager", "GetRandomPassword"): _any("secretsmanager:GetRandomPassword"),
     ("ssm", "GetParameter"): _get_parameter,
     ("sts", "GetCallerIdentity"): _any("sts:GetCallerIdentity"),
 }

@@ -54,6 +54,7 @@ class RehearsalReport:  # one flat record of the run, so the JSON stays easy to 
     sides: dict[str, str] = field(default_factory=dict)
     translation: list[str] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    setup_check: str | None = None  # the setup function's run against the target
     # migration
     steps: list[StepResult] = field(default_factory=list)
     validation: dict[str, Any] = field(default_factory=dict)
@@ -224,6 +225,8 @@ def render_markdown(report: RehearsalReport, timeline_png: Path | None) -> str:
     lines += _table(["figure", "value"], [list(row) for row in summary_rows(report)])
     lines += ["", "## The two sides", ""] + [f"- **{k}**: {v}" for k, v in report.sides.items()]
     lines += [f"- {line}" for line in report.translation + report.logins]
+    if report.setup_check:
+        lines.append(f"- the setup function (Aurora logins, grants, schema): {report.setup_check}")
     lines += ["", "## Traffic per phase", ""]
     lines += ["Settled: sent once the change was older than the record's TTL plus the "
               "clients' view's refresh (0.5 s); before that, clients may hold the previous "

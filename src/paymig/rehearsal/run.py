@@ -28,7 +28,7 @@ from paymig.config import PaymigConfig, load_config, resolve_config_path
 from paymig.errors import CommandFailedError, PaymigError
 from paymig.local.emulator import EMULATOR_REGION
 from paymig.local.tcp_proxy import TcpProxy
-from paymig.rehearsal import emulated, stand_ins
+from paymig.rehearsal import db_logins, emulated, stand_ins
 from paymig.rehearsal.aws_side import AwsSide
 from paymig.rehearsal.cdc import CdcPublisher
 from paymig.rehearsal.data import (
@@ -405,14 +405,10 @@ class Rehearsal:
         found = stand_ins.stand_ins(
             config, env.source, env.target, vpn, _aurora_endpoint(self.work / "terraform.tfstate")
         )
+        self._logins(env, session, config, found)
         function = naming.payment_api_function(config.stack_name)
-        loaded = load_function(session.client("lambda"), function, stand_ins.reach_map(found))
-        for name, pem in loaded.translation.ca_parameters.items():
-            stand_ins.store_ca_parameter(session.client("ssm"), name, pem)
+        loaded = self._load(session, function, found)
         self.report.translation = loaded.translation.mapped
-        self.report.logins = stand_ins.store_logins(
-            session.client("secretsmanager"), loaded.declared, found
-        )
         source_db = config.replication.source.database_name
         setup.legacy = LegacySide(env.source.dsn(dbname=source_db)).start()
         env.add_cleanup(setup.legacy.stop)
@@ -424,6 +420,48 @@ class Rehearsal:
             began,
             f"legacy on {setup.legacy.url}, AWS side on {setup.aws.url} (pid {setup.aws.pid})",
         )
+
+    def _load(
+        self, session: Any, function: str, found: dict[tuple[str, int], stand_ins.StandIn]
+    ) -> LoadedFunction:
+        """A function pointed at the stand-ins; the CA parameters it reads hold their CAs."""
+        loaded = load_function(session.client("lambda"), function, stand_ins.reach_map(found))
+        for name, pem in loaded.translation.ca_parameters.items():
+            stand_ins.store_ca_parameter(session.client("ssm"), name, pem)
+        return loaded
+
+    def _logins(
+        self,
+        env: RehearsalEnvironment,
+        session: Any,
+        config: PaymigConfig,
+        found: dict[tuple[str, int], stand_ins.StandIn],
+    ) -> None:
+        """The logins: the DBA's script on the source, the setup function on the target."""
+        began = time.monotonic()
+        rep = config.replication.source
+        secretsmanager = session.client("secretsmanager")
+        source = db_logins.SourceServer(env.source, rep.database_name, str(rep.host), rep.port)
+        lines = db_logins.prepare_source(source, secretsmanager, config.stack_name)
+        function = self._load(session, naming.db_setup_function(config.stack_name), found)
+        outcome = db_logins.run_setup(
+            function,
+            env.target,
+            sts=session.client("sts"),
+            secretsmanager=secretsmanager,
+            endpoint_url=env.moto.endpoint_url,
+            region=EMULATOR_REGION,
+            log_path=self.work / f"lambda-{function.spec.name}.log",
+        )
+        self.report.logins = lines + outcome.lines
+        self.report.setup_check = outcome.detail
+        detail = (
+            f"source: {len(lines)} login secrets stored (the DBA's script); "
+            f"target: the setup function {outcome.detail}"
+        )
+        self.step("database logins", outcome.ok, began, detail)
+        if not outcome.ok:
+            raise CommandFailedError(f"database logins: the setup function {outcome.detail}")
 
     def _start_aws_side(
         self, env: RehearsalEnvironment, session: Any, config: PaymigConfig, loaded: LoadedFunction
