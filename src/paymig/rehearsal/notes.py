@@ -47,9 +47,23 @@ STAND_INS = (
     "and draw answers by weight as Route 53 does. Health checks are not evaluated (the emulator "
     "runs no checkers): every record counts as healthy. The alias record's TTL (60 s for a load "
     "balancer on AWS) is taken as the configured record TTL, as for the legacy record.",
-    "Secrets: the operator's step of storing each login in the secret Terraform created is "
-    "played by the rehearsal (a login on the local server, admitted over TLS with its "
-    "password only).",
+    "Database logins (paymig.rehearsal.db_logins): on the source the DBA's step is played: "
+    "paymig's SQL (paymig.runtime.source_sql) as rendered, each user's password set as a SCRAM "
+    "verifier, each login stored in the secret Terraform created. On the target the setup "
+    "check's work is done by the db-setup function's own code (paymig.lambdas.db_setup.set_up) "
+    "in a Lambda execution environment under its role, logged in as the cluster's master from "
+    "its RDS-managed secret. Stand-ins there: the master is a superuser of the local server "
+    "(on Aurora, a member of rds_superuser), rds_replication and rds_superuser are plain "
+    "NOLOGIN roles, and the local servers have no pgaudit, so its two pgaudit statements are "
+    "skipped. Every login is admitted over TLS with its password only.",
+    "Deployment checks: the three aws_lambda_invocation resources wait on the cluster "
+    "instances, which the emulator never completes, so Terraform does not run them (and "
+    "moto's Lambda without Docker would only echo the payload back). The setup check's work "
+    "is done as above; the pre- and post-migration checks are not run: their gate, the "
+    "latest consistent validation, is the rehearsal's own validation, recorded in the audit "
+    "table the controller reads.",
+    "Secret rotation: not attempted (moto 5.2.5's RotateSecret fails on a secret without "
+    "a value); the rotation function is deployed but never invoked.",
     "The legacy (on-prem) API: a stand-in HTTP server recording payments with the payment API's "
     "own validation and SQL, directly on the source.",
 )
@@ -61,9 +75,9 @@ def stand_in_notes(report: RehearsalReport, scenario: Scenario) -> list[str]:
         *STAND_INS,
         f"Fault ({scenario.name}): {scenario.description}.",
         "Time is compressed by configuration only: no dwell between phases "
-        "(controller.dwell_minutes), a 10 s record TTL, and 10-second high-resolution alarm "
-        "periods (CloudWatch's own mechanism; real ALB metrics are 60-second, which is why prod "
-        "uses 60 s periods and the modelled prod path is longer).",
+        "(controller.dwell_minutes) and a 10 s record TTL (the modelled prod path counts the "
+        "load balancer alias's 60 s). The user-facing alarms use 10-second high-resolution "
+        "periods, as in prod.",
         f"{len(report.not_rehearsed)} resources the apply could not create are listed under "
         "Not rehearsed, with Terraform's error.",
     ]
