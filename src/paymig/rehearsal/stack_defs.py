@@ -6,9 +6,9 @@ create. Where the emulator can hold the
 resource through another route, the rehearsal creates it from the definition in
 ``cdk.tf.json``, with each Terraform reference resolved from the apply's state:
 
-- the composite alarm, when the apply could not create it (it depends on every metric
-  alarm, the DMS one included): through the emulator's PutCompositeAlarm, which
-  :mod:`paymig.local.moto_extensions` adds to moto;
+- the composite alarm, when the apply could not create it (it depends on the alarms it
+  watches): through the emulator's PutCompositeAlarm, which
+  :mod:`paymig.local.moto_extensions` adds to moto (Terraform uses the same route);
 - metric alarms that depend on the DMS task: with the task's resource id taken from the
   DMS task record the rehearsal created (it moves no data);
 - the dashboard: its body as synthesized, with the same resource id.
