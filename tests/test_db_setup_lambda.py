@@ -9,14 +9,13 @@ but the test's own superuser only over TLS with a SCRAM password; the handler re
 CA from (moto's) SSM and connects with ``verify-full``, exactly as on AWS.
 
 One substitution, and why: pgaudit is not installed on this machine, so the handler's
-``setup_aurora`` is called with ``aurora=False`` (which skips only ``CREATE EXTENSION
+work, ``set_up``, runs with ``aurora_server=False`` (which skips only ``CREATE EXTENSION
 pgaudit`` and the master's ``pgaudit.log``; the Aurora statements are checked in
 tests/test_logins.py). Everything else is the handler's own code.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -39,7 +38,6 @@ from paymig.local.postgres import LocalPostgres
 from paymig.local.tls import LocalCertificateAuthority
 from paymig.logins import login_for, logins_for
 from paymig.runtime.db_setup import DbSetupError
-from paymig.runtime.db_setup import setup_aurora as real_setup_aurora
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +57,7 @@ class Setup:
     master_password: str
 
     def run(self) -> dict[str, Any]:
-        result: dict[str, Any] = db_setup.handler({"check": "setup"}, None)
+        result: dict[str, Any] = db_setup.set_up(aurora_server=False)
         return result
 
     def value(self, client: str) -> dict[str, Any] | None:
@@ -153,10 +151,15 @@ def setup(
     }  # fmt: skip
     monkeypatch.setenv("PAYMIG_DB_AURORA", json.dumps(declaration))
     monkeypatch.setenv(db_setup.ENV_LOGIN_SECRETS, json.dumps(login_secrets))
-    monkeypatch.setattr(
-        db_setup, "setup_aurora", functools.partial(real_setup_aurora, aurora=False)
-    )
     yield Setup(server, ca, sm, login_secrets, master_password)
+
+
+def test_the_handler_sets_aurora_up_with_pgaudit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler is `set_up` as on Aurora; only this test's stand-in skips pgaudit."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(db_setup, "set_up", lambda **kwargs: calls.append(kwargs) or {})
+    assert db_setup.handler({"check": "setup"}, None) == {}
+    assert calls == [{}]  # the default: aurora_server=True
 
 
 def test_first_run_creates_the_logins_and_stores_their_secrets(

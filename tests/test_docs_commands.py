@@ -33,7 +33,7 @@ _PLACEHOLDER = re.compile(r"<[^<>\s][^<>]*>")
 SAMPLES = {
     "ENV": "prod", "PATH": "config/prod.yaml", "DIR": "cdktf.out", "DSN": "host=db.example",
     "T": "public.payments", "S.T": "public.payments", "N": "4", "S": "30", "PCT": "10",
-    "TEXT": "change-1234", "YYYY-MM": "2027-01", "X": "1.5", "PNG": "cost.png", "TPS": "5",
+    "TEXT": "change-1234", "NAME": "vpn-cut", "YYYY-MM": "2027-01", "X": "1.5", "PNG": "cost.png", "TPS": "5",
 }  # fmt: skip
 
 

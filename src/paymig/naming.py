@@ -71,6 +71,11 @@ def payment_api_function(stack_name: str) -> str:
     return f"{stack_name}-payment-api"
 
 
+def db_setup_function(stack_name: str) -> str:
+    """Name of the database setup function (the setup check Terraform invokes)."""
+    return f"{stack_name}-db-setup"
+
+
 # --------------------------------------------------------------------------- replication (DMS)
 
 

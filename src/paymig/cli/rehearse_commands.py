@@ -15,7 +15,15 @@ from rich.table import Table
 from rich.text import Text
 
 from paymig.rehearsal.report import RehearsalReport, summary_rows
-from paymig.rehearsal.run import DEFAULT_RATE, DEFAULT_ROWS, Display, Options, Rehearsal
+from paymig.rehearsal.run import (
+    DEFAULT_CLIENTS,
+    DEFAULT_RATE,
+    DEFAULT_ROWS,
+    Display,
+    Options,
+    Rehearsal,
+)
+from paymig.rehearsal.scenarios import DEFAULT_SCENARIO, SCENARIOS
 
 
 class RichDisplay(Display):
@@ -46,7 +54,7 @@ class RichDisplay(Display):
             ("step: ", "bold"), self.current, "\n",
             ("Route 53 weights: ", "bold"), weights, "   ",
             ("replication lag: ", "bold"), lag, "   ",
-            ("payments written: ", "bold"), str(self.written),
+            ("payments acknowledged: ", "bold"), str(self.written),
         )  # fmt: skip
         return Group(status, self.progress)
 
@@ -96,6 +104,7 @@ def print_summary(console: Console, report: RehearsalReport, workdir: Path) -> N
 
 
 def rehearse(
+    *,
     workdir: Annotated[
         Path, typer.Option("--workdir", help="Folder of the report, the timeline and the cache.")
     ] = Path("rehearsal"),
@@ -103,8 +112,25 @@ def rehearse(
         int, typer.Option("--rows", min=1, help="Payments in the seed dataset.")
     ] = DEFAULT_ROWS,
     rate: Annotated[
-        float, typer.Option("--rate", min=0.1, max=1000, help="Payments written per second.")
+        float, typer.Option("--rate", min=0.1, max=1000, help="Payments sent per second.")
     ] = DEFAULT_RATE,
+    clients: Annotated[
+        int,
+        typer.Option(
+            "--clients",
+            min=1,
+            max=10_000,
+            help="Virtual clients; each resolves the API name through DNS.",
+        ),
+    ] = DEFAULT_CLIENTS,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            "--scenario",
+            help="Fault to inject: "
+            + "; ".join(f"{name}: {item.description}" for name, item in sorted(SCENARIOS.items())),
+        ),
+    ] = DEFAULT_SCENARIO,
     keep: Annotated[
         bool,
         typer.Option("--keep", help="Keep the work files (state, logs, acknowledged ids)."),
@@ -113,7 +139,9 @@ def rehearse(
     """Rehearse the migration end to end on this machine; no AWS account needed."""
     console = Console()
     display = RichDisplay(console)
-    rehearsal = Rehearsal(Options(workdir=workdir, rows=rows, rate=rate, keep=keep), display)
+    options = Options(workdir=workdir, rows=rows, rate=rate, clients=clients, scenario=scenario,
+                      keep=keep)  # fmt: skip
+    rehearsal = Rehearsal(options, display)
     try:
         with display.live:
             report = rehearsal.run()

@@ -31,6 +31,7 @@ from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.lambda_invocation import LambdaInvocation
 from constructs import Construct
 
+from paymig import naming
 from paymig.config import PaymigConfig
 from paymig.infra.automation import PYTHON_RUNTIME, AutomationTier
 from paymig.infra.credentials import Credentials
@@ -117,7 +118,7 @@ class DeploymentChecks(Construct):
             self,
             "db-setup",
             FunctionProps(
-                function_name=f"{cfg.stack_name}-db-setup",
+                function_name=naming.db_setup_function(cfg.stack_name),
                 description="paymig: Aurora logins, grants, pgaudit and schema, during apply",
                 region=cfg.region,
                 account_id=props.account_id,

@@ -77,6 +77,15 @@ def store(client: Any, arn: str, value: Mapping[str, Any]) -> None:
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Set Aurora up; raise (failing the apply) unless every login checks out."""
     del event, context
+    return set_up()
+
+
+def set_up(*, aurora_server: bool = True) -> dict[str, Any]:
+    """The handler's work; ``aurora_server=False`` for a local stand-in without pgaudit.
+
+    :func:`paymig.runtime.db_setup.setup_aurora` skips the pgaudit statements then; the
+    rehearsal runs this under the function's own role against its local server.
+    """
     aurora = target("AURORA")
     secrets_client = boto3.client("secretsmanager")
     master = read_json_secret(secrets_client, aurora.secret_arn)
@@ -86,7 +95,7 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     secrets = login_secrets(os.environ)
     passwords, fresh = new_passwords(secrets_client, secrets)
     with psycopg.connect(**connect_kwargs(aurora, master, ca_file), autocommit=True) as conn:
-        report = setup_aurora(conn, passwords)
+        report = setup_aurora(conn, passwords, aurora=aurora_server)
     for client_name in fresh:
         login = login_for("aurora", client_name)
         store(secrets_client, secrets[client_name], {

@@ -2,7 +2,9 @@
 
 Started as a child process on a free loopback port with the settings the rehearsal
 needs: AWS managed IAM policies loaded, ACM certificates issued at once, and Lambda
-configured not to use Docker (no engine runs here).
+configured not to use Docker (no engine runs here). With ``extended=True`` it also
+answers the APIs :mod:`paymig.local.moto_extensions` adds (CloudWatch
+PutCompositeAlarm).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ EMULATOR_REGION = "us-east-2"
 class MotoServer:
     """A moto server child process bound to 127.0.0.1."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, extended: bool = False) -> None:
         """Describe the server; nothing starts until :meth:`start`."""
+        self.extended = extended
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -36,6 +39,11 @@ class MotoServer:
     def endpoint_url(self) -> str:
         """Base URL of the emulator, for boto3 and the Terraform provider."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def module(self) -> str:
+        """The module the server runs: moto's, or moto's with this project's extensions."""
+        return "paymig.local.moto_extensions" if self.extended else "moto.server"
 
     def client_environment(self) -> dict[str, str]:
         """Environment variables that point boto3 and the AWS CLI at the emulator."""
@@ -56,7 +64,7 @@ class MotoServer:
             "MOTO_ACM_VALIDATION_WAIT": "0",
         }
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", self.module, "-H", "127.0.0.1", "-p", str(self.port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -171,6 +171,21 @@ class LocalPostgres:
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory = None
 
+    def require_tls_password(self, user: str) -> None:
+        """Admit `user` only over TLS with its password (SCRAM); reload the server.
+
+        The cluster trusts loopback connections by default; these rules go first, so
+        they decide for `user` (pg_hba.conf: the first matching line wins).
+        """
+        if self.directory is None:
+            raise CommandFailedError(f"server {self.name!r} is not running: no pg_hba.conf")
+        hba = self.directory / "data" / "pg_hba.conf"
+        rules = (
+            f"hostssl all {user} 127.0.0.1/32 scram-sha-256\nhost all {user} 127.0.0.1/32 reject\n"
+        )
+        hba.write_text(rules + hba.read_text(encoding="utf-8"), encoding="utf-8")
+        self._run([_tool("pg_ctl"), "-D", str(self.directory / "data"), "reload"])
+
     def __enter__(self) -> LocalPostgres:
         """Start on entering a ``with`` block."""
         return self.start()
@@ -197,6 +212,13 @@ class LocalPostgres:
         """A libpq connection string for this server."""
         extra = "".join(f" {k}={v}" for k, v in params.items())
         return f"host=127.0.0.1 port={self.port} dbname={dbname} user={user}{extra}"
+
+    @property
+    def tls_root_file(self) -> Path:
+        """What a ``verify-full`` client names as ``sslrootcert``: the self-signed certificate."""
+        if self.directory is None or not self.ssl:
+            raise CommandFailedError(f"server {self.name!r} serves no TLS certificate")
+        return self.directory / "data" / "server.crt"
 
     @property
     def pid(self) -> int | None:

@@ -49,6 +49,14 @@ class DatasetCounts:
         return self.accounts + self.payments + self.refunds
 
 
+def create_database(admin_dsn: str, name: str) -> None:
+    """Create database `name` on the server of `admin_dsn` unless it exists."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 def count_rows(dsn: str) -> DatasetCounts:
     """Count the rows of the three tables."""
     counts = []

@@ -1,45 +1,48 @@
 """What the rehearsal does in the emulator besides Terraform's apply.
 
-- The hosted zone exists before the apply (the stack looks it up by id).
-- What the controller's gates read and the apply did not create is created here with
-  boto3, and listed in the report as such: alarms (moto implements no composite alarm,
-  so ``migration-health`` becomes a metric alarm of that name; the CDC latency alarm
-  needs the DMS task), the audit table and the alarm topic if missing, and the DMS task
-  whose CDC latency the gate reads (the emulator cannot create it through Terraform).
-- The CDC latency the gate reads is the replication lag measured on the local servers,
-  published under the DMS metric's name and dimensions.
-- The fault: alarms set to ALARM with ``set_alarm_state`` (moto evaluates no alarm from
-  metric data), and the SNS event AWS would deliver to the rollback Lambda, built from
-  the alarm as the emulator describes it (moto cannot run the Lambda).
+- Before the apply: the hosted zone (the stack looks it up by id), and a fixed seed for
+  the emulator's ids (so the synthesized stack, which names the zone, stays the same).
+- After the apply: the DMS task record the gates and the CDC alarm name (the emulator
+  cannot run DMS; the record moves no data), then the resources the apply could not
+  create but the emulator can hold, from their synthesized definitions
+  (:mod:`paymig.rehearsal.stack_defs`).
+- During the run: the measured replication lag, published as the DMS CDC latency.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
-import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from paymig.config import PaymigConfig
 from paymig.errors import CommandFailedError
 from paymig.naming import (
-    ALARM_METRICS,
-    AUDIT_PARTITION_KEY,
-    AUDIT_SORT_KEY,
     CDC_LATENCY_METRIC,
     CDC_LATENCY_NAMESPACE,
-    alarm_names,
-    alarm_topic_name,
-    audit_table_name,
     cdc_latency_dimensions,
-    composite_alarm_name,
     dms_task_identifier,
 )
+from paymig.rehearsal.delivery import CompositeDefinition
+from paymig.rehearsal.stack_defs import (
+    Resolver,
+    composite_definition,
+    dashboard_metrics,
+    metric_alarm_request,
+    put_composite,
+    resources_of,
+    state_attributes,
+)
 
-#: Region name AWS prints in alarm notification subjects.
-REGION_NAMES = {"us-east-2": "US East (Ohio)", "us-east-1": "US East (N. Virginia)"}
+_TASK_ID_LOCAL = re.compile(
+    r'^\$\{element\(split\(":",\s*(aws_dms_replication_task\.[A-Za-z0-9_-]+)'
+    r"\.replication_task_arn\),\s*6\)\}$"
+)
 
 
 def seed(endpoint_url: str, value: int = 13) -> None:
@@ -67,95 +70,97 @@ def create_hosted_zone(route53: Any, name: str, attempts: int = 2000) -> str:
     raise CommandFailedError("the emulator never produced a hosted zone id starting with Z")
 
 
-@dataclass(frozen=True)
-class GateInputs:
-    """What exists for the gates, and which of it the rehearsal had to create."""
-
-    created_by_rehearsal: list[str]
-    dms_task_resource_id: str
-    topic_arn: str
-
-
-def _alarm_exists(cloudwatch: Any, names: list[str]) -> set[str]:
-    """Names among `names` of alarms that exist (metric or composite)."""
-    found = cloudwatch.describe_alarms(AlarmNames=names)
-    return {a["AlarmName"] for a in found.get("MetricAlarms", [])} | {
-        a["AlarmName"] for a in found.get("CompositeAlarms", [])
-    }
-
-
-def provision_gate_inputs(session: Any, config: PaymigConfig) -> GateInputs:
-    """Create what the gates and the rollback read, unless the apply created it."""
-    stack = config.stack_name
-    created: list[str] = []
-    sns = session.client("sns")
-    topic_name = alarm_topic_name(stack)
-    topics = [t["TopicArn"] for t in sns.list_topics().get("Topics", [])]
-    topic = next((t for t in topics if t.rsplit(":", 1)[-1] == topic_name), None)
-    if topic is None:
-        topic = sns.create_topic(Name=topic_name)["TopicArn"]
-        created.append(f"SNS topic {topic_name}")
-    cloudwatch = session.client("cloudwatch")
-    names = list(alarm_names(stack))
-    existing = _alarm_exists(cloudwatch, names)
-    for metric, name in zip((*ALARM_METRICS, None), names, strict=True):
-        if name in existing:
-            continue
-        # Thresholds from config where the alarm has one; the composite watches nothing.
-        settings = config.observability.alarms.get(metric) if metric else None  # type: ignore[call-overload]
-        cloudwatch.put_metric_alarm(
-            AlarmName=name,
-            AlarmDescription="created by paymig rehearse: the apply did not create it",
-            Namespace="Paymig/Rehearsal",
-            MetricName=metric or "MigrationHealth",
-            Statistic="Maximum",
-            Period=settings.period_seconds if settings else 60,
-            EvaluationPeriods=settings.evaluation_periods if settings else 1,
-            Threshold=settings.threshold if settings else 0.0,
-            ComparisonOperator="GreaterThanThreshold",
-            # The composite's stand-in notifies the alarm topic as the composite does (the
-            # controller's `armed` gate checks it); moto never runs alarm actions.
-            ActionsEnabled=metric is None,
-            AlarmActions=[topic] if metric is None else [],
-        )
-        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="rehearsal start")
-        created.append(f"CloudWatch alarm {name}")
-    dynamodb = session.client("dynamodb")
-    table = audit_table_name(stack)
-    if table not in dynamodb.list_tables().get("TableNames", []):
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": AUDIT_PARTITION_KEY, "KeyType": "HASH"},
-                {"AttributeName": AUDIT_SORT_KEY, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": AUDIT_PARTITION_KEY, "AttributeType": "S"},
-                {"AttributeName": AUDIT_SORT_KEY, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        created.append(f"DynamoDB audit table {table}")
+def dms_task_record(session: Any, config: PaymigConfig) -> str:
+    """The DMS task's resource id; its record is created if the apply did not create it."""
     dms = session.client("dms")
-    task_id = dms_task_identifier(stack)
+    task_id = dms_task_identifier(config.stack_name)
     tasks = dms.describe_replication_tasks(
         Filters=[{"Name": "replication-task-id", "Values": [task_id]}]
     ).get("ReplicationTasks", [])
     if tasks:
-        arn = str(tasks[0]["ReplicationTaskArn"])
-    else:
-        account = session.client("sts").get_caller_identity()["Account"]
-        base = f"arn:aws:dms:{config.region}:{account}"
-        arn = dms.create_replication_task(
-            ReplicationTaskIdentifier=task_id,
-            SourceEndpointArn=f"{base}:endpoint:rehearsal-source",
-            TargetEndpointArn=f"{base}:endpoint:rehearsal-target",
-            ReplicationInstanceArn=f"{base}:rep:rehearsal-instance",
-            MigrationType="full-load-and-cdc",
-            TableMappings=json.dumps({"rules": []}),
-        )["ReplicationTask"]["ReplicationTaskArn"]
-        created.append(f"DMS replication task {task_id} (record only: it moves no data)")
-    return GateInputs(created, str(arn).rsplit(":", 1)[-1], str(topic))
+        return str(tasks[0]["ReplicationTaskArn"]).rsplit(":", 1)[-1]
+    account = session.client("sts").get_caller_identity()["Account"]
+    base = f"arn:aws:dms:{config.region}:{account}"
+    arn = dms.create_replication_task(
+        ReplicationTaskIdentifier=task_id,
+        SourceEndpointArn=f"{base}:endpoint:rehearsal-source",
+        TargetEndpointArn=f"{base}:endpoint:rehearsal-target",
+        ReplicationInstanceArn=f"{base}:rep:rehearsal-instance",
+        MigrationType="full-load-and-cdc",
+        TableMappings=json.dumps({"rules": []}),
+    )["ReplicationTask"]["ReplicationTaskArn"]
+    return str(arn).rsplit(":", 1)[-1]
+
+
+def task_locals(document: Mapping[str, Any], task_resource_id: str) -> dict[str, str]:
+    """Values of the locals that take the DMS task's resource id from its ARN."""
+    return {
+        name: task_resource_id
+        for name, text in document.get("locals", {}).items()
+        if isinstance(text, str) and _TASK_ID_LOCAL.match(text)
+    }
+
+
+@dataclass
+class CompletedStack:
+    """What the rehearsal created from definitions, and the composite it stands for."""
+
+    created: list[str] = field(default_factory=list)
+    composite: CompositeDefinition | None = None
+    dashboard_body: dict[str, Any] | None = None
+
+
+def complete_stack(
+    session: Any,
+    document: Mapping[str, Any],
+    *,
+    state_path: Path,
+    not_rehearsed: Mapping[str, str],
+    task_resource_id: str,
+    config: PaymigConfig,
+) -> CompletedStack:
+    """Create the alarms, the composite and the dashboard the apply could not create."""
+    resolver = Resolver(state_attributes(state_path), task_locals(document, task_resource_id))
+    cloudwatch = session.client("cloudwatch")
+    done = CompletedStack()
+    account = session.client("sts").get_caller_identity()["Account"]
+    for address, body in resources_of(document, "aws_cloudwatch_metric_alarm").items():
+        if address in not_rehearsed:
+            cloudwatch.put_metric_alarm(**metric_alarm_request(resolver.value(body)))
+            done.created.append(f"CloudWatch alarm {body['alarm_name']} ({address})")
+    for address, body in resources_of(document, "aws_cloudwatch_composite_alarm").items():
+        definition = composite_definition(resolver.value(body), account, config.region)
+        done.composite = definition
+        if address in not_rehearsed:
+            put_composite(cloudwatch, definition)
+            done.created.append(
+                f"CloudWatch composite alarm {definition.name} ({address}), through the "
+                "emulator's PutCompositeAlarm (paymig.local.moto_extensions)"
+            )
+    for address, body in resources_of(document, "aws_cloudwatch_dashboard").items():
+        resolved = resolver.value(body)
+        done.dashboard_body = json.loads(resolved["dashboard_body"])
+        if address in not_rehearsed:
+            cloudwatch.put_dashboard(
+                DashboardName=resolved["dashboard_name"], DashboardBody=resolved["dashboard_body"]
+            )
+            done.created.append(f"CloudWatch dashboard {resolved['dashboard_name']} ({address})")
+    return done
+
+
+def dashboard_coverage(cloudwatch: Any, body: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Which of the dashboard's metrics received data in the emulator, and which did not."""
+    coverage: dict[str, list[str]] = {"with data": [], "without data": []}
+    for namespace, name, dims in dashboard_metrics(body):
+        found = cloudwatch.list_metrics(
+            Namespace=namespace, MetricName=name,
+            Dimensions=[{"Name": k, "Value": v} for k, v in dims],
+        ).get("Metrics", [])  # fmt: skip
+        wanted = sorted(dims)
+        hit = any(sorted((d["Name"], d["Value"]) for d in m["Dimensions"]) == wanted for m in found)
+        label = f"{namespace} {name} " + ",".join(f"{k}={v}" for k, v in dims)
+        coverage["with data" if hit else "without data"].append(label.strip())
+    return coverage
 
 
 def publish_cdc_latency(
@@ -187,81 +192,4 @@ def read_weights(route53: Any, zone_id: str, record_name: str) -> dict[str, int]
         str(r["SetIdentifier"]): int(r["Weight"])
         for r in records
         if "SetIdentifier" in r and str(r["Name"]).rstrip(".") + "." == wanted
-    }
-
-
-def alarm_state(cloudwatch: Any, name: str) -> dict[str, Any] | None:
-    """The alarm as CloudWatch describes it, or None."""
-    found = cloudwatch.describe_alarms(AlarmNames=[name])
-    alarms = found.get("MetricAlarms", []) + found.get("CompositeAlarms", [])
-    return alarms[0] if alarms else None
-
-
-def inject_fault(cloudwatch: Any, config: PaymigConfig, reason: str) -> list[str]:
-    """Drive the 5xx-rate alarm and the migration-health alarm to ALARM."""
-    stack = config.stack_name
-    names = [f"{stack}-5xx-rate", composite_alarm_name(stack)]
-    for name in names:
-        cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason)
-    return names
-
-
-def alarm_sns_event(
-    alarm: dict[str, Any], *, topic_arn: str, message_id: str, region: str, old_state: str
-) -> dict[str, Any]:
-    """The SNS event Lambda receives for an alarm's state change, as AWS delivers it."""
-    changed = alarm.get("StateUpdatedTimestamp") or datetime.now(UTC)
-    changed_text = changed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
-    account = topic_arn.split(":")[4]
-    message = {
-        "AlarmName": alarm["AlarmName"],
-        "AlarmDescription": alarm.get("AlarmDescription"),
-        "AWSAccountId": account,
-        "AlarmConfigurationUpdatedTimestamp": changed_text,
-        "NewStateValue": alarm["StateValue"],
-        "NewStateReason": alarm.get("StateReason", ""),
-        "StateChangeTime": changed_text,
-        "Region": REGION_NAMES.get(region, region),
-        "AlarmArn": alarm.get("AlarmArn"),
-        "OldStateValue": old_state,
-        "OKActions": alarm.get("OKActions", []),
-        "AlarmActions": alarm.get("AlarmActions", []),
-        "InsufficientDataActions": alarm.get("InsufficientDataActions", []),
-        "Trigger": {
-            "MetricName": alarm.get("MetricName"),
-            "Namespace": alarm.get("Namespace"),
-            "StatisticType": "Statistic",
-            "Statistic": str(alarm.get("Statistic", "")).upper(),
-            "Unit": None,
-            "Dimensions": alarm.get("Dimensions", []),
-            "Period": alarm.get("Period"),
-            "EvaluationPeriods": alarm.get("EvaluationPeriods"),
-            "ComparisonOperator": alarm.get("ComparisonOperator"),
-            "Threshold": alarm.get("Threshold"),
-            "TreatMissingData": alarm.get("TreatMissingData", "missing"),
-        },
-    }
-    subject = f'ALARM: "{alarm["AlarmName"]}" in {REGION_NAMES.get(region, region)}'
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return {
-        "Records": [
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": f"{topic_arn}:{uuid.uuid4()}",
-                "Sns": {
-                    "Type": "Notification",
-                    "MessageId": message_id,
-                    "TopicArn": topic_arn,
-                    "Subject": subject[:100],
-                    "Message": json.dumps(message),
-                    "Timestamp": now,
-                    "SignatureVersion": "1",
-                    "Signature": "",
-                    "SigningCertUrl": "",
-                    "UnsubscribeUrl": "",
-                    "MessageAttributes": {},
-                },
-            }
-        ]
     }

@@ -75,11 +75,11 @@ def still_alive(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
 
 @dataclass
 class RehearsalEnvironment:
-    """moto server plus the "source" (on-prem, TLS) and "target" (Aurora) PostgreSQL."""
+    """moto server plus the "source" (on-prem) and "target" (Aurora) PostgreSQL, both TLS."""
 
-    moto: MotoServer = field(default_factory=MotoServer)
+    moto: MotoServer = field(default_factory=lambda: MotoServer(extended=True))
     source: LocalPostgres = field(default_factory=lambda: LocalPostgres("source", ssl=True))
-    target: LocalPostgres = field(default_factory=lambda: LocalPostgres("target"))
+    target: LocalPostgres = field(default_factory=lambda: LocalPostgres("target", ssl=True))
     processes: list[StartedProcess] = field(default_factory=list)
     _stack: ExitStack | None = None
     _previous: dict[int, Any] = field(default_factory=dict)

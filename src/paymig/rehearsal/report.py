@@ -1,7 +1,7 @@
 """The rehearsal's results: ``report.json`` for machines and ``report.md`` for people.
 
-Every figure here was measured during the run, except the rollback budget, which is
-the controller's worst-case model computed from the configuration (and says so).
+Every figure here was measured during the run, except the modelled paths, which are the
+controller's rollback budget computed from a configuration (and say so).
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ class StepResult:
 
 
 @dataclass
-class RehearsalReport:
+class RehearsalReport:  # one flat record of the run, so the JSON stays easy to read
     """Everything the rehearsal measured."""
 
     started_at: str
     rows: int
     rate: float
+    clients: int = 0
+    scenario: str = ""
     outcome: str = "incomplete"
     failure: str | None = None
     total_seconds: float = 0.0
@@ -41,32 +43,42 @@ class RehearsalReport:
     resources_created: int | None = None
     not_rehearsed: dict[str, str] = field(default_factory=dict)
     created_by_rehearsal: list[str] = field(default_factory=list)
+    dashboard_coverage: dict[str, list[str]] = field(default_factory=dict)
     # data
     dataset: dict[str, int] = field(default_factory=dict)
     dataset_seconds: float | None = None
     preflight_passed: bool | None = None
     preflight_checks: list[dict[str, Any]] = field(default_factory=list)
     initial_copy_seconds: float | None = None
+    # the two sides
+    sides: dict[str, str] = field(default_factory=dict)
+    translation: list[str] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
+    setup_check: str | None = None  # the setup function's run against the target
     # migration
     steps: list[StepResult] = field(default_factory=list)
-    validation_seconds: float | None = None
-    validation_consistent: bool | None = None
-    fault_detect_seconds: float | None = None
-    rollback_handler_seconds: float | None = None
-    fault_to_restored_seconds: float | None = None
-    rollback_result: dict[str, Any] = field(default_factory=dict)
-    rollback_budget: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    final_validation: dict[str, Any] = field(default_factory=dict)
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    fault_path: dict[str, Any] = field(default_factory=dict)
+    modelled_prod: list[dict[str, Any]] = field(default_factory=list)
+    modelled_rehearsal: list[dict[str, Any]] = field(default_factory=list)
+    alarms_evaluated: dict[str, str] = field(default_factory=dict)
+    alarms_not_evaluated: dict[str, str] = field(default_factory=dict)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    rollback: dict[str, Any] = field(default_factory=dict)
     final_weights: dict[str, int] = field(default_factory=dict)
     catch_up_seconds: float | None = None
-    final_validation_seconds: float | None = None
-    final_validation_consistent: bool | None = None
-    final_validation_tables: list[dict[str, Any]] = field(default_factory=list)
+    max_lag_seconds: float | None = None
     # payments
-    payments_written: int | None = None
+    requests: int | None = None
+    payments_acknowledged: int | None = None
     payments_found: int | None = None
     payments_lost: int | None = None
-    load_errors: int | None = None
-    max_lag_seconds: float | None = None
+    payments_failed_to_clients: int | None = None
+    payments_recorded_unacknowledged: int | None = None
+    payments_reconciliation: str = ""
     # processes
     processes: list[dict[str, Any]] = field(default_factory=list)
     processes_still_running: list[dict[str, Any]] = field(default_factory=list)
@@ -85,9 +97,9 @@ class RehearsalReport:
         return json_path, md_path
 
 
-def _cell(text: str) -> str:
+def _cell(text: Any) -> str:
     """Text safe inside a Markdown table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def _s(value: float | None) -> str:
@@ -95,99 +107,185 @@ def _s(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.1f} s"
 
 
-def _verdict(value: bool | None) -> str:
-    """A validation verdict."""
-    return {True: "consistent", False: "NOT consistent", None: "not run"}[value]
+def _step(report: RehearsalReport, name: str) -> float | None:
+    """A measured step of the fault's path."""
+    for step in report.fault_path.get("steps", []):
+        if step["name"] == name or step["name"].startswith(name):
+            value: float | None = step["seconds"]
+            return value
+    return None
 
 
 def summary_rows(report: RehearsalReport) -> list[tuple[str, str]]:
     """The headline figures, shared by the terminal summary and the Markdown."""
-    budget = report.rollback_budget
     deploy = None
     if report.synth_seconds is not None and report.apply_seconds is not None:
         deploy = report.synth_seconds + report.apply_seconds
     synth = "reused" if report.synth_cached else _s(report.synth_seconds)
+    shares = "; ".join(
+        f"{p['phase']}: weight {p['aws_weight']}, measured "
+        + ("-" if p["aws_share"] is None else f"{p['aws_share']:g}")
+        + f" ({p['requests']} req)"
+        for p in report.phases
+    )
+    rollback = report.rollback
     return [
         ("outcome", report.outcome + (f": {report.failure}" if report.failure else "")),
         ("deploy (synth + terraform apply)", f"{_s(deploy)} (synth {synth}, apply "
          f"{_s(report.apply_seconds)} in {report.apply_rounds or 0} round(s))"),
         ("resources created in the emulator",
-         f"{report.resources_created} of {report.resources_total} "
-         f"({len(report.not_rehearsed)} not rehearsed)"),
-        ("time to detect the fault", _s(report.fault_detect_seconds)),
-        ("fault -> weights restored", _s(report.fault_to_restored_seconds)),
-        ("rollback handler run (controller's own time)", _s(report.rollback_handler_seconds)),
-        ("modelled real-world rollback budget (from config)",
-         f"{budget.get('total_seconds', '?')} s worst case, "
-         f"{budget.get('fastest_signal_seconds', '?')} s via the fastest alarm "
-         f"(limit {budget.get('limit_seconds', '?')} s)" if budget else "not computed"),
-        ("validation", f"{_s(report.validation_seconds)}, "
-         f"{_verdict(report.validation_consistent)}"),
-        ("final validation", f"{_s(report.final_validation_seconds)}, "
-         f"{_verdict(report.final_validation_consistent)}"),
+         f"{report.resources_created} of {report.resources_total} by Terraform "
+         f"({len(report.not_rehearsed)} not; {len(report.created_by_rehearsal)} of those "
+         "created from their definitions)"),
+        ("share of requests on AWS (%), settled", shares or "not measured"),
+        ("fault", report.scenario),
+        ("fault -> first bad answer", _s(_step(report, "fault -> first"))),
+        ("-> alarm ALARM", _s(_step(report, "first"))
+         + (f" ({report.fault_path.get('fired')})" if report.fault_path.get("fired") else "")),
+        ("-> composite ALARM", _s(_step(report, "alarm -> composite"))),
+        ("-> handler start", _s(_step(report, "composite -> handler"))),
+        ("-> weights restored", _s(_step(report, "handler start ->"))),
+        ("-> last request served by AWS", _s(_step(report, "weights restored ->"))),
+        ("fault -> weights restored", _s(_step(report, "fault -> weights"))),
+        ("rollback handler", f"{rollback.get('result', 'not run')} as "
+         f"{rollback.get('principal', '?')}; {rollback.get('calls', 0)} AWS calls authorized, "
+         f"{len(rollback.get('denied', []))} denied" if rollback else "not run"),
+        ("validation (load running)", report.validation.get("summary", "not run")),
+        ("final validation", report.final_validation.get("summary", "not run")),
         ("final weights (Route 53)", ", ".join(f"{k} {v}" for k, v in
                                                sorted(report.final_weights.items())) or "?"),
-        ("payments written / found / lost",
-         f"{report.payments_written} / {report.payments_found} / {report.payments_lost}"),
+        ("payments acknowledged / found / lost",
+         f"{report.payments_acknowledged} / {report.payments_found} / {report.payments_lost}"),
+        ("payments failed to clients (all / during the fault)",
+         f"{report.payments_failed_to_clients} / {report.fault_path.get('failed_to_clients')}"),
     ]  # fmt: skip
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+
+
+def _path_section(report: RehearsalReport) -> list[str]:
+    lines = ["", "## The fault's path", "",
+             f"Scenario `{report.scenario}`. Measured in this run beside the controller's "
+             "budget model (`budget_from_config`) for this configuration and for prod "
+             "(detection: the alarm that fired, period x datapoints to alarm).", ""]  # fmt: skip
+    rows = [[s["name"], _s(s["seconds"]), s["detail"]] for s in report.fault_path.get("steps", [])]
+    lines += _table(["measured step", "seconds", "what"], rows)
+    model = {s["name"]: s for s in report.modelled_prod}
+    rehearsal = {s["name"]: s for s in report.modelled_rehearsal}
+    rows = [[name, rehearsal.get(name, {}).get("seconds", "?"), step["seconds"], step["detail"]]
+            for name, step in model.items()]  # fmt: skip
+    lines += ["", *_table(["modelled step", "rehearsal config (s)", "prod (s)", "detail"], rows)]
+    return lines
+
+
+def _alarm_section(report: RehearsalReport) -> list[str]:
+    lines = ["", "## Alarms", "", "Evaluated from the metrics in the emulator's CloudWatch:", ""]
+    lines += [f"- `{name}`: {what}" for name, what in report.alarms_evaluated.items()]
+    if report.alarms_not_evaluated:
+        lines += ["", "Not evaluated (their state stays as the emulator holds it):", ""]
+        lines += [f"- `{name}`: {why}" for name, why in report.alarms_not_evaluated.items()]
+    rows = [[f"{t['at']:.1f}", t["alarm"], f"{t['old']} -> {t['new']}", t["reason"]]
+            for t in report.transitions]  # fmt: skip
+    lines += ["", *_table(["t (s)", "alarm", "change", "reason"], rows)]
+    rows = [
+        [f"{d['at']:.1f}", d["source"], d["topic"].rsplit(":", 1)[-1], d["protocol"],
+         d["endpoint"].rsplit(":", 1)[-1], "yes" if d["matched"] else "no", d["detail"],
+         d.get("outcome", "")]
+        for d in report.deliveries
+    ]  # fmt: skip
+    if rows:
+        lines += ["", "Notifications delivered (SNS filter semantics):", ""]
+        headers = ["t (s)", "published by", "topic", "protocol", "endpoint", "matched", "filter",
+                   "function's result"]  # fmt: skip
+        lines += _table(headers, rows)
+    return lines
+
+
+def _source_payments(report: RehearsalReport) -> str:
+    """The payments the final validation counted in the source."""
+    for table in report.final_validation.get("tables", []):
+        if table["table"].endswith(".payments"):
+            return str(table["source_rows"])
+    return "not counted"
 
 
 def render_markdown(report: RehearsalReport, timeline_png: Path | None) -> str:
     """The report as Markdown."""
     lines = [
-        "# paymig rehearsal report",
-        "",
-        f"Started {report.started_at}; {report.rows} seed payments; load {report.rate:g} "
-        f"payments/s; total {report.total_seconds:.1f} s.",
-        "",
-        "Every figure below was measured during this run, except the rollback budget, which "
-        "is the controller's worst-case model computed from the configuration.",
-        "",
-        "## Summary",
-        "",
-        "| figure | value |",
-        "|---|---|",
-    ]
-    lines += [f"| {name} | {value} |" for name, value in summary_rows(report)]
-    lines += ["", "## Steps", "", "| step | result | seconds | detail |", "|---|---|---|---|"]
-    for step in report.steps:
-        lines.append(
-            f"| {step.name} | {'ok' if step.ok else 'FAILED'} | {step.seconds:.1f} | "
-            f"{_cell(step.detail)} |"
-        )
+        "# paymig rehearsal report", "",
+        f"Started {report.started_at}; {report.rows} seed payments; {report.clients} virtual "
+        f"clients sending {report.rate:g} payments/s; total {report.total_seconds:.1f} s.", "",
+        "Every figure below was measured during this run, except the modelled steps, which "
+        "are the controller's budget model computed from a configuration.", "",
+        "## Summary", "",
+    ]  # fmt: skip
+    lines += _table(["figure", "value"], [list(row) for row in summary_rows(report)])
+    lines += ["", "## The two sides", ""] + [f"- **{k}**: {v}" for k, v in report.sides.items()]
+    lines += [f"- {line}" for line in report.translation + report.logins]
+    if report.setup_check:
+        lines.append(f"- the setup function (Aurora logins, grants, schema): {report.setup_check}")
+    lines += ["", "## Traffic per phase", ""]
+    lines += ["Settled: sent once the change was older than the record's TTL plus the "
+              "clients' view's refresh (0.5 s); before that, clients may hold the previous "
+              "answer (the transition).", ""]  # fmt: skip
+    lines += _table(["phase", "aws weight", "requests settled", "measured aws %",
+                     "requests in the transition"],
+                    [[p["phase"], p["aws_weight"], p["requests"], p["aws_share"],
+                      p["transition_requests"]] for p in report.phases])  # fmt: skip
+    lines += _path_section(report)
+    lines += _alarm_section(report)
+    for title, result in (("Validation (load running)", report.validation),
+                          ("Final validation", report.final_validation)):  # fmt: skip
+        if result:
+            lines += ["", f"## {title}", ""] + [f"- {x}" for x in result.get("explanation", [])]
+    lines += ["", "## Payments", "",
+              f"- {report.requests} requests sent; {report.payments_acknowledged} acknowledged "
+              f"(2xx with a payment id), {report.payments_found} of them in the target, "
+              f"{report.payments_lost} lost.",
+              f"- {report.payments_failed_to_clients} answered with an error or not at all "
+              f"(never acknowledged); the source recorded "
+              f"{report.payments_recorded_unacknowledged} of them anyway (the answer was lost "
+              "after the commit).",
+              f"- {report.payments_reconciliation}; the final validation counted "
+              f"{_source_payments(report)} in the source."]  # fmt: skip
+    lines += ["", "## Steps", ""]
+    lines += _table(["step", "result", "seconds", "detail"],
+                    [[s.name, "ok" if s.ok else "FAILED", f"{s.seconds:.1f}", s.detail]
+                     for s in report.steps])  # fmt: skip
     lines += ["", "## Not rehearsed", ""]
     if report.not_rehearsed:
-        lines += [
-            "The emulator could not create these resources; they (and what depends on them) "
-            "were left out of the apply, and nothing here claims they work:",
-            "",
-            "| resource | error |",
-            "|---|---|",
-        ]
-        for address, error in report.not_rehearsed.items():
-            lines.append(f"| `{address}` | {_cell(error)} |")
+        lines += ["The apply could not create these resources (nor what depends on them):", ""]
+        lines += _table(["resource", "error"],
+                        [[f"`{a}`", e] for a, e in report.not_rehearsed.items()])  # fmt: skip
     else:
         lines.append("Nothing: every resource of the stack was created in the emulator.")
-    lines += ["", "## Stand-ins", ""]
-    lines += [f"- {note}" for note in report.notes]
     if report.created_by_rehearsal:
+        lines += ["", "Created by the rehearsal from their synthesized definitions:", ""]
+        lines += [f"- {item}" for item in report.created_by_rehearsal]
+    if report.dashboard_coverage:
+        cover = report.dashboard_coverage
         lines += [
-            "- Created in the emulator by the rehearsal with boto3, because the apply did not "
-            "create them (see Not rehearsed) and the controller's gates and rollback read them:",
+            "",
+            f"Dashboard metrics with data in the emulator: "
+            f"{len(cover.get('with data', []))} of "
+            f"{len(cover.get('with data', [])) + len(cover.get('without data', []))}",
+            "",
         ]
-        lines += [f"  - {item}" for item in report.created_by_rehearsal]
+        lines += [f"- with data: {m}" for m in cover.get("with data", [])]
+        lines += [f"- no data (no stand-in publishes it): {m}"
+                  for m in cover.get("without data", [])]  # fmt: skip
+    lines += ["", "## Stand-ins", ""] + [f"- {note}" for note in report.notes]
     if report.preflight_checks:
-        lines += ["", "## Preflight", "", "| check | ok | detail |", "|---|---|---|"]
-        for check in report.preflight_checks:
-            lines.append(f"| {check['name']} | {check['ok']} | {check['detail']} |")
-    if report.rollback_budget:
-        lines += ["", "## Rollback budget (modelled from config)", ""]
-        lines += ["| step | seconds | detail |", "|---|---|---|"]
-        for step in report.rollback_budget.get("steps", []):
-            lines.append(f"| {step['name']} | {step['seconds']} | {step['detail']} |")
+        lines += ["", "## Preflight", ""]
+        lines += _table(
+            ["check", "ok", "detail"],
+            [[c["name"], c["ok"], c["detail"]] for c in report.preflight_checks],
+        )
     lines += ["", "## Processes", ""]
-    for proc in report.processes:
-        lines.append(f"- {proc['name']}: pid {proc['pid']}")
+    lines += [f"- {proc['name']}: pid {proc['pid']}" for proc in report.processes]
     still = report.processes_still_running
     lines.append("- all stopped at the end" if not still else f"- STILL RUNNING: {still}")
     if timeline_png is not None:
