@@ -111,7 +111,7 @@ def test_relations_gate_fails_naming_both_resources(
     doc = copy.deepcopy(prod_tf)
     for body in doc["resource"]["aws_kms_key"].values():
         if body["//"]["metadata"]["path"].endswith("/automation/key/key"):
-            body["policy"] = body["policy"].replace("/aws/lambda/paymig-prod-validation", "/x")
+            body["policy"] = body["policy"].replace('/aws/lambda/paymig-prod-validation"', '/x"')
     stack = tmp_path / "cdk.tf.json"
     stack.write_text(json.dumps(doc))
     with pytest.raises(CommandFailedError) as info:

@@ -184,7 +184,7 @@ def test_security_group_admits_exactly_its_clients_on_5432(prod_tf: dict[str, An
     }
     clients = [
         "/app/api/sg", "/checks/db-setup/sg", "/checks/validation/sg",
-        "/credentials/rotation/sg", "/replication/security-group",
+        "/credentials/rotation/sg", "/replication/security-group", "/validation/function/sg",
     ]  # fmt: skip
     expected = {
         ref("aws_security_group", by_path(prod_tf, "aws_security_group", c)[0]) for c in clients

@@ -29,6 +29,7 @@ NAMED: dict[str, str] = {
     "aws_cloudwatch_log_group": "name",
     "aws_cloudwatch_log_metric_filter": "name",
     "aws_cloudwatch_event_rule": "name",
+    "aws_sfn_state_machine": "name",
     "aws_secretsmanager_secret": "name",
     "aws_ssm_parameter": "name",
     "aws_kms_alias": "name",

@@ -140,7 +140,7 @@ GATEWAY_SERVICES = ["dynamodb", "s3"]
 #: Every VPC client of the stack, by the name its endpoint ingress rule carries.
 VPC_CLIENTS = [
     "dms", "paymig-prod-db-setup", "paymig-prod-payment-api", "paymig-prod-rollback",
-    "paymig-prod-rotation", "paymig-prod-validation",
+    "paymig-prod-rotation", "paymig-prod-validation", "paymig-prod-validation-job",
 ]  # fmt: skip
 
 
@@ -212,6 +212,7 @@ def test_endpoint_security_group_admits_exactly_the_vpc_clients_on_443(
         "paymig-prod-rollback": "/automation/rollback/sg",
         "paymig-prod-rotation": "/credentials/rotation/sg",
         "paymig-prod-validation": "/checks/validation/sg",
+        "paymig-prod-validation-job": "/validation/function/sg",
     }
     for client, suffix in client_groups.items():
         rule = ingress[client]

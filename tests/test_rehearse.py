@@ -119,20 +119,31 @@ def test_override_points_every_service_at_the_emulator_with_a_local_backend(tmp_
     assert data["terraform"] == {"backend": {"local": {"path": str(tmp_path / "state.tfstate")}}}
 
 
-def test_every_service_of_the_stack_has_an_endpoint() -> None:
-    """Each Terraform type's service (its prefix) is pointed at the emulator."""
-    prefixes = {
-        "acm": "acm", "appautoscaling": "appautoscaling", "cloudwatch": "cloudwatch",
-        "db": "rds", "default": "ec2", "customer": "ec2", "dms": "dms", "ecr": "ecr",
-        "eip": "ec2", "flow": "ec2", "iam": "iam", "internet": "ec2", "kms": "kms",
-        "lambda": "lambda", "lb": "elbv2", "nat": "ec2", "rds": "rds", "route": "ec2",
-        "route53": "route53", "s3": "s3", "secretsmanager": "secretsmanager",
-        "security": "ec2", "sns": "sns", "sqs": "sqs", "subnet": "ec2", "vpc": "ec2",
-        "vpn": "ec2", "wafv2": "wafv2",
-    }  # fmt: skip
-    for service in prefixes.values():
-        assert service in EMULATOR_SERVICES
-    assert "cloudwatchlogs" in EMULATOR_SERVICES  # aws_cloudwatch_log_group
+#: The provider's endpoint key of each resource type's API (hashicorp/aws 5.100 docs,
+#: "Custom Service Endpoints"), by the longest matching type prefix.
+ENDPOINT_OF_TYPE = {
+    "aws_acm_": "acm", "aws_appautoscaling_": "appautoscaling",
+    "aws_cloudwatch_event_": "events", "aws_cloudwatch_log_": "cloudwatchlogs",
+    "aws_cloudwatch_": "cloudwatch", "aws_customer_gateway": "ec2", "aws_db_": "rds",
+    "aws_default_": "ec2", "aws_dms_": "dms", "aws_dynamodb_": "dynamodb", "aws_ecr_": "ecr",
+    "aws_eip": "ec2", "aws_flow_log": "ec2", "aws_iam_": "iam", "aws_internet_gateway": "ec2",
+    "aws_kms_": "kms", "aws_lambda_": "lambda", "aws_lb": "elbv2", "aws_nat_gateway": "ec2",
+    "aws_rds_": "rds", "aws_route53_": "route53", "aws_route": "ec2", "aws_s3_": "s3",
+    "aws_secretsmanager_": "secretsmanager", "aws_security_group": "ec2", "aws_sfn_": "sfn",
+    "aws_sns_": "sns", "aws_sqs_": "sqs", "aws_ssm_": "ssm", "aws_subnet": "ec2",
+    "aws_vpc": "ec2", "aws_vpn_": "ec2", "aws_wafv2_": "wafv2",
+}  # fmt: skip
+
+
+def test_every_service_of_the_stack_has_an_endpoint(rehearsal_tf: dict[str, Any]) -> None:
+    """Each resource type of the rehearsal stack has its API pointed at the emulator: a
+    type whose API is not would reach for AWS itself, and hang without a network."""
+    for kind in rehearsal_tf["resource"]:
+        if kind == "terraform_data":
+            continue  # Terraform's own, no API
+        prefixes = [p for p in ENDPOINT_OF_TYPE if kind.startswith(p)]
+        assert prefixes, f"{kind}: add its endpoint key to ENDPOINT_OF_TYPE"
+        assert ENDPOINT_OF_TYPE[max(prefixes, key=len)] in EMULATOR_SERVICES, kind
     assert "sts" in EMULATOR_SERVICES  # data.aws_caller_identity
 
 
@@ -218,12 +229,31 @@ def test_a_stalled_create_waits_for_the_others_before_terraform_is_interrupted()
     assert process.wait() == -2  # SIGINT, as Terraform is stopped
 
 
+def test_terraform_is_interrupted_when_nothing_has_moved_for_twice_the_stall_time() -> None:
+    """A create that started recently but has made no event for 2 x the stall time (no
+    create started, finished or failed meanwhile) cannot be cut off: Terraform stops."""
+    process = subprocess.Popen(["sleep", "60"], start_new_session=True, text=True)
+    stream = _ApplyStream(lambda _: None)
+    now = time.monotonic()
+    stream.started = {"aws_vpn_connection.v": now - 1000.0, "aws_lb.alb": now + 1000.0}
+    stream.last_event = now - 301.0
+    stalled: dict[str, str] = {}
+    said: list[str] = []
+    try:
+        _watch(process, stream, stalled, 150.0, said.append)
+    finally:
+        process.kill()
+    assert set(stalled) == {"aws_vpn_connection.v", "aws_lb.alb"}
+    assert said == ["interrupting terraform: aws_lb.alb, aws_vpn_connection.v stalled"]
+
+
 def test_known_emulator_gaps_are_only_types_that_never_complete() -> None:
     assert set(EMULATOR_NEVER_COMPLETES) == {
         "aws_dms_certificate",
         "aws_dms_replication_subnet_group",
         "aws_rds_cluster_instance",
         "aws_secretsmanager_secret_rotation",
+        "aws_sfn_state_machine",
     }
     assert all(text.startswith("not attempted:") for text in EMULATOR_NEVER_COMPLETES.values())
 

@@ -63,4 +63,10 @@ NO_RESOURCE_LEVEL_WRITE_ACTIONS: dict[str, str] = {
     "ec2:DeleteNetworkInterface": "Lambda in a VPC: ENI ids are not known in advance",
     "ec2:AssignPrivateIpAddresses": "Lambda in a VPC: acts on ENIs created at run time",
     "ec2:UnassignPrivateIpAddresses": "Lambda in a VPC: acts on ENIs created at run time",
+    # Step Functions Developer Guide, "Using CloudWatch Logs to log execution history in
+    # Step Functions": the vended-logs delivery actions take no resource ("Resource": "*").
+    "logs:CreateLogDelivery": "vended log delivery has no resource-level permission",
+    "logs:UpdateLogDelivery": "vended log delivery has no resource-level permission",
+    "logs:DeleteLogDelivery": "vended log delivery has no resource-level permission",
+    "logs:PutResourcePolicy": "vended log delivery writes the account's log resource policy",
 }
