@@ -205,9 +205,19 @@ def test_apply_stream_tracks_each_resource() -> None:
     assert seen == ["created aws_vpc.main"]
 
 
+def _interruptible_sleep() -> subprocess.Popen[str]:
+    """A child that SIGINT stops, as Terraform: a shell's background job ignores SIGINT,
+    and a child exec'd while it is ignored ignores it too (a handled signal is reset)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(["sleep", "60"], start_new_session=True, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_a_stalled_create_waits_for_the_others_before_terraform_is_interrupted() -> None:
     """Terraform is interrupted only once every create in flight has stalled."""
-    process = subprocess.Popen(["sleep", "60"], start_new_session=True, text=True)
+    process = _interruptible_sleep()
     stream = _ApplyStream(lambda _: None)
     now = time.monotonic()
     stream.started = {"aws_vpn_connection.v": now - 1000.0, "aws_lb.alb": now + 1000.0}
@@ -232,7 +242,7 @@ def test_a_stalled_create_waits_for_the_others_before_terraform_is_interrupted()
 def test_terraform_is_interrupted_when_nothing_has_moved_for_twice_the_stall_time() -> None:
     """A create that started recently but has made no event for 2 x the stall time (no
     create started, finished or failed meanwhile) cannot be cut off: Terraform stops."""
-    process = subprocess.Popen(["sleep", "60"], start_new_session=True, text=True)
+    process = _interruptible_sleep()
     stream = _ApplyStream(lambda _: None)
     now = time.monotonic()
     stream.started = {"aws_vpn_connection.v": now - 1000.0, "aws_lb.alb": now + 1000.0}
