@@ -35,10 +35,12 @@ from paymig import naming
 from paymig.config import PaymigConfig
 from paymig.infra.automation import PYTHON_RUNTIME, AutomationTier
 from paymig.infra.credentials import Credentials
+from paymig.infra.data import DataTier
 from paymig.infra.endpoints import ServiceEndpoints
-from paymig.infra.functions import DatabaseServer, FunctionProps, LoginSecret, VpcFunction
+from paymig.infra.functions import FunctionProps, LoginSecret, VpcFunction
 from paymig.infra.iam import statement
 from paymig.infra.lambda_package import build_package
+from paymig.infra.onprem import OnPremDatabase
 from paymig.infra.trust import TrustStore
 from paymig.infra.validation_job import (
     VALIDATION_DISTRIBUTIONS,
@@ -74,8 +76,8 @@ class ChecksProps:
     app_subnet_ids: list[str]
     endpoints: ServiceEndpoints
     automation: AutomationTier
-    source: DatabaseServer
-    aurora: DatabaseServer
+    source: OnPremDatabase
+    aurora: DataTier
     credentials: Credentials
     trust: TrustStore
     #: The Aurora admin login (the RDS-managed master secret).

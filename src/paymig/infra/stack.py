@@ -27,7 +27,7 @@ from paymig.infra.security import SecurityProps, SecurityTier
 from paymig.infra.tagging import TagEverything
 from paymig.infra.traffic import TrafficProps, TrafficTier
 from paymig.infra.trust import TrustStore, read_pem
-from paymig.infra.validation_tier import ValidationTier, ValidationTierProps
+from paymig.infra.validation_tier import ValidationTier
 
 
 class PaymentMigrationStack(TerraformStack):
@@ -296,22 +296,8 @@ class PaymentMigrationStack(TerraformStack):
         self.validation: ValidationTier | None = None
         if self.config.migration.stage == "finished":
             return
-        self.validation = ValidationTier(
-            self,
-            "validation",
-            ValidationTierProps(
-                config=self.config,
-                account_id=self.account_id,
-                vpc_id=self.network.vpc_id,
-                app_subnet_ids=self.network.app_subnet_ids,
-                endpoints=self.network.endpoints,
-                automation=self.automation,
-                source=self.source,
-                aurora=self.database,
-                credentials=self.credentials,
-                trust=self.trust,
-            ),
-        )
+        # The same servers, logins, CAs and network as the deployment checks.
+        self.validation = ValidationTier(self, "validation", self.checks.props)
 
     def _build_checks(self) -> None:
         """The deployment checks run during apply, as the stage asks."""

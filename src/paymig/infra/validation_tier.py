@@ -26,37 +26,19 @@ from psycopg.conninfo import conninfo_to_dict
 
 from paymig.config import PaymigConfig
 from paymig.errors import ConfigError
-from paymig.infra.automation import PYTHON_RUNTIME, AutomationTier
+from paymig.infra.automation import PYTHON_RUNTIME
+from paymig.infra.checks import ChecksProps
 from paymig.infra.connections import VpcClient
-from paymig.infra.credentials import Credentials
 from paymig.infra.data import DataTier
-from paymig.infra.endpoints import ServiceEndpoints
 from paymig.infra.functions import FunctionProps, VpcFunction
 from paymig.infra.lambda_package import build_package
 from paymig.infra.onprem import OnPremDatabase, OnPremStandby
-from paymig.infra.trust import TrustStore
 from paymig.infra.validation_job import (
     ValidationJob,
     ValidationJobProps,
     job_function_spec,
     state_machine_log_group_name,
 )
-
-
-@dataclass(frozen=True)
-class ValidationTierProps:
-    """Inputs of the validation job."""
-
-    config: PaymigConfig
-    account_id: str
-    vpc_id: str
-    app_subnet_ids: list[str]
-    endpoints: ServiceEndpoints
-    automation: AutomationTier
-    source: OnPremDatabase
-    aurora: DataTier
-    credentials: Credentials
-    trust: TrustStore
 
 
 @dataclass(frozen=True)
@@ -115,7 +97,7 @@ class ValidationTier(Construct):
     Attributes: :attr:`function` (:class:`VpcFunction`), :attr:`job` (:class:`ValidationJob`).
     """
 
-    def __init__(self, scope: Construct, construct_id: str, props: ValidationTierProps) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: ChecksProps) -> None:
         """Create the function, connect its databases, then the state machine."""
         super().__init__(scope, construct_id)
         self.props = props
