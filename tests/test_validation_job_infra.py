@@ -211,6 +211,8 @@ def test_a_standby_is_read_from_the_source_dsn_keywords() -> None:
     assert (standby.host, standby.port, standby.dbname, standby.server) == (
         "pg-standby.example.com", 6432, "payments", "source",
     )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^validation.source_replica_dsn: not libpq keywords"):
+        source_standby(with_dsn("host"), source)
     with pytest.raises(ConfigError, match=r"^validation.source_replica_dsn: names no host$"):
         source_standby(with_dsn("port=5432"), source)
     with pytest.raises(ConfigError, match="must not hold a password"):

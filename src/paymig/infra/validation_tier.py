@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from cdktf import AssetType, ITerraformDependable, TerraformAsset
 from constructs import Construct
+from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 
 from paymig.config import PaymigConfig
@@ -80,7 +81,7 @@ def source_standby(cfg: PaymigConfig, source: OnPremDatabase) -> OnPremStandby |
         return None
     try:
         keywords = conninfo_to_dict(dsn)
-    except Exception as error:  # psycopg raises ProgrammingError for a bad string
+    except ProgrammingError as error:
         raise ConfigError(f"validation.source_replica_dsn: not libpq keywords ({error})") from None
     host = keywords.get("host")
     if not host:
