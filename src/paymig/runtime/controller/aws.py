@@ -33,6 +33,7 @@ from paymig.runtime.controller.core import RollbackSettings
 from paymig.runtime.controller.listener import ListenerWeights
 from paymig.runtime.controller.metrics import Metrics
 from paymig.runtime.controller.route53 import Route53Weights, TokenBucket, WeightedRecords
+from paymig.runtime.controller.stage import StageStore
 
 __all__ = [
     "AWS_ERRORS",
@@ -104,6 +105,8 @@ class ControllerAws:
     audit: AuditTrail
     #: The same table through a client that makes one short attempt (before DNS).
     audit_fast: AuditTrail
+    #: The run-time migration stage (an item of the audit table).
+    stage: StageStore
     sts: Any
     sns: Any
     functions: Any
@@ -142,6 +145,7 @@ class ControllerAws:
             ),
             audit=AuditTrail(client("dynamodb", client_config(max_attempts=3)), table, clock.now),
             audit_fast=AuditTrail(client("dynamodb", best_effort_config()), table, clock.now),
+            stage=StageStore(client("dynamodb", client_config(max_attempts=3)), table),
             sts=client("sts", attempt_config()),
             sns=client("sns", client_config()),
             functions=client("lambda", client_config()),
