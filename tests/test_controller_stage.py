@@ -94,3 +94,25 @@ def test_complete_writes_nowhere_but_aurora_is_left() -> None:
 def test_an_unknown_stored_stage_is_an_error_naming_it() -> None:
     with pytest.raises(PaymigError, match="'halfway'"):
         parse_stage_item({"stage": {"S": "halfway"}})
+
+
+def test_an_operation_under_way_keeps_traffic_off_legacy(dynamodb: Any) -> None:
+    store = StageStore(dynamodb, TABLE)
+    assert store.read().traffic_may_return_to_legacy
+    began = store.move(
+        store.read(), "replicating", operation="cutover", now=NOW, actor="a", reason="fence"
+    )
+    read = store.read()
+    assert read == began
+    assert (read.stored, read.operation, read.writes_on) == ("replicating", "cutover", "source")
+    assert not read.traffic_may_return_to_legacy
+    done = store.move(read, "cut-over", now=NOW, actor="a", reason="switched")
+    assert store.read().operation is None
+    assert not done.traffic_may_return_to_legacy
+    back = store.move(done, "replicating", now=NOW, actor="a", reason="fallback done")
+    assert back.traffic_may_return_to_legacy
+
+
+def test_an_unknown_operation_is_an_error_naming_it() -> None:
+    with pytest.raises(PaymigError, match="'sideways'"):
+        parse_stage_item({"stage": {"S": "cut-over"}, "operation": {"S": "sideways"}})

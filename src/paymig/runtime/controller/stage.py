@@ -9,7 +9,9 @@ Only what cannot be read elsewhere is stored: which database takes the writes an
 whether the migration is complete. ``replicating`` and ``shifting`` differ only by the
 live phase, which Route 53 holds, so they are never stored (two copies could disagree).
 The item is ``pk="STAGE"``, ``sk="current"`` with ``stage`` (``replicating``,
-``cut-over`` or ``complete``), ``since``, ``actor``, ``reason`` and ``version``. Every
+``cut-over`` or ``complete``), ``operation`` (``cutover`` or ``fallback`` while one is
+under way: from its first database step until it ends), ``since``, ``actor``,
+``reason`` and ``version``. Every
 transition is a conditional write on the version read, so two operators racing to cut
 over cannot both succeed. A missing item means ``replicating`` (nothing was cut over).
 """
@@ -33,6 +35,10 @@ STAGES: tuple[Stage, ...] = ("replicating", "shifting", "cut-over", "complete")
 StoredStage = Literal["replicating", "cut-over", "complete"]
 STORED_STAGES: tuple[StoredStage, ...] = ("replicating", "cut-over", "complete")
 
+#: A write move under way: its database steps have begun and it has not ended.
+Operation = Literal["cutover", "fallback"]
+OPERATIONS: tuple[Operation, ...] = ("cutover", "fallback")
+
 STAGE_PK = "STAGE"
 STAGE_SK = "current"
 
@@ -46,6 +52,7 @@ class StageRecord:
     """The stored stage and who set it; ``version`` 0 when nothing was ever stored."""
 
     stored: StoredStage
+    operation: Operation | None = None
     since: str | None = None
     actor: str | None = None
     reason: str | None = None
@@ -58,6 +65,16 @@ class StageRecord:
             return "source"
         return "aurora" if self.stored == "cut-over" else None
 
+    @property
+    def traffic_may_return_to_legacy(self) -> bool:
+        """Whether moving traffic to legacy keeps every payment on a database that writes.
+
+        Only while the source takes the writes and no cutover or fallback is moving them:
+        once a fence has begun, legacy would answer from a database that may be fenced
+        or behind, so an alarm must not route traffic there by itself.
+        """
+        return self.stored == "replicating" and self.operation is None
+
     def stage(self, phase: int | None) -> Stage:
         """The stage with the live phase: ``shifting`` while some traffic is on AWS."""
         if self.stored == "replicating" and phase:
@@ -68,6 +85,7 @@ class StageRecord:
         """For `status --format json` and audit events."""
         return {
             "stage": self.stored,
+            "operation": self.operation,
             "since": self.since,
             "actor": self.actor,
             "reason": self.reason,
@@ -84,9 +102,16 @@ def parse_stage_item(item: Mapping[str, Any] | None) -> StageRecord:
         raise PaymigError(
             f"audit table: stage item holds {stored!r}, not one of {', '.join(STORED_STAGES)}"
         )
+    operation = item.get("operation", {}).get("S")
+    if operation is not None and operation not in OPERATIONS:
+        raise PaymigError(
+            f"audit table: stage item's operation is {operation!r}, "
+            f"not one of {', '.join(OPERATIONS)}"
+        )
     text = {key: item[key]["S"] for key in ("since", "actor", "reason") if key in item}
     return StageRecord(
         stored=stored,
+        operation=operation,
         since=text.get("since"),
         actor=text.get("actor"),
         reason=text.get("reason"),
@@ -115,16 +140,18 @@ class StageStore:
         expected: StageRecord,
         to: StoredStage,
         *,
+        operation: Operation | None = None,
         now: datetime,
         actor: str,
         reason: str,
     ) -> StageRecord:
-        """Store ``to`` if the stage is still ``expected`` (by version); return the new record.
+        """Store ``to`` and ``operation`` if the stage is still ``expected`` (by version).
 
-        Raises :class:`StageConflictError` when someone else moved it in between.
+        ``operation`` is None when no cutover or fallback is under way. Returns the new
+        record. Raises :class:`StageConflictError` when someone else moved it in between.
         """
         since = now.isoformat()
-        new = StageRecord(to, since, actor, reason, expected.version + 1)
+        new = StageRecord(to, operation, since, actor, reason, expected.version + 1)
         if expected.version:
             condition = {
                 "ConditionExpression": "#version = :expected",
@@ -142,6 +169,7 @@ class StageStore:
                 Item={
                     **self._key(),
                     "stage": {"S": to},
+                    **({"operation": {"S": operation}} if operation else {}),
                     "since": {"S": since},
                     "actor": {"S": actor},
                     "reason": {"S": reason},
