@@ -31,7 +31,7 @@ import boto3
 import psycopg
 import pytest
 
-from paymig.lambdas import payment_api as api
+from paymig.lambdas import payment_api_connections as api_connections
 from paymig.lambdas import rotation as rot
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
@@ -550,7 +550,7 @@ def test_a_client_that_rereads_on_login_failure_never_fails_across_two_rotations
         name="SOURCE", server="source", host="127.0.0.1", port=env.server.port,
         dbname="payments", secret_arn=secret, sslmode="verify-full", ca_parameter="(unused)",
     )  # fmt: skip
-    credentials = api.SecretCredentials(counting, declared, env.ca.certificate)
+    credentials = api_connections.SecretCredentials(counting, declared, env.ca.certificate)
     users: list[str] = []
     failures: list[str] = []
     stop = threading.Event()

@@ -14,7 +14,7 @@ new password, in the pending version, sets that password through an admin login,
 it, and makes it current. The current user's password is never changed, so clients
 that hold it (open connections and cached credentials alike) keep working until the
 rotation after next; a client that re-reads the secret when a login fails
-(:class:`paymig.lambdas.payment_api.SecretCredentials`) never sees a failure.
+(:class:`paymig.lambdas.payment_api_connections.SecretCredentials`) never sees a failure.
 
 **Single user**, for a secret without ``masterarn`` (the admin logins themselves): the
 user changes its own password. Clients that cached the old one fail until they re-read.
