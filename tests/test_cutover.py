@@ -14,6 +14,7 @@ login, retrying a failed payment with the same idempotency key as a client would
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ import pytest
 from psycopg import errors, sql
 
 from controller_env import REGION, MigrationEnv, build_env
+from paymig.cli import main
 from paymig.config import PaymigConfig
 from paymig.lambdas.payment_api import WriteTargetCache
 from paymig.local.emulator import MotoServer
@@ -460,3 +462,36 @@ def test_a_fallback_before_any_cutover_is_refused(env: MigrationEnv, pair: Pair)
         "precondition stage failed: stage is replicating, not cut-over: the writes are not on "
         "aurora, nothing to fall back from"
     )
+
+
+def test_status_shows_where_a_stopped_cutover_stands_and_the_cli_refuses_in_one_line(
+    env: MigrationEnv, pair: Pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(Crash):
+        run_operation(
+            _cutover_env(env, pair, after_step=_crash_after("drain"), **FAST), "cutover", reason="r"
+        )
+    capsys.readouterr()
+    assert main(["status", "--format", "json", "--config", str(env.config_path)]) == 0
+    stage = json.loads(capsys.readouterr().out)["stage"]
+    assert (stage["stage"], stage["writes_on"], stage["operation"]) == (
+        "shifting", "source", "cutover",
+    )  # fmt: skip
+    assert stage["progress"]["steps_done"] == ["mark", "fence-source", "drain"]
+    assert stage["progress"]["steps_left"] == [n for n, _ in CUTOVER_STEPS][3:]
+    assert main(["status", "--config", str(env.config_path)]) == 0
+    text = capsys.readouterr().out
+    assert "stage: shifting, writes on source" in text
+    assert "cutover under way since" in text and "last step done drain; left: stop-forward" in text
+    # The CLI drives DMS, which moto does not run: a fallback now is refused before it.
+    dsns = ["--source-dsn", pair.dsn("source"), "--target-dsn", pair.dsn("target")]
+    code = main(["fallback", "--reason", "x", *dsns, "--config", str(env.config_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (
+        "paymig: a cutover is under way (stopped after step drain): run `paymig cutover` to "
+        "finish it first\n"
+    )
+    run_operation(_cutover_env(env, pair, **FAST), "cutover", reason="finish")
+    run_operation(_cutover_env(env, pair, **FAST), "fallback", reason="reset the servers")
+    _assert_fallen_back(env, pair)

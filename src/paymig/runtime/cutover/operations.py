@@ -24,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+
+from paymig.errors import PaymigError
 from paymig.runtime.controller.audit import LockLease, utc_timestamp
 from paymig.runtime.controller.calls import AWS_ERRORS, describe_error, guarded
 from paymig.runtime.controller.core import (
@@ -41,6 +44,12 @@ from paymig.runtime.cutover.preconditions import cutover_problems
 from paymig.runtime.cutover.progress import Progress
 
 LOG = logging.getLogger("paymig.cutover")
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line (libpq's span several)."""
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
 
 StepAction = Callable[[s.Run], dict[str, Any]]
 
@@ -231,7 +240,16 @@ def _run_steps(run: s.Run, lease: LockLease) -> None:
                 f"{name}; stopped after {run.progress.last_step}; run it again to resume"
             )
         began = env.mono()
-        figures = action(run)
+        try:
+            figures = action(run)
+        except (PaymigError, psycopg.Error, *AWS_ERRORS) as exc:
+            if isinstance(exc, ControllerRefusedError | IncompleteActionError):
+                raise
+            reason = describe_error(exc) if isinstance(exc, AWS_ERRORS) else _one_line(exc)
+            raise IncompleteActionError(
+                f"{run.progress.operation} stopped at step {name} (done: "
+                f"{run.progress.last_step or 'nothing'}): {reason}; run it again to resume"
+            ) from None
         run.progress.steps.append(
             {
                 "step": name,
