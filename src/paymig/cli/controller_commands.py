@@ -29,6 +29,8 @@ from paymig.runtime.controller.core import (
     IncompleteActionError,
 )
 from paymig.runtime.controller.rollback import rollback as run_rollback
+from paymig.runtime.cutover.where import describe as describe_stage
+from paymig.runtime.cutover.where import stage_view
 
 
 def _say(text: str) -> None:
@@ -69,11 +71,15 @@ def _budget_lines(budget: RollbackBudget) -> list[str]:
 
 
 def _status_document(
-    cfg: PaymigConfig, report: actions.StatusReport, budget: RollbackBudget
+    cfg: PaymigConfig,
+    report: actions.StatusReport,
+    budget: RollbackBudget,
+    stage: dict[str, object],
 ) -> dict[str, object]:
     """`status --format json`."""
     return {
         "environment": cfg.environment,
+        "stage": stage,
         "phase": report.phase.phase,
         "phase_unconfirmed": report.phase.unconfirmed,
         "phase_entered_at": report.phase.entered_at.isoformat()
@@ -129,10 +135,17 @@ def _print_summary(console: Console, cfg: PaymigConfig, report: actions.StatusRe
         )
 
 
-def _print_status(cfg: PaymigConfig, report: actions.StatusReport, budget: RollbackBudget) -> None:
+def _print_status(
+    cfg: PaymigConfig,
+    report: actions.StatusReport,
+    budget: RollbackBudget,
+    stage: dict[str, object],
+) -> None:
     """`status` for people."""
     console = Console()
     _print_summary(console, cfg, report)
+    for line in describe_stage(stage):
+        console.print(line, highlight=False)
     gates = Table(title="gates")
     for column in ("gate", "state", "detail"):
         gates.add_column(column)
@@ -165,10 +178,11 @@ def status(
     cfg, settings, aws = _setup(env, config)
     report = actions.status(aws, settings, events=events)
     budget = budget_from_config(cfg)
+    stage = stage_view(aws, report.weights.aws_percent)
     if fmt is OutputFormat.json:
-        print(json.dumps(_status_document(cfg, report, budget), default=str))
+        print(json.dumps(_status_document(cfg, report, budget, stage), default=str))
         return
-    _print_status(cfg, report, budget)
+    _print_status(cfg, report, budget, stage)
 
 
 def shift(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from paymig.config.app import AppConfig
 from paymig.config.base import LOG_RETENTION_DAYS, RetentionDays
 from paymig.config.controller import ControllerConfig
+from paymig.config.cutover import CutoverConfig
 from paymig.config.database import DatabaseConfig
 from paymig.config.dns import DnsConfig, HostName
 from paymig.config.loading import (
@@ -68,6 +69,7 @@ __all__ = [
     "AlarmSettings",
     "AppConfig",
     "ControllerConfig",
+    "CutoverConfig",
     "DatabaseConfig",
     "DmsObjectName",
     "DnsConfig",

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from paymig.config.app import AppConfig
 from paymig.config.base import _Model
 from paymig.config.controller import ControllerConfig
+from paymig.config.cutover import CutoverConfig
 from paymig.config.database import DatabaseConfig
 from paymig.config.dns import DnsConfig
 from paymig.config.migration import MigrationConfig
@@ -57,6 +58,9 @@ class PaymigConfig(_Model):
     )
     validation: ValidationConfig = Field(
         default_factory=ValidationConfig, description="Data-consistency validator."
+    )
+    cutover: CutoverConfig = Field(
+        default_factory=CutoverConfig, description="Write cutover and fallback."
     )
     usage: UsageConfig = Field(
         default_factory=UsageConfig, description="Usage assumptions of the cost estimate."

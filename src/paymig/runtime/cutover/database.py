@@ -103,11 +103,15 @@ def _existing_roles(conn: psycopg.Connection[Any], roles: Sequence[str]) -> list
 
 
 def terminate_sessions(conn: psycopg.Connection[Any], roles: Sequence[str]) -> int:
-    """End every session of a login that is, or is a member of, one of ``roles``."""
+    """End every session of a login that is, or is a member of, one of ``roles``.
+
+    Superusers are left alone: ``pg_has_role`` counts them members of every role, and
+    their sessions include the replication that must drain what the fence stopped.
+    """
     row = conn.execute(
         "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a"
         " JOIN pg_roles u ON u.rolname = a.usename"
-        " WHERE a.pid <> pg_backend_pid() AND EXISTS ("
+        " WHERE a.pid <> pg_backend_pid() AND NOT u.rolsuper AND EXISTS ("
         "   SELECT 1 FROM pg_roles r WHERE r.rolname = ANY(%s)"
         "   AND pg_has_role(u.oid, r.oid, 'MEMBER'))",
         (list(roles),),

@@ -1,0 +1,111 @@
+"""`paymig cutover` and `paymig fallback`: move the writes between the databases.
+
+Thin commands over :mod:`paymig.runtime.cutover.operations`, on the stack's two DMS
+tasks and the write-target SSM parameter. Both databases are reached with an
+administrator's libpq connection string (`--source-dsn`, `--target-dsn`, or the
+`PAYMIG_SOURCE_DSN` / `PAYMIG_TARGET_DSN` variables, as `paymig validate` takes them):
+keep the password in PGPASSWORD or ~/.pgpass, never in the DSN. A refusal names each
+failed precondition and exits 1; a stopped operation says at which step and exits 1;
+running the command again resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import boto3
+import typer
+
+from paymig.cli.controller_commands import ReasonOption, _say, _setup
+from paymig.cli.infra_commands import FormatOption, OutputFormat
+from paymig.cli.options import ConfigOption, EnvOption
+from paymig.naming import audit_table_name, write_target_parameter_name
+from paymig.runtime.controller.stage import Operation
+from paymig.runtime.cutover.dms import DmsReplication
+from paymig.runtime.cutover.operations import OperationOutcome, run_operation
+from paymig.runtime.cutover.progress import ProgressStore
+from paymig.runtime.cutover.steps import CutoverEnv, Databases
+from paymig.runtime.cutover.write_target import SsmWriteTarget
+
+SourceDsnOption = Annotated[
+    str,
+    typer.Option(
+        "--source-dsn",
+        envvar="PAYMIG_SOURCE_DSN",
+        show_envvar=True,
+        help="libpq connection string of the on-prem source as its administrator (owner of "
+        "the payment tables); the password in PGPASSWORD or ~/.pgpass, not in the DSN.",
+    ),
+]
+TargetDsnOption = Annotated[
+    str,
+    typer.Option(
+        "--target-dsn",
+        envvar="PAYMIG_TARGET_DSN",
+        show_envvar=True,
+        help="libpq connection string of Aurora's writer as the master user; the password "
+        "in PGPASSWORD or ~/.pgpass, not in the DSN.",
+    ),
+]
+
+
+def _run(
+    operation: Operation, env: str, config: ConfigOption, dsns: tuple[str, str], reason: str
+) -> OperationOutcome:
+    cfg, settings, aws = _setup(env, config)
+    session = boto3.Session(region_name=cfg.region)
+    stack = cfg.stack_name
+    cutover_env = CutoverEnv(
+        aws=aws,
+        settings=settings,
+        cutover=cfg.cutover,
+        reverse_slot=cfg.replication.reverse_slot_name,
+        databases=Databases(*dsns),
+        replication=DmsReplication(session.client("dms"), stack),
+        write_target=SsmWriteTarget(session.client("ssm"), write_target_parameter_name(stack)),
+        progress=ProgressStore(aws.stage.client, audit_table_name(stack)),
+    )
+    return run_operation(cutover_env, operation, reason=reason)
+
+
+def _show(outcome: OperationOutcome, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        print(json.dumps(outcome.as_dict(), default=str))
+        return
+    resumed = f" (resumed after {outcome.resumed_after})" if outcome.resumed_after else ""
+    _say(f"{outcome.operation}: {outcome.result}{resumed}: {outcome.detail}")
+    for step in outcome.steps:
+        _say(f"  {step['step']:<15} {step['seconds']:>8.3f} s")
+
+
+def cutover(
+    *,
+    reason: ReasonOption,
+    source_dsn: SourceDsnOption,
+    target_dsn: TargetDsnOption,
+    env: EnvOption = "prod",
+    config: ConfigOption = None,
+    fmt: FormatOption = OutputFormat.text,
+) -> None:
+    """Move the writes to Aurora: fence, drain, sequences, reverse replication, switch."""
+    _show(_run("cutover", env, config, (source_dsn, target_dsn), reason), fmt)
+
+
+def fallback(
+    *,
+    reason: ReasonOption,
+    source_dsn: SourceDsnOption,
+    target_dsn: TargetDsnOption,
+    env: EnvOption = "prod",
+    config: ConfigOption = None,
+    fmt: FormatOption = OutputFormat.text,
+) -> None:
+    """Move the writes back to the source after a cutover, and traffic to legacy 100."""
+    _show(_run("fallback", env, config, (source_dsn, target_dsn), reason), fmt)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("cutover")(cutover)
+    app.command("fallback")(fallback)

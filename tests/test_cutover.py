@@ -1,0 +1,497 @@
+"""`paymig cutover` and `paymig fallback` end to end: two real PostgreSQL servers and moto.
+
+PostgreSQL logical replication stands in for the two DMS tasks: a subscription on the
+target for the forward task (on-prem -> Aurora, full load and CDC) and, after the
+cutover, a subscription on the source reading the slot the cutover made, for the
+reverse task (Aurora -> on-prem, CDC only). It moves rows as DMS does: in commit order,
+without DDL or sequence state. The audit table (stage, progress, fence records, lock,
+events), the write-target SSM parameter and the Route 53 weights are moto's
+(tests/controller_env.py builds the environment). A writer thread plays the API: it
+reads the write target through the API's own cache class and writes with the API's
+login, retrying a failed payment with the same idempotency key as a client would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from psycopg import errors, sql
+
+from controller_env import REGION, MigrationEnv, build_env
+from paymig.cli import main
+from paymig.config import PaymigConfig
+from paymig.lambdas.payment_api import WriteTargetCache
+from paymig.local.emulator import MotoServer
+from paymig.local.postgres import LocalPostgres
+from paymig.naming import audit_table_name, write_target_parameter_name
+from paymig.payments_schema import REPLICATED_TABLES, apply_schema
+from paymig.runtime.controller.core import ControllerRefusedError
+from paymig.runtime.cutover import database as db
+from paymig.runtime.cutover.operations import CUTOVER_STEPS, FALLBACK_STEPS, run_operation
+from paymig.runtime.cutover.progress import ProgressStore
+from paymig.runtime.cutover.replication import LogicalReplicationPaths
+from paymig.runtime.cutover.steps import CutoverEnv, Databases
+from paymig.runtime.cutover.write_target import SsmWriteTarget
+
+FORWARD = "paymig_fwd"
+REVERSE = "paymig_rev"
+CACHE_SECONDS = 1.0
+
+
+@dataclass
+class Pair:
+    source: LocalPostgres
+    target: LocalPostgres
+
+    def dsn(self, side: str, user: str = "postgres") -> str:
+        server = self.source if side == "source" else self.target
+        return server.dsn("postgres", user)
+
+    def connect(self, side: str, user: str = "postgres") -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn(side, user), autocommit=True)
+
+
+def _roles(conn: psycopg.Connection[Any], side: str) -> None:
+    """The API's group and login as paymig.logins makes them; legacy's role on the source."""
+    statements = [
+        "CREATE ROLE paymig_api_rw NOLOGIN",
+        "CREATE ROLE paymig_api LOGIN IN ROLE paymig_api_rw",
+        "GRANT SELECT, INSERT, UPDATE ON accounts, payments, refunds TO paymig_api_rw",
+        "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO paymig_api_rw",
+    ]
+    if side == "source":
+        statements += [
+            "CREATE ROLE legacy_app LOGIN",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, payments, refunds TO legacy_app",
+            "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO legacy_app",
+        ]
+    for statement in statements:
+        conn.execute(statement)
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    source = LocalPostgres("cutover-op-source").start()
+    target = LocalPostgres("cutover-op-target").start()
+    try:
+        pair = Pair(source, target)
+        for side in ("source", "target"):
+            with pair.connect(side) as conn:
+                apply_schema(conn)
+                # A sequence the writers draw receipt numbers from (the payment keys are
+                # uuids): a collision after a switch would show as a repeated receipt.
+                conn.execute("CREATE SEQUENCE receipt_no")
+                _roles(conn, side)
+        with pair.connect("source") as conn:
+            conn.execute(
+                sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+                    sql.Identifier(FORWARD),
+                    sql.SQL(", ").join(sql.Identifier(t) for t in REPLICATED_TABLES),
+                )
+            )
+        with pair.connect("target") as conn:
+            conn.execute(
+                sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}").format(
+                    sql.Identifier(FORWARD),
+                    sql.Literal(pair.dsn("source")),
+                    sql.Identifier(FORWARD),
+                )
+            )
+            deadline = time.monotonic() + 60
+            while conn.execute(
+                "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'"
+            ).fetchone() != (0,):
+                assert time.monotonic() < deadline, "initial table sync did not finish"
+                time.sleep(0.1)
+        yield pair
+    finally:
+        target.stop()
+        source.stop()
+
+
+@pytest.fixture
+def env(
+    moto_server: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    prod_config: PaymigConfig,
+) -> MigrationEnv:
+    """Traffic at 100% on AWS for 2 h, every gate passing, the write target `source`."""
+    cutover = prod_config.cutover.model_copy(update={"legacy_write_roles": ["legacy_app"]})
+    base = prod_config.model_copy(update={"cutover": cutover})
+    built = build_env(moto_server, monkeypatch, tmp_path, base, aws_weight=100, validation=None)
+    built.record_event(
+        datetime.now(UTC) - timedelta(hours=2),
+        action="shift", result="succeeded", from_phase=50, to_phase=100, phase_after=100,
+    )  # fmt: skip
+    built.audit().record_validation({"status": "consistent", "summary": "test"})
+    built.client("ssm").put_parameter(
+        Name=write_target_parameter_name(built.stack), Value="source", Type="String"
+    )
+    return built
+
+
+def _cutover_env(env: MigrationEnv, pair: Pair, **kw: Any) -> CutoverEnv:
+    session = boto3.Session(region_name=REGION)
+    return CutoverEnv(
+        aws=env.controller(),
+        settings=env.settings,
+        cutover=env.config.cutover,
+        reverse_slot=env.config.replication.reverse_slot_name,
+        databases=Databases(pair.dsn("source"), pair.dsn("target")),
+        replication=LogicalReplicationPaths(
+            pair.dsn("source"), pair.dsn("target"), forward=FORWARD, reverse=REVERSE
+        ),
+        write_target=SsmWriteTarget(session.client("ssm"), write_target_parameter_name(env.stack)),
+        progress=ProgressStore(session.client("dynamodb"), audit_table_name(env.stack)),
+        **{"cache_seconds": CACHE_SECONDS, **kw},
+    )
+
+
+# --------------------------------------------------------------------------- the writer
+
+
+@dataclass(eq=False)
+class Writer(threading.Thread):
+    """The API: each payment goes where the cached write target says, retried until acked."""
+
+    pair: Pair
+    parameter: str
+    acked: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stopping = threading.Event()
+        ssm = boto3.Session(region_name=REGION).client("ssm")
+        self.cache = WriteTargetCache(
+            self.parameter,
+            lambda: str(ssm.get_parameter(Name=self.parameter)["Parameter"]["Value"]),
+            time.monotonic,
+            CACHE_SECONDS,
+        )
+        self.conns: dict[str, psycopg.Connection[Any]] = {}
+
+    def _conn(self, target: str) -> psycopg.Connection[Any]:
+        if target not in self.conns or self.conns[target].closed:
+            side = "source" if target == "source" else "target"
+            self.conns[target] = psycopg.connect(self.pair.dsn(side, "paymig_api"))
+        return self.conns[target]
+
+    def _pay(self, key: str, target: str) -> str:
+        conn = self._conn(target)
+        with conn.transaction():
+            receipt = conn.execute("SELECT nextval('receipt_no')").fetchone()
+            account = conn.execute(
+                "INSERT INTO accounts (display_name) VALUES (%s) RETURNING id",
+                (f"receipt-{receipt[0] if receipt else 0}",),
+            ).fetchone()
+            row = conn.execute(
+                "INSERT INTO payments (account_id, merchant_id, idempotency_key, amount, "
+                "currency, status, request_fingerprint) VALUES (%s, 'm-test', %s, 1, 'USD', "
+                "'succeeded', %s) ON CONFLICT ON CONSTRAINT payments_merchant_idempotency_key "
+                "DO NOTHING RETURNING id",
+                (account[0] if account else None, key, hashlib.sha256(key.encode()).hexdigest()),
+            ).fetchone()
+            if row is None:
+                row = conn.execute(
+                    "SELECT id FROM payments WHERE merchant_id = 'm-test' AND idempotency_key = %s",
+                    (key,),
+                ).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            key = str(uuid.uuid4())
+            while True:  # a client retries the same payment (same key) until it is acked
+                target = self.cache.current()
+                try:
+                    self.acked[key] = (self._pay(key, target), target, time.monotonic())
+                    break
+                except psycopg.Error as exc:
+                    name = type(exc).__name__
+                    self.failures[name] = self.failures.get(name, 0) + 1
+                    self.conns.pop(target, None)
+                    time.sleep(0.02)
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=30)
+        for conn in self.conns.values():
+            conn.close()
+
+    def gap(self, old: str, new: str) -> float:
+        """Seconds between the last payment acked on ``old`` and the first on ``new``."""
+        first_new = min(t for _, w, t in self.acked.values() if w == new)
+        last_old = max(t for _, w, t in self.acked.values() if w == old and t < first_new)
+        return first_new - last_old
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _drained(pair: Pair, old: str, new: str) -> None:
+    """Everything committed on ``old`` so far is on ``new`` (a marker through the path)."""
+    with pair.connect(old) as source, pair.connect(new) as target:
+        db.wait_for_marker(target, db.write_marker(source, "test"), timeout_seconds=30)
+
+
+def _payments(pair: Pair, side: str) -> dict[str, list[str]]:
+    with pair.connect(side) as conn:
+        rows = conn.execute(
+            "SELECT idempotency_key, id::text FROM payments WHERE merchant_id = 'm-test'"
+        ).fetchall()
+    found: dict[str, list[str]] = {}
+    for key, payment in rows:
+        found.setdefault(key, []).append(payment)
+    return found
+
+
+def _repeated_receipts(pair: Pair, side: str) -> int:
+    with pair.connect(side) as conn:
+        row = conn.execute(
+            "SELECT count(*) - count(DISTINCT display_name) FROM accounts "
+            "WHERE display_name LIKE 'receipt-%'"
+        ).fetchone()
+    return int(row[0]) if row else -1
+
+
+def _api_can_write(pair: Pair, side: str, user: str = "paymig_api") -> bool:
+    with pair.connect(side, user) as conn:
+        try:
+            conn.execute("INSERT INTO accounts (display_name) VALUES ('fence probe')")
+        except errors.InsufficientPrivilege:
+            return False
+    return True
+
+
+def _receipt(pair: Pair, side: str) -> int:
+    with pair.connect(side) as conn:
+        # pg_sequences: NULL until the first nextval (the relation itself would say 1).
+        row = conn.execute(
+            "SELECT COALESCE(last_value, 0) FROM pg_sequences WHERE sequencename = 'receipt_no'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _assert_cut_over(env: MigrationEnv, pair: Pair) -> None:
+    """Writes on Aurora only; its sequence past the source's; the way back replicating."""
+    assert (
+        env.client("ssm").get_parameter(Name=write_target_parameter_name(env.stack))["Parameter"][
+            "Value"
+        ]
+        == "aurora"
+    )
+    stage = env.controller().stage.read()
+    assert (stage.stored, stage.operation) == ("cut-over", None)
+    assert not _api_can_write(pair, "source")
+    assert not _api_can_write(pair, "source", "legacy_app")
+    assert _api_can_write(pair, "target")
+    assert _receipt(pair, "target") >= _receipt(pair, "source") + 1000
+    _drained(pair, "target", "source")
+
+
+def _assert_fallen_back(env: MigrationEnv, pair: Pair) -> None:
+    """Writes on the source only, forward replicating again, legacy 100."""
+    assert (
+        env.client("ssm").get_parameter(Name=write_target_parameter_name(env.stack))["Parameter"][
+            "Value"
+        ]
+        == "source"
+    )
+    stage = env.controller().stage.read()
+    assert (stage.stored, stage.operation) == ("replicating", None)
+    assert not _api_can_write(pair, "target")
+    assert _api_can_write(pair, "source") and _api_can_write(pair, "source", "legacy_app")
+    assert _receipt(pair, "source") >= _receipt(pair, "target") + 1000
+    assert env.weights() == {"legacy": 100, "aws": 0}
+    _drained(pair, "source", "target")
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_cutover_and_fallback_under_load_lose_and_duplicate_nothing(
+    env: MigrationEnv, pair: Pair
+) -> None:
+    writer = Writer(pair, write_target_parameter_name(env.stack))
+    writer.start()
+    try:
+        time.sleep(1.0)
+        cut = run_operation(_cutover_env(env, pair), "cutover", reason="test cutover")
+        time.sleep(1.0)
+        _assert_cut_over(env, pair)
+        back = run_operation(_cutover_env(env, pair), "fallback", reason="test fallback")
+        time.sleep(1.0)
+    finally:
+        writer.stop()
+    _assert_fallen_back(env, pair)
+    on_source, on_target = _payments(pair, "source"), _payments(pair, "target")
+    acked = {key: payment for key, (payment, _, _) in writer.acked.items()}
+    assert {w for _, w, _ in writer.acked.values()} == {"source", "aurora"}
+    for found in (on_source, on_target):
+        assert {k: v for k, v in found.items() if k in acked} == {k: [v] for k, v in acked.items()}
+    assert on_source == on_target  # nothing only one side has
+    assert _repeated_receipts(pair, "source") == 0
+    assert _repeated_receipts(pair, "target") == 0
+    # Only the fence refused them: revoked privileges and sessions ended by the fence.
+    assert set(writer.failures) <= {"InsufficientPrivilege", "AdminShutdown", "OperationalError"}
+    for outcome in (cut, back):
+        assert outcome.result == "succeeded"
+        assert outcome.window_seconds is not None
+        assert CACHE_SECONDS <= outcome.window_seconds < CACHE_SECONDS + 10
+        assert [s["step"] for s in outcome.steps] == [
+            name for name, _ in (CUTOVER_STEPS if outcome is cut else FALLBACK_STEPS)
+        ]
+    print(
+        f"\ncutover window {cut.window_seconds} s (writer gap {writer.gap('source', 'aurora'):.3f}"
+        f" s); fallback window {back.window_seconds} s; {len(acked)} payments acked; "
+        f"failed attempts {writer.failures}; steps "
+        + "; ".join(f"{s['step']} {s['seconds']}" for o in (cut, back) for s in o.steps)
+    )
+    events = [e for e in env.audit().events() if e.get("action") in ("cutover", "fallback")]
+    assert [(e["action"], e["result"]) for e in events] == [
+        ("cutover", "succeeded"),
+        ("fallback", "succeeded"),
+    ]
+    assert events[0]["window_seconds"] == cut.window_seconds
+    assert [s["step"] for s in events[0]["steps"]] == [n for n, _ in CUTOVER_STEPS]
+
+
+class Crash(Exception):
+    """The process dies after a step was recorded."""
+
+
+#: The crash tests need no writer: the API's cache is waited out for a token time.
+FAST = {"cache_seconds": 0.05}
+
+
+def _crash_after(step: str) -> Any:
+    crashed: list[str] = []
+
+    def hook(name: str) -> None:
+        if name == step and not crashed:
+            crashed.append(name)
+            raise Crash(name)
+
+    return hook
+
+
+@pytest.mark.parametrize("step", [name for name, _ in CUTOVER_STEPS])
+def test_a_cutover_crashed_after_any_step_completes_when_run_again(
+    env: MigrationEnv, pair: Pair, step: str
+) -> None:
+    with pytest.raises(Crash):
+        run_operation(
+            _cutover_env(env, pair, after_step=_crash_after(step), **FAST), "cutover", reason="r"
+        )
+    progress = _cutover_env(env, pair, **FAST).progress.read()
+    assert progress is not None and progress.last_step == step
+    outcome = run_operation(_cutover_env(env, pair, **FAST), "cutover", reason="again")
+    assert (outcome.result, outcome.resumed_after) == ("succeeded", step)
+    assert _cutover_env(env, pair, **FAST).progress.read() is None
+    _assert_cut_over(env, pair)
+    run_operation(_cutover_env(env, pair, **FAST), "fallback", reason="reset the servers")
+    _assert_fallen_back(env, pair)
+
+
+@pytest.mark.parametrize("step", [name for name, _ in FALLBACK_STEPS])
+def test_a_fallback_crashed_after_any_step_completes_when_run_again(
+    env: MigrationEnv, pair: Pair, step: str
+) -> None:
+    run_operation(_cutover_env(env, pair, **FAST), "cutover", reason="first")
+    with pytest.raises(Crash):
+        run_operation(
+            _cutover_env(env, pair, after_step=_crash_after(step), **FAST), "fallback", reason="r"
+        )
+    with pytest.raises(ControllerRefusedError) as refused:
+        run_operation(_cutover_env(env, pair, **FAST), "cutover", reason="not now")
+    assert str(refused.value) == (
+        f"a fallback is under way (stopped after step {step}): run `paymig fallback` to "
+        "finish it first"
+    )
+    outcome = run_operation(_cutover_env(env, pair, **FAST), "fallback", reason="again")
+    assert (outcome.result, outcome.resumed_after) == ("succeeded", step)
+    _assert_fallen_back(env, pair)
+
+
+def test_a_cutover_is_refused_naming_each_failed_precondition(
+    env: MigrationEnv, pair: Pair
+) -> None:
+    env.set_alarm("5xx-rate", "ALARM")
+    route53 = env.client("route53")
+    records = route53.list_resource_record_sets(HostedZoneId=env.zone_id)["ResourceRecordSets"]
+    changes = []
+    for record in records:
+        if record.get("SetIdentifier") in ("legacy", "aws"):
+            weight = 50
+            changes.append({"Action": "UPSERT", "ResourceRecordSet": {**record, "Weight": weight}})
+    route53.change_resource_record_sets(HostedZoneId=env.zone_id, ChangeBatch={"Changes": changes})
+    with pytest.raises(ControllerRefusedError) as refused:
+        run_operation(_cutover_env(env, pair, **FAST), "cutover", reason="too early")
+    reasons = refused.value.reasons
+    assert reasons[0] == (
+        "precondition phase failed: live weights are legacy 50 / aws 50, not aws 100"
+    )
+    assert any(r.startswith("gate alarm:5xx-rate failed:") for r in reasons)
+    assert any(r.startswith("precondition fresh-validation failed:") for r in reasons)
+    assert env.controller().stage.read().version == 0  # nothing was marked
+    assert _api_can_write(pair, "source")  # nothing was fenced
+    refusals = [e for e in env.audit().events() if e.get("action") == "cutover"]
+    assert [e["result"] for e in refusals] == ["refused"]
+
+
+def test_a_fallback_before_any_cutover_is_refused(env: MigrationEnv, pair: Pair) -> None:
+    with pytest.raises(ControllerRefusedError) as refused:
+        run_operation(_cutover_env(env, pair, **FAST), "fallback", reason="nothing to undo")
+    assert str(refused.value) == (
+        "precondition stage failed: stage is replicating, not cut-over: the writes are not on "
+        "aurora, nothing to fall back from"
+    )
+
+
+def test_status_shows_where_a_stopped_cutover_stands_and_the_cli_refuses_in_one_line(
+    env: MigrationEnv, pair: Pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(Crash):
+        run_operation(
+            _cutover_env(env, pair, after_step=_crash_after("drain"), **FAST), "cutover", reason="r"
+        )
+    capsys.readouterr()
+    assert main(["status", "--format", "json", "--config", str(env.config_path)]) == 0
+    stage = json.loads(capsys.readouterr().out)["stage"]
+    assert (stage["stage"], stage["writes_on"], stage["operation"]) == (
+        "shifting", "source", "cutover",
+    )  # fmt: skip
+    assert stage["progress"]["steps_done"] == ["mark", "fence-source", "drain"]
+    assert stage["progress"]["steps_left"] == [n for n, _ in CUTOVER_STEPS][3:]
+    assert main(["status", "--config", str(env.config_path)]) == 0
+    text = capsys.readouterr().out
+    assert "stage: shifting, writes on source" in text
+    assert "cutover under way since" in text and "last step done drain; left: stop-forward" in text
+    # The CLI drives DMS, which moto does not run: a fallback now is refused before it.
+    dsns = ["--source-dsn", pair.dsn("source"), "--target-dsn", pair.dsn("target")]
+    code = main(["fallback", "--reason", "x", *dsns, "--config", str(env.config_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (
+        "paymig: a cutover is under way (stopped after step drain): run `paymig cutover` to "
+        "finish it first\n"
+    )
+    run_operation(_cutover_env(env, pair, **FAST), "cutover", reason="finish")
+    run_operation(_cutover_env(env, pair, **FAST), "fallback", reason="reset the servers")
+    _assert_fallen_back(env, pair)
