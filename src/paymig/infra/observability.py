@@ -33,26 +33,24 @@ from constructs import Construct
 
 from paymig import naming
 from paymig.config import AlarmSettings, ObservabilityConfig
-from paymig.infra.dashboard import Dashboard, Expression, GraphWidget, Metric, TextWidget
+from paymig.infra.dashboard import Expression, Metric
 from paymig.infra.iam import policy_document, statement
 from paymig.infra.kms import KEY_USAGE_ACTIONS, CustomerManagedKey, KeyProps, service_usage
-from paymig.infra.validation_job import progress_widget
+from paymig.infra.observability_dashboard import (
+    ALB,
+    DMS,
+    LAMBDA,
+    RDS,
+    DashboardScope,
+    migration_dashboard,
+)
 
-ALB = "AWS/ApplicationELB"
-RDS = "AWS/RDS"
-DMS = "AWS/DMS"
-LAMBDA = "AWS/Lambda"
 SQS = "AWS/SQS"
 
 #: Custom metric counting error lines in the DMS task log (DMS has no failure metric).
 DMS_ERRORS_METRIC = "DmsTaskErrors"
 #: DMS writes ``E:`` severity lines, e.g. ``[TARGET_APPLY    ]E:  ...``, on errors.
 DMS_ERROR_PATTERN = '"]E:"'
-#: Migration-progress metrics DMS exposes only as table statistics; the controller
-#: publishes them (``paymig status``) under the traffic metric namespace.
-TABLE_STATISTICS_METRICS = ("ValidationFailedRecords", "ValidationSuspendedRecords")
-#: Full-load progress, published from the same table statistics.
-LOAD_PROGRESS_METRIC = "TablesLoadedPercent"
 
 
 @dataclass(frozen=True)
@@ -361,7 +359,20 @@ class ObservabilityTier(Construct):
 
     def _build_dashboard(self) -> None:
         """The migration dashboard, from its typed model."""
-        self.dashboard_model = self._dashboard()
+        props = self.props
+        self.dashboard_model = migration_dashboard(
+            DashboardScope(
+                name=props.name,
+                environment=props.environment,
+                region=props.region,
+                function_name=props.function_name,
+                target_group_arn_suffixes=props.target_group_arn_suffixes,
+                lb_dimensions=self._lb_dimensions,
+                dms_dimensions=self._dms_dimensions,
+                cluster_dimensions=self._cluster_dimensions,
+                has_dms=self.has_dms,
+            )
+        )
         self.dashboard = CloudwatchDashboard(
             self,
             "dashboard",
@@ -489,194 +500,3 @@ class ObservabilityTier(Construct):
             alarm_actions=[self.alert_topic.arn] if armed else [],
             ok_actions=[self.alert_topic.arn] if armed else [],
         )
-
-    def _dashboard(self) -> Dashboard:
-        """The migration dashboard: progress, traffic, API, Aurora, business KPIs."""
-        board = Dashboard(region=self.props.region)
-        if self.has_dms:
-            board.add(*self._progress_widgets())
-        board.add(*self._api_widgets())
-        board.add(*self._aurora_widgets())
-        board.add(*self._business_widgets())
-        return board
-
-    def _progress_widgets(self) -> list[GraphWidget | TextWidget]:
-        """Migration progress: DMS load and CDC, validation, and the traffic split."""
-        p = self.props
-        dms = self._dms_dimensions
-        env = (("Environment", p.environment),)
-        return [
-            TextWidget(f"# {p.name}: migration progress"),
-            GraphWidget(
-                "DMS full load throughput (rows/s)",
-                (
-                    Metric(DMS, "FullLoadThroughputRowsSource", dms, "Average"),
-                    Metric(DMS, "FullLoadThroughputRowsTarget", dms, "Average"),
-                ),
-                width=8,
-            ),
-            GraphWidget(
-                "DMS CDC latency (s)",
-                (
-                    Metric(DMS, "CDCLatencySource", dms, "Maximum"),
-                    Metric(DMS, "CDCLatencyTarget", dms, "Maximum"),
-                ),
-                width=8,
-            ),
-            GraphWidget(
-                "DMS CDC incoming changes",
-                (Metric(DMS, "CDCIncomingChanges", dms, "Maximum"),),
-                width=8,
-            ),
-            GraphWidget(
-                "DMS full load progress (% of tables loaded)",
-                (Metric(naming.TRAFFIC_METRIC_NAMESPACE, LOAD_PROGRESS_METRIC, env, "Maximum"),),
-                width=12,
-            ),
-            progress_widget(p.environment),
-            GraphWidget(
-                "Validation failures and suspended records (from table statistics)",
-                tuple(
-                    Metric(naming.TRAFFIC_METRIC_NAMESPACE, m, env, "Maximum")
-                    for m in TABLE_STATISTICS_METRICS
-                ),
-                width=12,
-            ),
-            GraphWidget(
-                "Traffic split (% of requests per record)",
-                tuple(
-                    Metric(
-                        naming.TRAFFIC_METRIC_NAMESPACE,
-                        naming.TRAFFIC_METRIC_NAME,
-                        (*env, ("SetIdentifier", set_id)),
-                        "Maximum",
-                        label=set_id,
-                    )
-                    for set_id in (naming.LEGACY_SET_ID, naming.AWS_SET_ID)
-                ),
-                width=12,
-            ),
-        ]
-
-    def _api_widgets(self) -> list[GraphWidget | TextWidget]:
-        """The payment API: latency, errors per target group, Lambda errors and throttles."""
-        p = self.props
-        lb = self._lb_dimensions
-        groups = {
-            alias: (*lb, ("TargetGroup", suffix))
-            for alias, suffix in p.target_group_arn_suffixes.items()
-        }
-        fn = p.function_name
-        return [
-            TextWidget(f"# {p.name}: payment API"),
-            GraphWidget(
-                "API latency (s)",
-                tuple(
-                    Metric(ALB, "TargetResponseTime", lb, stat, label=stat)
-                    for stat in ("p50", "p95", "p99")
-                ),
-                width=8,
-            ),
-            GraphWidget(
-                "API errors",
-                (
-                    Metric(ALB, "HTTPCode_ELB_5XX_Count", lb, "Sum", label="ALB 5xx"),
-                    *(
-                        Metric(ALB, "HTTPCode_Target_5XX_Count", dims, "Sum", label=f"{a} 5xx")
-                        for a, dims in groups.items()
-                    ),
-                ),
-                width=8,
-            ),
-            GraphWidget(
-                "Lambda errors and throttles",
-                tuple(
-                    Metric(
-                        LAMBDA,
-                        metric,
-                        (("FunctionName", fn), ("Resource", f"{fn}:{alias}")),
-                        "Sum",
-                        label=f"{alias} {metric.lower()}",
-                    )
-                    for alias in p.target_group_arn_suffixes
-                    for metric in ("Errors", "Throttles")
-                ),
-                width=8,
-            ),
-        ]
-
-    def _aurora_widgets(self) -> list[GraphWidget | TextWidget]:
-        """Aurora: writer CPU, connections, replica lag, free local storage."""
-        cluster = self._cluster_dimensions
-        return [
-            TextWidget(f"# {self.props.name}: Aurora"),
-            GraphWidget(
-                "Writer CPU (%)",
-                (Metric(RDS, "CPUUtilization", (*cluster, ("Role", "WRITER")), "Average"),),
-                width=6,
-            ),
-            GraphWidget(
-                "Connections",
-                (Metric(RDS, "DatabaseConnections", cluster, "Sum"),),
-                width=6,
-            ),
-            GraphWidget(
-                "Replica lag (ms)",
-                (Metric(RDS, "AuroraReplicaLag", (*cluster, ("Role", "READER")), "Maximum"),),
-                width=6,
-            ),
-            GraphWidget(
-                "Free local storage (bytes)",
-                (Metric(RDS, "FreeLocalStorage", cluster, "Minimum"),),
-                width=6,
-            ),
-        ]
-
-    def _business_widgets(self) -> list[GraphWidget | TextWidget]:
-        """Business KPIs the payment API publishes: volume, success rate, value."""
-        p = self.props
-        env = (("Environment", p.environment),)
-
-        def payments(name: str, metric_id: str, visible: bool = True) -> Metric:
-            return Metric(
-                naming.PAYMENT_METRICS_NAMESPACE, name, env, "Sum", id=metric_id, visible=visible
-            )
-
-        return [
-            TextWidget(f"# {p.name}: business KPIs"),
-            GraphWidget(
-                "Payments processed",
-                (
-                    payments(naming.METRIC_PAYMENTS_PROCESSED, "processed"),
-                    payments(naming.METRIC_PAYMENTS_SUCCEEDED, "succeeded"),
-                    payments(naming.METRIC_PAYMENTS_FAILED, "failed"),
-                ),
-                width=8,
-                period=300,
-            ),
-            GraphWidget(
-                "Payment success rate (%)",
-                (
-                    payments(naming.METRIC_PAYMENTS_PROCESSED, "p", visible=False),
-                    payments(naming.METRIC_PAYMENTS_SUCCEEDED, "s", visible=False),
-                    Expression("IF(p > 0, 100 * s / p, 100)", "success rate", "rate"),
-                ),
-                width=8,
-                period=300,
-            ),
-            GraphWidget(
-                "Payment value by currency",
-                (
-                    Expression(
-                        f"SEARCH('{{{naming.PAYMENT_METRICS_NAMESPACE},"
-                        f"{naming.DIMENSION_ENVIRONMENT},{naming.DIMENSION_CURRENCY}}} "
-                        f'MetricName="{naming.METRIC_PAYMENT_VALUE}" '
-                        f"{naming.DIMENSION_ENVIRONMENT}=\"{p.environment}\"', 'Sum', 300)",
-                        "value",
-                        "value",
-                    ),
-                ),
-                width=8,
-                period=300,
-            ),
-        ]
