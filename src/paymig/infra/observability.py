@@ -49,6 +49,12 @@ SQS = "AWS/SQS"
 
 #: Custom metric counting error lines in the DMS task log (DMS has no failure metric).
 DMS_ERRORS_METRIC = "DmsTaskErrors"
+#: The cdc-latency alarm's expression over the forward (m1) and reverse (m2) tasks'
+#: CDCLatencyTarget. CloudWatch's metric math: a comparison of two series treats a value
+#: missing in one as 0, and IF with a true condition and a missing value gives 0; so the
+#: result is m1 or m2 where only one reports, their maximum where both do, and missing
+#: where neither does (paymig.semantics.cloudwatch_metric_math, tested there and here).
+CDC_DIRECTION_EXPRESSION = "IF(m1 >= m2, m1, m2)"
 #: DMS writes ``E:`` severity lines, e.g. ``[TARGET_APPLY    ]E:  ...``, on errors.
 DMS_ERROR_PATTERN = '"]E:"'
 
@@ -70,6 +76,8 @@ class ObservabilityProps:
     #: None once the migration is finished (no DMS any more).
     dms_task_arn: str | None
     log_retention_days: int
+    #: The reverse (Aurora to on-prem) task, the way back after cutover; None once finished.
+    dms_reverse_task_arn: str | None = None
     #: ``migration.stage``: replication alarms are armed from ``cdc`` on.
     stage: str = "cdc"
 
@@ -121,6 +129,14 @@ class ObservabilityTier(Construct):
         )
 
     @property
+    def _reverse_dms_dimensions(self) -> tuple[tuple[str, str], ...]:
+        """Dimensions of the reverse DMS task's metrics (same instance)."""
+        return (
+            ("ReplicationInstanceIdentifier", self.props.dms_instance_identifier),
+            ("ReplicationTaskIdentifier", self.dms_reverse_task_resource_id),
+        )
+
+    @property
     def _cluster_dimensions(self) -> tuple[tuple[str, str], ...]:
         """Dimensions of the Aurora cluster's metrics."""
         return (("DBClusterIdentifier", self.props.cluster_identifier),)
@@ -128,18 +144,27 @@ class ObservabilityTier(Construct):
     # ---------------------------------------------------------------- builders
 
     def _build_dms_task_resource_id(self) -> None:
-        """The DMS task's resource id, as a Terraform local.
+        """The DMS tasks' resource ids, as Terraform locals.
 
         CloudWatch names a DMS task by its resource id: the last field of its ARN. A
         local keeps the expression's quotes out of the dashboard's JSON text.
         """
+        self.dms_task_resource_id = self.dms_reverse_task_resource_id = ""
         if self.props.dms_task_arn is None:
-            self.dms_task_resource_id = ""
             return
         self.dms_task_resource_id_local = TerraformLocal(
             self, "dms_task_resource_id", Fn.element(Fn.split(":", self.props.dms_task_arn), 6)
         )
         self.dms_task_resource_id = str(self.dms_task_resource_id_local.as_string)
+        if self.props.dms_reverse_task_arn is not None:
+            self.dms_reverse_task_resource_id_local = TerraformLocal(
+                self,
+                "dms_reverse_task_resource_id",
+                Fn.element(Fn.split(":", self.props.dms_reverse_task_arn), 6),
+            )
+            self.dms_reverse_task_resource_id = str(
+                self.dms_reverse_task_resource_id_local.as_string
+            )
 
     def _build_key(self) -> None:
         """The CMK of the topics and the DMS task logs.
@@ -299,13 +324,7 @@ class ObservabilityTier(Construct):
             self._build_aurora_alarms()
             return
         armed = self.props.stage == "cdc"
-        self.alarms["cdc-latency"] = self._alarm(
-            "cdc-latency",
-            alarms["cdc-latency"],
-            "Seconds the Aurora target lags the on-prem source (DMS CDCLatencyTarget).",
-            [Metric(DMS, "CDCLatencyTarget", self._dms_dimensions, "Maximum")],
-            armed=armed,
-        )
+        self.alarms["cdc-latency"] = self._cdc_latency_alarm(armed)
         self.alarms["dms-task-failure"] = self._alarm(
             "dms-task-failure",
             alarms["dms-task-failure"],
@@ -314,6 +333,40 @@ class ObservabilityTier(Construct):
             armed=armed,
         )
         self._build_aurora_alarms()
+
+    def _cdc_latency_alarm(self, armed: bool) -> CloudwatchMetricAlarm:
+        """CDC latency of the direction that replicates: forward before cutover, reverse after.
+
+        Each task reports CDCLatencyTarget only while it runs, and the cutover stops the
+        forward task once the reverse one runs (the fallback the other way round). The
+        alarm evaluates :data:`CDC_DIRECTION_EXPRESSION`: the larger of the two where both
+        report, the one that reports otherwise, and no datapoint when neither does, which
+        ``breaching`` turns into ALARM (no way back, or no way forward). No call at
+        cutover is needed, and the composite (user-facing alarms only) never sees it.
+        """
+        settings = self.props.observability.alarms["cdc-latency"]
+        if self.props.dms_reverse_task_arn is None:
+            return self._alarm(
+                "cdc-latency",
+                settings,
+                "Seconds the Aurora target lags the on-prem source (DMS CDCLatencyTarget).",
+                [Metric(DMS, "CDCLatencyTarget", self._dms_dimensions, "Maximum")],
+                armed=armed,
+            )
+        return self._alarm(
+            "cdc-latency",
+            settings,
+            "Seconds the replicating direction's target lags its source (DMS "
+            "CDCLatencyTarget): the forward task (on-prem to Aurora) before cutover, the "
+            "reverse task (Aurora to on-prem, the way back) after it; neither reporting is "
+            "missing data.",
+            [
+                Metric(DMS, "CDCLatencyTarget", self._dms_dimensions, "Maximum"),
+                Metric(DMS, "CDCLatencyTarget", self._reverse_dms_dimensions, "Maximum"),
+            ],
+            Expression(CDC_DIRECTION_EXPRESSION, "CDC latency of the replicating task (s)", "e1"),
+            armed=armed,
+        )
 
     def _build_aurora_alarms(self) -> None:
         """Writer CPU and reader lag: they page people."""
