@@ -284,7 +284,10 @@ def _notification(alarm: dict[str, Any], state: str) -> str:
         AlarmIdentity,
         StateChange,
         composite_alarm_notification,
+        expression_query,
         metric_alarm_notification,
+        metric_query_trigger,
+        metric_stat_query,
         single_metric_trigger,
     )
 
@@ -305,8 +308,8 @@ def _notification(alarm: dict[str, Any], state: str) -> str:
             identity, change, alarm_rule=alarm["alarm_rule"], triggering_children=()
         )
     else:
-        (query,) = alarm["metric_query"]
-        metric = query["metric"]
+        queries = alarm["metric_query"]
+        metric = next(q["metric"] for q in queries if "metric" in q)
         settings = MetricAlarm(
             comparison_operator=alarm["comparison_operator"],
             threshold=alarm["threshold"],
@@ -315,13 +318,32 @@ def _notification(alarm: dict[str, Any], state: str) -> str:
             datapoints_to_alarm=alarm["datapoints_to_alarm"],
             treat_missing_data=TreatMissingData(alarm["treat_missing_data"]),
         )
-        trigger = single_metric_trigger(
-            settings,
-            metric_name=metric["metric_name"],
-            namespace=metric["namespace"],
-            statistic=metric["stat"],
-            dimensions=metric.get("dimensions", {}),
-        )
+        if len(queries) == 1:
+            trigger = single_metric_trigger(
+                settings,
+                metric_name=metric["metric_name"],
+                namespace=metric["namespace"],
+                statistic=metric["stat"],
+                dimensions=metric.get("dimensions", {}),
+            )
+        else:  # an alarm on a math expression: its inputs and the expression
+            trigger = metric_query_trigger(
+                settings,
+                [
+                    expression_query(q["id"], q["expression"], q["label"], returned=True)
+                    if "expression" in q
+                    else metric_stat_query(
+                        q["id"],
+                        namespace=q["metric"]["namespace"],
+                        metric_name=q["metric"]["metric_name"],
+                        dimensions=q["metric"].get("dimensions", {}),
+                        period=q["metric"]["period"],
+                        stat=q["metric"]["stat"],
+                        returned=q["return_data"],
+                    )
+                    for q in queries
+                ],
+            )
         message = metric_alarm_notification(
             identity, change, trigger, configuration_updated_at=change.changed_at
         )
@@ -349,7 +371,7 @@ def test_subscription_filter_admits_exactly_the_composites_alarm_notification(
 
     assert delivered(_notification(composite, "ALARM"))
     assert not delivered(_notification(composite, "OK"))
-    for metric in ("p99-latency", "cdc-latency", "aurora-cpu"):
+    for metric in ("5xx-rate", "p99-latency", "cdc-latency", "aurora-cpu"):
         _, alarm = by_path(prod_tf, "aws_cloudwatch_metric_alarm", f"/alarm-{metric}")
         assert not delivered(_notification(alarm, "ALARM"))
     # The old filter, as AWS evaluates it, would not deliver the composite's ALARM.
