@@ -2,7 +2,7 @@
 
 An SSM String parameter (``naming.write_target_parameter_name``) holding ``source`` or
 ``aurora``, read by the API before each request and cached for
-``paymig.lambdas.payment_api.WRITE_TARGET_CACHE_SECONDS``. Terraform sets it once and
+``paymig.lambdas.payment_api_write_target.WRITE_TARGET_CACHE_SECONDS``. Terraform sets it once and
 ignores changes; only `paymig cutover` and `paymig fallback` change it.
 """
 
