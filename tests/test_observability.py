@@ -466,6 +466,28 @@ def test_rollback_iam_is_scoped_to_zone_listener_table_topic(prod_tf: dict[str, 
     }
 
 
+def test_rollback_role_allows_every_action_its_code_calls(prod_tf: dict[str, Any]) -> None:
+    """The registry lists what the function's code calls; its role must allow each one.
+
+    moto enforces no IAM, so a missing action would pass every emulator test and be
+    denied on AWS (the composite check and the health reads were, before this test).
+    """
+    from paymig.runtime.controller.permissions import COMMANDS
+
+    _, inline = by_path(prod_tf, "aws_iam_role_policy", "/automation/rollback/role-policy")
+    allowed = {
+        action
+        for s in policy(inline["policy"])["Statement"]
+        if s["Effect"] == "Allow"
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    needs_no_permission = {"sts:GetCallerIdentity"}  # STS answers it for any principal
+    assert set(COMMANDS["rollback-function"]) - needs_no_permission - allowed == set()
+    statements = {s["Sid"]: s for s in policy(inline["policy"])["Statement"]}
+    assert statements["CompositeAlarmNow"]["Resource"] in ("*", ["*"])
+    assert statements["ReadHealthChecks"]["Resource"] == ["arn:aws:route53:::healthcheck/*"]
+
+
 def test_audit_table(prod_tf: dict[str, Any]) -> None:
     _, table = only(prod_tf, "aws_dynamodb_table")
     assert table["name"] == "paymig-prod-migration-audit"

@@ -176,6 +176,19 @@ class AutomationTier(Construct):
             ),
             statement("WaitForInsync", ["route53:GetChange"], ["arn:aws:route53:::change/*"]),
             statement(
+                # What Route 53 answers: the records' health checks (is legacy healthy?).
+                "ReadHealthChecks",
+                ["route53:GetHealthCheck", "route53:GetHealthCheckStatus"],
+                ["arn:aws:route53:::healthcheck/*"],
+            ),
+            statement(
+                # Is the alarm event still current? The composite is only returned to a
+                # DescribeAlarms permission scoped to * (CloudWatch API reference).
+                "CompositeAlarmNow",
+                ["cloudwatch:DescribeAlarms"],
+                "*",
+            ),
+            statement(
                 # elasticloadbalancing Describe* has no resource-level permission.
                 "FindListener",
                 [

@@ -68,8 +68,9 @@ PERMISSIONS: dict[str, Permission] = {
     "dynamodb:UpdateItem": Permission((TABLE,), "confirm the lock"),
     "dynamodb:DeleteItem": Permission((TABLE,), "release the lock"),
     "cloudwatch:DescribeAlarms": Permission(
-        ("arn:aws:cloudwatch:<region>:<account>:alarm:<stack>-*",),
-        "alarm gates, armed gate, is an alarm event current",
+        ("*",),
+        "alarm gates, armed gate, is an alarm event current (a composite alarm is returned "
+        "only to a permission scoped to *, CloudWatch API reference)",
     ),
     "cloudwatch:GetMetricStatistics": Permission(("*",), "CDC latency gate"),
     "cloudwatch:PutMetricData": Permission(
