@@ -138,7 +138,7 @@ def test_the_modelled_path_takes_the_detection_of_the_alarm_that_fired() -> None
     assert steps[1]["detail"].startswith("5xx-rate: 3 x 10 s breaching until ALARM")
     assert steps[4:] == [s.as_dict() for s in first.steps[4:]]
     assert [s["name"] for s in steps[4:]] == [
-        "composite", "sns delivery", "lambda queue", "cold start", "event check",
+        "composite", "sns delivery", "lambda queue", "cold start", "event check", "stage read",
         "intent record", "route53 first", "propagation", "dns ttl"]  # fmt: skip
     assert modelled(prod, None) == budget.as_dict()["steps"]
     assert modelled(prod, "no-such-alarm") == budget.as_dict()["steps"]
