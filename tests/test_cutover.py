@@ -32,7 +32,7 @@ from psycopg import errors, sql
 from controller_env import REGION, MigrationEnv, build_env
 from paymig.cli import main
 from paymig.config import PaymigConfig
-from paymig.lambdas.payment_api import WriteTargetCache
+from paymig.lambdas.payment_api_write_target import WriteTargetCache
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
 from paymig.naming import audit_table_name, write_target_parameter_name
