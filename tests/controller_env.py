@@ -47,6 +47,7 @@ from paymig.naming import (
     audit_table_name,
     cdc_latency_dimensions,
     composite_alarm_name,
+    dms_reverse_task_identifier,
     dms_task_identifier,
     rollback_function_name,
     target_group_name,
@@ -155,27 +156,33 @@ class MigrationEnv:
             AlarmName=f"{self.stack}-{metric}", StateValue=state, StateReason="test"
         )
 
-    def dms_task_resource_id(self) -> str:
-        """Create the environment's DMS task in moto once; return its resource id."""
+    def dms_task_resource_id(self, *, reverse: bool = False) -> str:
+        """Create the environment's forward (or reverse) DMS task in moto once; its id."""
         dms = self.client("dms")
+        identifier = (
+            dms_reverse_task_identifier(self.stack) if reverse else dms_task_identifier(self.stack)
+        )
         found = dms.describe_replication_tasks(
-            Filters=[{"Name": "replication-task-id", "Values": [dms_task_identifier(self.stack)]}]
+            Filters=[{"Name": "replication-task-id", "Values": [identifier]}]
         )["ReplicationTasks"]
         if found:
             return str(found[0]["ReplicationTaskArn"]).rsplit(":", 1)[-1]
         arn = "arn:aws:dms:us-east-2:123456789012:{}:{}"
         task = dms.create_replication_task(
-            ReplicationTaskIdentifier=dms_task_identifier(self.stack),
-            SourceEndpointArn=arn.format("endpoint", "SOURCE"),
-            TargetEndpointArn=arn.format("endpoint", "TARGET"),
+            ReplicationTaskIdentifier=identifier,
+            SourceEndpointArn=arn.format("endpoint", "AURORA" if reverse else "SOURCE"),
+            TargetEndpointArn=arn.format("endpoint", "SOURCE" if reverse else "TARGET"),
             ReplicationInstanceArn=arn.format("rep", "INSTANCE"),
-            MigrationType="full-load-and-cdc",
+            MigrationType="cdc" if reverse else "full-load-and-cdc",
             TableMappings='{"rules": []}',
         )["ReplicationTask"]
         return str(task["ReplicationTaskArn"]).rsplit(":", 1)[-1]
 
-    def put_cdc_latency(self, seconds: float) -> None:
-        task_id = self.dms_task_resource_id()
+    def put_cdc_latency(
+        self, seconds: float, *, reverse: bool = False, at: datetime | None = None
+    ) -> None:
+        """A CDCLatencyTarget datapoint of the forward (or reverse) task, now or ``at``."""
+        task_id = self.dms_task_resource_id(reverse=reverse)
         self.client("cloudwatch").put_metric_data(
             Namespace=CDC_LATENCY_NAMESPACE,
             MetricData=[
@@ -185,7 +192,7 @@ class MigrationEnv:
                         {"Name": k, "Value": v}
                         for k, v in cdc_latency_dimensions(self.stack, task_id).items()
                     ],
-                    "Timestamp": datetime.now(UTC),
+                    "Timestamp": at or datetime.now(UTC),
                     "Value": seconds,
                     "Unit": "Seconds",
                 }

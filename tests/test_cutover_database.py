@@ -4,6 +4,8 @@ commit order, without DDL or sequence state)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -216,3 +218,35 @@ def test_slot_is_created_once_and_keeps_its_position(pair: Pair) -> None:
         )
         assert db.drop_slot(target, "paymig_reverse_test") is True
         assert db.drop_slot(target, "paymig_reverse_test") is False
+
+
+def test_the_slot_a_login_reads_is_found_exactly(pair: Pair) -> None:
+    """Gap 3b of issue 17: the slot DMS created for itself (a name DMS chooses) is the
+    one a session of the DMS source login holds; pg_recvlogical stands in for DMS."""
+    recv = shutil.which("pg_recvlogical") or "/usr/lib/postgresql/15/bin/pg_recvlogical"
+    with pair.connect("source") as source:
+        source.execute("CREATE ROLE paymig_dms_reader LOGIN REPLICATION")
+        db.ensure_slot(source, "dms_own_slot_x1", "test_decoding")
+        db.ensure_slot(source, "someone_elses", "test_decoding")
+        assert db.slots_held_by(source, ["paymig_dms_reader"]) == []
+    dsn = pair.source.dsn("postgres", "paymig_dms_reader")
+    reader = subprocess.Popen(
+        [recv, "-d", dsn, "--slot", "dms_own_slot_x1", "--start", "-f", "/dev/null"]
+    )
+    try:
+        with pair.connect("source") as source:
+            for _ in range(100):
+                if db.slots_held_by(source, ["paymig_dms_reader"]):
+                    break
+                time.sleep(0.1)
+            assert db.slots_held_by(source, ["paymig_dms_reader"]) == ["dms_own_slot_x1"]
+    finally:
+        reader.terminate()
+        reader.wait(10)
+    with pair.connect("source") as source:
+        for slot in ("dms_own_slot_x1", "someone_elses"):
+            for _ in range(50):
+                if db.drop_slot(source, slot):
+                    break
+                time.sleep(0.1)
+        source.execute("DROP ROLE paymig_dms_reader")

@@ -36,6 +36,8 @@ from paymig.runtime.constraints import (
     read_constraints,
     verify_schema,
 )
+from paymig.runtime.cutover import database as cutover_db
+from paymig.runtime.cutover.steps import api_write_grants
 from paymig.runtime.db_setup import DbSetupError, setup_aurora
 from paymig.runtime.login_checks import check_logins
 
@@ -236,8 +238,66 @@ def _payment(payment_id: str, key: str, account: str = ACCOUNT) -> str:
     return _PAYMENT_SQL.format(id=payment_id, account=account, key=key)
 
 
+def _unfence_api(aurora: Aurora) -> None:
+    """What `paymig cutover`'s unfence step does on Aurora (as the master)."""
+    with aurora.master() as conn:
+        cutover_db.unfence(conn, api_write_grants("aurora"))
+
+
+def _api_writes(aurora: Aurora) -> bool:
+    """Whether the API's login may insert a payment on Aurora now."""
+    with aurora.login("paymig_api") as conn:
+        try:
+            with conn.transaction():
+                conn.execute(_payment(MISSING_PAYMENT, "k-probe"))
+                raise _Rollback
+        except errors.InsufficientPrivilege:
+            return False
+        except _Rollback:
+            return True
+
+
+class _Rollback(Exception):
+    """Undo a probe write."""
+
+
+def test_setup_never_gives_the_api_writes_and_never_lifts_a_fence(aurora: Aurora) -> None:
+    """Pins gap 2 of issue 17: the setup re-applied the API's grants on every run, so an
+    apply after a fallback (Aurora fenced for the API) let the API write to Aurora while
+    the source took the writes. Writes on Aurora now come only from the cutover."""
+    report = aurora.setup()
+    assert report.ok, [c.detail for c in report.checks if not c.ok]
+    with aurora.login("paymig_api") as conn:
+        assert conn.execute("SELECT count(*) FROM public.payments").fetchone() == (0,)
+    with aurora.master() as conn:
+        conn.execute(_ACCOUNT_SQL)
+    assert _api_writes(aurora) is False  # before any cutover
+    _unfence_api(aurora)
+    assert _api_writes(aurora) is True
+    assert aurora.setup().ok  # re-run after cutover: the writes stay (no outage)
+    assert _api_writes(aurora) is True
+    with aurora.master() as conn:  # a fallback's fence
+        revoked = cutover_db.fence(conn, ["paymig_api_rw"])
+    assert {(g.table, g.privilege) for g in revoked} == {
+        (t, p) for t in TABLES for p in ("INSERT", "UPDATE")
+    }
+    report = aurora.setup()  # an apply after the fallback
+    assert report.ok, [c.detail for c in report.checks if not c.ok]
+    assert _api_writes(aurora) is False
+
+
+def test_login_check_refuses_half_given_cutover_writes(aurora: Aurora) -> None:
+    aurora.setup()
+    with aurora.master() as conn:
+        conn.execute("GRANT INSERT ON public.payments TO paymig_api_rw")
+        failed = {c.name: c.detail for c in check_logins(conn, "aurora") if not c.ok}
+    half = "missing: INSERT on public.accounts, public.refunds"
+    assert failed == {"login paymig_api": half, "login paymig_api_clone": half}
+
+
 def test_api_and_validation_logins_can_do_exactly_their_part(aurora: Aurora) -> None:
     aurora.setup()
+    _unfence_api(aurora)  # the API writes on Aurora once the writes are cut over
     for user in ("paymig_api", "paymig_api_clone"):
         with aurora.login(user) as conn:
             if user == "paymig_api":
@@ -380,6 +440,7 @@ def test_foreign_keys_absent_before_finalize_and_valid_after(aurora: Aurora) -> 
         ("payments_account_id_fkey", True),
         ("refunds_payment_id_fkey", True),
     ]
+    _unfence_api(aurora)  # the API writes on Aurora after the cutover
     with aurora.login("paymig_api") as conn, pytest.raises(errors.ForeignKeyViolation):
         conn.execute(_payment(MISSING_PAYMENT, "k-2", account=MISSING_ACCOUNT))
 

@@ -56,7 +56,9 @@ def lambda_env(
     tmp_path: Path,
     prod_config: PaymigConfig,
 ) -> MigrationEnv:
-    env = build_env(moto_server, monkeypatch, tmp_path, prod_config, validation=None)
+    env = build_env(
+        moto_server, monkeypatch, tmp_path, prod_config, validation=None, cdc_latency=None
+    )
     source, target = databases
     session = boto3.Session()
     declare(session, monkeypatch, env.config.stack_name, "SOURCE", source)
@@ -161,6 +163,65 @@ def test_post_check_fails_when_cdc_lags(lambda_env: MigrationEnv) -> None:
     full_pass()
     with pytest.raises(CheckFailedError, match=r"CDC latency 95s above 30s"):
         handler({"check": "post"}, None)
+
+
+NEW_ON_AURORA = (
+    "INSERT INTO payments (id, account_id, merchant_id, idempotency_key, amount, currency, "
+    "status, request_fingerprint, created_at, updated_at) VALUES "
+    "('20000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000001', 'm1', "
+    "'after-cutover', 9.99, 'USD', 'succeeded', repeat('b', 64), %s, %s)"
+)
+
+
+def test_post_check_after_cutover_reads_aurora_as_the_writer(
+    lambda_env: MigrationEnv, databases: tuple[LocalPostgres, LocalPostgres]
+) -> None:
+    """Pins gap 1: after cutover the forward task is stopped (no datapoint) and Aurora
+    takes the writes. The check reads the reverse task's latency, compares Aurora as the
+    primary, and a payment on Aurora that has not reached on-prem is *missing* there."""
+    _, target = databases
+    lambda_env.move_stage("cut-over")
+    lambda_env.dms_task_resource_id()  # the forward task exists, stopped: no datapoint
+    lambda_env.put_cdc_latency(4.0, reverse=True)
+    full_pass()
+    result = handler({"check": "post"}, None)
+    assert (result["passed"], result["writer"]) == (True, "aurora")
+    latest = lambda_env.audit().latest_validation()
+    assert latest is not None and latest["writer"] == "aurora"
+
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    execute(target, NEW_ON_AURORA, [later, later])
+    try:
+        with pytest.raises(
+            CheckFailedError, match=r"public\.payments: 1 missing, 0 extra, 0 different"
+        ):
+            handler({"check": "post"}, None)
+    finally:
+        execute(target, "DELETE FROM payments WHERE idempotency_key = 'after-cutover'")
+
+
+def test_post_check_after_cutover_fails_when_neither_task_reports(
+    lambda_env: MigrationEnv,
+) -> None:
+    lambda_env.move_stage("cut-over")
+    lambda_env.dms_task_resource_id()
+    lambda_env.dms_task_resource_id(reverse=True)
+    full_pass()
+    with pytest.raises(
+        CheckFailedError, match=r"CDC latency: no datapoint from the forward or the reverse task"
+    ):
+        handler({"check": "post"}, None)
+
+
+def test_post_check_refuses_while_the_writes_are_moving(lambda_env: MigrationEnv) -> None:
+    lambda_env.put_cdc_latency(4.0)
+    lambda_env.move_stage("replicating", "cutover")
+    with pytest.raises(
+        CheckFailedError,
+        match=r"^post-migration check failed: stage: a cutover is under way \(since ",
+    ):
+        handler({"check": "post"}, None)
+    assert lambda_env.audit().latest_validation() is None  # nothing compared or recorded
 
 
 def test_bad_event_and_environment_are_clear_errors(

@@ -50,8 +50,8 @@ from paymig.infra.validation_job import (
 from paymig.logins import PGAUDIT_PARAMETERS, logins_for
 from paymig.payments_schema import TABLES_DDL
 
-#: The APIs the validation code calls: its CA bundles, logins, the audit table, the CDC
-#: latency metric and the DMS task lookup.
+#: The APIs the validation code calls: its CA bundles, logins, the audit table (verdicts
+#: and the run-time stage), the CDC latency metric and the DMS task lookup.
 VALIDATION_APIS = ("ssm", "secretsmanager", "dynamodb", "monitoring", "dms")
 
 #: Modules and distributions of the database setup function.
@@ -203,8 +203,9 @@ class DeploymentChecks(Construct):
                 apis=VALIDATION_APIS,
                 statements=[
                     statement(
+                        # GetItem: the run-time stage (which database writes).
                         "RecordValidation",
-                        ["dynamodb:PutItem", "dynamodb:Query"],
+                        ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"],
                         [str(automation.audit_table.arn)],
                     ),
                     statement(

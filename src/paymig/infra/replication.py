@@ -387,6 +387,11 @@ class ReplicationTier(Construct):
             self._login("source", "dms"),
             self._source_settings(slot_name=None),
         )
+        # `paymig fallback` names cutover.forward_slot_name here at run time (ModifyEndpoint)
+        # before it restarts the task from that slot; an apply must not take it away.
+        self.source_endpoint.add_override(
+            "lifecycle.ignore_changes", ["postgres_settings[0].slot_name"]
+        )
         self.target_endpoint = self._endpoint(
             "target-endpoint",
             naming.dms_target_endpoint_id(stack),

@@ -14,6 +14,13 @@ apply, with the reasons in the error. Each check finishes in minutes at any data
   under its threshold. The verdict is recorded in the audit table, where the shift gate
   and the cutover read it.
 
+  The check follows the run-time stage (the audit table's stage item, read through the
+  same DynamoDB endpoint and key as the verdict): the database that takes the writes is
+  compared as the primary (the source before cutover, Aurora after it), and the CDC
+  latency is the replicating direction's (the larger of the forward and reverse tasks',
+  as the cdc-latency alarm has it). While a cutover or fallback is moving the writes
+  the check fails without comparing: the databases are between writers.
+
 Environment (set by the stack): ``PAYMIG_STACK_NAME``, ``PAYMIG_ENVIRONMENT``,
 ``PAYMIG_DB_SOURCE`` and ``PAYMIG_DB_AURORA`` (database declarations, see
 :mod:`paymig.runtime.database_env`: host, login secret, ``verify-full`` against the CA
@@ -41,6 +48,7 @@ from paymig.errors import ConfigError, PaymigError
 from paymig.naming import audit_table_name
 from paymig.runtime import database_env
 from paymig.runtime.controller.aws import AuditTrail, Metrics
+from paymig.runtime.controller.stage import StageRecord, StageStore
 from paymig.runtime.preflight import run_preflight
 from paymig.runtime.validator.engine import Validator
 from paymig.runtime.validator.pass_store import PassStore
@@ -160,7 +168,23 @@ def _bounded(
         return bounded_check(validator, tables, cfg, started)
 
 
-def post_migration(  # noqa: PLR0917 - the settings, the two databases, then the AWS shell
+def writer_first(stage: StageRecord, source_dsn: str, target_dsn: str) -> tuple[str, str, str]:
+    """(primary DSN, replica DSN, writer) for the stage: the writer is compared as primary.
+
+    Raises :class:`CheckFailedError` while a cutover or fallback is under way.
+    """
+    if stage.operation is not None:
+        raise CheckFailedError(
+            f"post-migration check failed: stage: a {stage.operation} is under way "
+            f"(since {stage.since}); apply again once it has ended"
+        )
+    if stage.writes_on == "source":
+        return source_dsn, target_dsn, "source"
+    # cut-over, or complete (only Aurora is left to write).
+    return target_dsn, source_dsn, "aurora"
+
+
+def post_migration(  # noqa: PLR0917 - settings, databases, then the AWS shell
     settings: LambdaSettings,
     source_dsn: str,
     target_dsn: str,
@@ -168,13 +192,21 @@ def post_migration(  # noqa: PLR0917 - the settings, the two databases, then the
     store: PassStore,
     metrics: Metrics,
     *,
+    stage: StageRecord | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
-    """The latest full pass, the rows changed since, CDC latency; record; raise if unsafe."""
+    """The latest full pass, the rows changed since, CDC latency; record; raise if unsafe.
+
+    ``stage`` (default: nothing cut over) says which database writes; it is compared as
+    the primary.
+    """
+    primary, replica, writer = writer_first(
+        stage or StageRecord("replicating"), source_dsn, target_dsn
+    )
     verdict = judge_full_pass(store.latest(), now(), settings.validation)
     tables: list[dict[str, Any]] = []
     if verdict.ok and verdict.started_at is not None:
-        check = _bounded(settings, source_dsn, target_dsn, verdict.started_at)
+        check = _bounded(settings, primary, replica, verdict.started_at)
         tables = [t.to_json() for t in check.tables]
         failures = check.failures
         status = "inconsistent" if check.differing else ("error" if failures else "consistent")
@@ -186,20 +218,30 @@ def post_migration(  # noqa: PLR0917 - the settings, the two databases, then the
             "status": status,
             "summary": "deployment check: " + "; ".join(dict.fromkeys([verdict.reason, *failures])),
             "source": "deploy-check",
+            "writer": writer,
             **({"pass_id": verdict.pass_id} if verdict.pass_id else {}),
         },
         now(),
     )
     latency = metrics.cdc_latency(now(), settings.cdc_lookback_seconds)
     if latency is None:
-        failures.append("CDC latency: no datapoint (the task is not replicating)")
+        failures.append(
+            "CDC latency: no datapoint from the forward or the reverse task (neither is "
+            "replicating)"
+        )
     elif latency[0] > settings.cdc_threshold_seconds:
         failures.append(
             f"CDC latency {latency[0]:.0f}s above {settings.cdc_threshold_seconds:.0f}s"
         )
     if failures:
         raise CheckFailedError("post-migration check failed: " + "; ".join(failures))
-    return {"check": "post", "passed": True, "full_pass": verdict.reason, "tables": tables}
+    return {
+        "check": "post",
+        "passed": True,
+        "writer": writer,
+        "full_pass": verdict.reason,
+        "tables": tables,
+    }
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -224,6 +266,9 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
             settings.environment,
             dms=session.client("dms"),
         )
-        result = post_migration(settings, source_dsn, target_dsn, audit, store, metrics)
+        stage = StageStore(dynamodb, settings.audit_table).read()
+        result = post_migration(
+            settings, source_dsn, target_dsn, audit, store, metrics, stage=stage
+        )
     LOG.info(json.dumps(result, default=str))
     return result

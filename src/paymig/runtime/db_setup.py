@@ -18,6 +18,12 @@ membership granted by hand since is revoked, a role's attributes are reset):
 4. Each login's group role and both users (``LOGIN``, the password as a SCRAM verifier
    computed on the client, so no plaintext password crosses the wire or reaches a log),
    then the grants, each preceded by a ``REVOKE ALL`` from the group.
+5. Never the API's write grants on the payment tables (``cutover_privileges`` in
+   :mod:`paymig.logins`): only `paymig cutover`'s unfence gives them, and a fallback's
+   fence takes them back. The setup re-grants exactly those it found held (read in the
+   same transaction, before its ``REVOKE ALL``), so it neither lifts a fence (after a
+   fallback the API writing Aurora while the source takes the writes is a split) nor
+   fences a cut-over Aurora. An apply may re-run it in any stage.
 
 Why the foreign keys come later
 -------------------------------
@@ -55,7 +61,15 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from paymig.logins import MASTER_PGAUDIT_LOG, PAYMENTS_SCHEMA, Login, Server, logins_for, user_names
+from paymig.logins import (
+    MASTER_PGAUDIT_LOG,
+    PAYMENT_TABLES,
+    PAYMENTS_SCHEMA,
+    Login,
+    Server,
+    logins_for,
+    user_names,
+)
 from paymig.payments_schema import TABLES_DDL, ddl_statements
 from paymig.runtime.checks import CheckResult
 from paymig.runtime.login_checks import check_logins
@@ -89,6 +103,23 @@ class RoleCatalog:
     memberships: Mapping[str, frozenset[str]] = field(default_factory=dict)
     members: Mapping[str, frozenset[str]] = field(default_factory=dict)
     special: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: (role, table, privilege) of the cutover privileges held now on payment tables.
+    cutover_grants: frozenset[tuple[str, str, str]] = frozenset()
+
+
+def _keep_cutover_grants(login: Login, catalog: RoleCatalog) -> list[sql.Composed]:
+    """Give back, after the ``REVOKE ALL``, exactly the cutover privileges found held."""
+    held = sorted(
+        (table, privilege)
+        for role, table, privilege in catalog.cutover_grants
+        if role == login.group and privilege in login.cutover_privileges
+    )
+    return [
+        sql.SQL("GRANT {} ON TABLE {}.{} TO {}").format(
+            sql.SQL(privilege), name(PAYMENTS_SCHEMA), name(table), name(str(login.group))
+        )
+        for table, privilege in held
+    ]
 
 
 def _revoke(role: str, member: str) -> sql.Composed:
@@ -180,6 +211,7 @@ def plan_aurora_setup(
         plan += _role_statements(login, catalog, verifiers, superuser=superuser)
         plan += revoke_statements(login, database)
         plan += grant_statements(login, database)
+        plan += _keep_cutover_grants(login, catalog)
         plan += default_privilege_statements(login, borrow_membership=not superuser)
     if aurora:
         plan.append(
@@ -206,11 +238,27 @@ WHERE r.rolname = ANY(%s)
 """
 
 
+_CUTOVER_GRANTS_SQL = """
+SELECT r.rolname, c.relname, a.privilege_type
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+     aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee
+WHERE n.nspname = %s AND c.relname = ANY(%s) AND r.rolname = ANY(%s)
+  AND a.privilege_type = ANY(%s)
+"""
+
+
 def read_role_catalog(conn: psycopg.Connection[Any], server: Server) -> RoleCatalog:
     """Which of a server's login roles exist, their memberships, members and powers."""
     names = [role for login in logins_for(server) for role in login.roles]
     rows = conn.execute(_CATALOG_SQL, (names,)).fetchall()
+    groups = [str(lg.group) for lg in logins_for(server) if lg.cutover_privileges]
+    privileges = sorted({p for lg in logins_for(server) for p in lg.cutover_privileges})
+    held = conn.execute(
+        _CUTOVER_GRANTS_SQL,
+        (PAYMENTS_SCHEMA, [t for _, t in PAYMENT_TABLES], groups, privileges),
+    ).fetchall()
     return RoleCatalog(
+        cutover_grants=frozenset((str(r), str(t), str(p)) for r, t, p in held),
         existing=frozenset(row[0] for row in rows),
         memberships={row[0]: frozenset(row[1]) for row in rows},
         members={row[0]: frozenset(row[2]) for row in rows},

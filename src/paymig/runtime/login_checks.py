@@ -112,11 +112,21 @@ def _table_findings(
     """(missing, excess) table privileges, grouped per privilege over the tables."""
     missing: dict[str, list[str]] = {}
     excess: dict[str, list[str]] = {}
+    # Cutover privileges: held on every payment table (after `paymig cutover`) or none.
+    optional = frozenset(login.cutover_privileges)
+    payment = [t for t in facts.tables if t in PAYMENT_TABLES]
+    for privilege in sorted(optional, key=TABLE_PRIVILEGES.index):
+        holding = [t for t in payment if privilege in role.tables.get(t, frozenset())]
+        if 0 < len(holding) < len(payment):
+            missing.setdefault(privilege, []).extend(
+                _qualified(t) for t in payment if t not in holding
+            )
     for table in facts.tables:
         expected = expected_table_privileges(login, table)
+        required = expected - optional if table in PAYMENT_TABLES else expected
         whole = role.tables.get(table, frozenset())
         anywhere = role.any_column.get(table, frozenset()) | whole
-        for privilege in sorted(expected - whole, key=TABLE_PRIVILEGES.index):
+        for privilege in sorted(required - whole, key=TABLE_PRIVILEGES.index):
             missing.setdefault(privilege, []).append(_qualified(table))
         for privilege in sorted(anywhere - expected, key=TABLE_PRIVILEGES.index):
             excess.setdefault(privilege, []).append(_qualified(table))

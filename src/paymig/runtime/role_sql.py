@@ -157,7 +157,10 @@ def _grantee(login: Login) -> str:
 
 
 def grant_statements(login: Login, database: str) -> list[sql.Composed]:
-    """Every privilege `login` needs, granted to its group (the whole list, nothing else)."""
+    """Every privilege `login` needs, granted to its group (the whole list, nothing else).
+
+    Never its :attr:`~paymig.logins.Login.cutover_privileges`: only a cutover gives those.
+    """
     to = name(_grantee(login))
     statements = [
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), to)
@@ -168,10 +171,11 @@ def grant_statements(login: Login, database: str) -> list[sql.Composed]:
         )
         for schema in login.schemas()
     ]
-    if login.table_privileges:
+    granted = [p for p in login.table_privileges if p not in login.cutover_privileges]
+    if granted:
         statements.append(
             sql.SQL("GRANT {} ON TABLE {} TO {}").format(
-                _words(login.table_privileges),
+                _words(granted),
                 sql.SQL(", ").join([_table(s, t) for s, t in PAYMENT_TABLES]),
                 to,
             )

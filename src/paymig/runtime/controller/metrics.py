@@ -20,6 +20,7 @@ from paymig.naming import (
     alarm_names,
     cdc_latency_dimensions,
     composite_alarm_name,
+    dms_reverse_task_identifier,
     dms_task_identifier,
 )
 from paymig.runtime.controller.core import (
@@ -79,13 +80,16 @@ class Metrics:
         )
         return CompositeNow(state=str(found[0]["StateValue"]), updated_at=parse_time(changed))
 
-    def _task_arn(self) -> str | None:
-        """ARN of the environment's DMS task, if any."""
+    def _task_arn(self, identifier: str | None = None) -> str | None:
+        """ARN of one of the environment's DMS tasks (default: the forward one), if any."""
         if self.dms is None:
             return None
         tasks = self.dms.describe_replication_tasks(
             Filters=[
-                {"Name": "replication-task-id", "Values": [dms_task_identifier(self.stack_name)]}
+                {
+                    "Name": "replication-task-id",
+                    "Values": [identifier or dms_task_identifier(self.stack_name)],
+                }
             ],
             WithoutSettings=True,
         ).get("ReplicationTasks", [])
@@ -131,14 +135,22 @@ class Metrics:
         )
         return figures
 
-    def cdc_latency(self, now: datetime, lookback_seconds: int) -> tuple[float, datetime] | None:
-        """Latest per-minute maximum of CDCLatencyTarget in the window, or None.
+    def _task_resource_ids(self) -> list[str]:
+        """Resource ids of the forward and the reverse task, those that exist."""
+        ids = []
+        for identifier in (
+            dms_task_identifier(self.stack_name),
+            dms_reverse_task_identifier(self.stack_name),
+        ):
+            arn = self._task_arn(identifier)
+            if arn is not None:
+                ids.append(arn.rsplit(":", 1)[-1])
+        return ids
 
-        None also when the task does not exist: a gate that cannot be read fails.
-        """
-        task_id = self.dms_task_resource_id()
-        if task_id is None:
-            return None
+    def _latency_points(
+        self, task_id: str, now: datetime, lookback_seconds: int
+    ) -> dict[datetime, float]:
+        """One task's per-minute maxima of CDCLatencyTarget in the window, by minute."""
         response = self.client.get_metric_statistics(
             Namespace=CDC_LATENCY_NAMESPACE,
             MetricName=CDC_LATENCY_METRIC,
@@ -151,11 +163,26 @@ class Metrics:
             Period=60,
             Statistics=["Maximum"],
         )
-        points = response.get("Datapoints", [])
-        if not points:
+        return {p["Timestamp"]: float(p["Maximum"]) for p in response.get("Datapoints", [])}
+
+    def cdc_latency(self, now: datetime, lookback_seconds: int) -> tuple[float, datetime] | None:
+        """CDC latency of the replicating direction: the latest minute's value, or None.
+
+        The cdc-latency alarm's rule (``paymig.infra.observability``,
+        ``CDC_DIRECTION_EXPRESSION``): per minute, the larger of the forward and the reverse
+        task's CDCLatencyTarget where both report, the one that reports otherwise. Before
+        cutover only the forward task runs, after it only the reverse one, so this is
+        right in every stage without reading it. None when neither task reports in the
+        window or neither exists: a gate that cannot be read fails.
+        """
+        merged: dict[datetime, float] = {}
+        for task_id in self._task_resource_ids():
+            for at, value in self._latency_points(task_id, now, lookback_seconds).items():
+                merged[at] = max(value, merged.get(at, value))
+        if not merged:
             return None
-        latest = max(points, key=lambda p: p["Timestamp"])
-        return float(latest["Maximum"]), latest["Timestamp"]
+        latest = max(merged)
+        return merged[latest], latest
 
     def publish_weights(self, weights: Weights) -> None:
         """Publish the live split as `Paymig/Migration` `TrafficWeight` per set identifier."""

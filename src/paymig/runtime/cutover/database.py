@@ -260,3 +260,19 @@ def drop_slot(conn: psycopg.Connection[Any], slot: str) -> bool:
         (slot,),
     ).fetchone()
     return row is not None
+
+
+def slots_held_by(conn: psycopg.Connection[Any], users: Sequence[str]) -> list[str]:
+    """The replication slots that sessions of ``users`` are reading now (active ones).
+
+    The slot DMS creates for a forward task that names none has a name DMS chooses; while
+    the task runs it is the one slot held by a session of the DMS source login, which is
+    how a cutover finds exactly it (the catalog records no owner of an inactive slot).
+    """
+    rows = conn.execute(
+        "SELECT s.slot_name FROM pg_replication_slots s"
+        " JOIN pg_stat_activity a ON a.pid = s.active_pid"
+        " WHERE s.active AND a.usename = ANY(%s) ORDER BY 1",
+        (list(users),),
+    ).fetchall()
+    return [str(row[0]) for row in rows]

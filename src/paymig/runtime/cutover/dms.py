@@ -3,14 +3,25 @@
 The forward task (``naming.dms_task_identifier``, full load and CDC) and the reverse
 task (``naming.dms_reverse_task_identifier``, CDC only, Aurora to on-prem). Starting at
 a point is DMS's native CDC start: ``StartReplicationTask`` with ``CdcStartPosition``
-set to the LSN of the slot the cutover created (DMS API reference,
-StartReplicationTask; DMS User Guide, "Using a PostgreSQL database as a source": with
-``SlotName`` on the source endpoint DMS reads that slot). A restart of the forward task
-after a fallback makes it CDC-only first (``ModifyReplicationTask`` with
-``MigrationType=cdc``, allowed on a stopped task): the rows are all there already.
+set to the LSN of the slot the operation created (DMS API reference,
+StartReplicationTask: "a logical replication slot should already be created and
+associated with the source endpoint"; PostgreSQLSettings ``SlotName``: "the name of a
+previously created logical replication slot ... DMS verifies that the specified logical
+replication slot exists before starting the CDC load task. It also verifies that the
+task was created with a valid setting of CdcStartPosition").
 
-Not verified against AWS: moto accepts these calls but replicates nothing; the logical
-replication stand-in is what moves rows in the tests.
+The reverse source endpoint names ``replication.reverse_slot_name`` from the first
+apply. The forward one names no slot at first (a ``full-load-and-cdc`` task then lets
+DMS create its own, the documented default); a restart after a fallback names
+``cutover.forward_slot_name`` on it first (``ModifyEndpoint`` with
+``PostgreSQLSettings.SlotName`` and ``ExactSettings=False``, which keeps the other
+settings; the stack ignores later changes of that one attribute) and makes the task
+CDC-only (``ModifyReplicationTask`` with ``MigrationType=cdc``, allowed on a stopped
+task): the rows are all there already.
+
+Not verified against AWS: moto accepts the task calls but replicates nothing and has no
+ModifyEndpoint (the tests check that call against the DMS API model with a stubber);
+the logical replication stand-in is what moves rows in the tests.
 """
 
 from __future__ import annotations
@@ -103,9 +114,26 @@ class DmsReplication:
         """Stop the reverse task."""
         return self._stop(self.reverse)
 
+    def name_forward_slot(self, task: dict[str, Any], slot: str) -> bool:
+        """Make the forward task's source endpoint name ``slot``; True if it changed."""
+        arn = str(task["SourceEndpointArn"])
+        found = self.client.describe_endpoints(Filters=[{"Name": "endpoint-arn", "Values": [arn]}])[
+            "Endpoints"
+        ]
+        if not found:
+            raise PaymigError(f"DMS endpoint {arn}: not found")
+        if found[0].get("PostgreSQLSettings", {}).get("SlotName") == slot:
+            return False
+        self.client.modify_endpoint(
+            EndpointArn=arn, PostgreSQLSettings={"SlotName": slot}, ExactSettings=False
+        )
+        return True
+
     def start_forward(self, slot: str, lsn: str) -> str:
-        """Make the forward task CDC only and start it at the fallback point."""
+        """Name ``slot`` on the source endpoint, make the task CDC only, start at ``lsn``."""
         task = self._task(self.forward)
+        if task["Status"] in _STOPPED:
+            self.name_forward_slot(task, slot)
         if task.get("MigrationType") != "cdc" and task["Status"] in _STOPPED:
             self.client.modify_replication_task(
                 ReplicationTaskArn=task["ReplicationTaskArn"], MigrationType="cdc"

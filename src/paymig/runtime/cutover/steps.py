@@ -233,10 +233,25 @@ def _drop_slot_when_free(run: Run, side: Side, slot: str) -> bool:
 
 
 def stop_forward(run: Run) -> dict[str, Any]:
-    """Stop source -> Aurora; drop the slot a fallback restarted it from, if any."""
+    """Stop source -> Aurora; drop every slot it read, so none keeps WAL on the source.
+
+    The slots are those the DMS source login is reading, found (and saved, so a resumed
+    run drops them too) while forward replication still runs: the drain just proved
+    it does. At the first cutover that is the slot DMS created for itself; after a
+    fallback, ``cutover.forward_slot_name``, which is dropped in any case.
+    """
+    if "forward_slots" not in run.data:
+        with run.env.databases.connect("source") as conn:
+            run.data["forward_slots"] = db.slots_held_by(conn, login_for("source", "dms").users)
+        run.save()
     detail = run.env.replication.stop_forward()
-    dropped = _drop_slot_when_free(run, "source", run.env.cutover.forward_slot_name)
-    return {"detail": detail, "forward_slot_dropped": dropped}
+    slots = dict.fromkeys([*run.data["forward_slots"], run.env.cutover.forward_slot_name])
+    dropped = [slot for slot in slots if _drop_slot_when_free(run, "source", slot)]
+    return {
+        "detail": detail,
+        "forward_slots_dropped": dropped,
+        "forward_slot_dropped": run.env.cutover.forward_slot_name in dropped,
+    }
 
 
 def stop_reverse(run: Run) -> dict[str, Any]:
