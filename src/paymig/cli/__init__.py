@@ -16,6 +16,7 @@ from paymig.cli import (
     controller_commands,
     controls_commands,
     cost_commands,
+    finish_commands,
     infra_commands,
     preflight_commands,
     rehearse_commands,
@@ -34,6 +35,7 @@ app = typer.Typer(
 infra_commands.register(app)
 preflight_commands.register(app)
 controller_commands.register(app)
+finish_commands.register(app)
 validate_commands.register(app)
 cost_commands.register(app)
 runbook_commands.register(app)
