@@ -168,3 +168,23 @@ def test_the_guard_reads_the_stage_item_while_planning(prod_at_stage: Stage) -> 
     }
     # Literal arguments, no depends_on: Terraform reads it at plan time, before any destroy.
     assert "${" not in guard["table_name"] + guard["key"]
+
+
+def test_cost_of_the_finished_stack_is_the_steady_state(
+    prod_config: Any, prod_at_stage: Stage
+) -> None:
+    """`paymig cost --env prod` at `finished`: no DMS, every month the steady state.
+
+    The cdc stack's "steady state" still counts what finishing removes besides DMS (log
+    groups, replication alarms and key, legacy health checks, the legacy record's
+    queries, the validation job): $12.31 more than the finished stack's.
+    """
+    from paymig.cost.report import estimate_environment
+
+    cdc = estimate_environment(prod_config, prod_at_stage("cdc"))
+    finished = estimate_environment(prod_config, prod_at_stage("finished"))
+    assert not [i for i in finished.items if i.migration_only]
+    assert not [i for i in finished.items if "dms" in i.service.lower()]
+    assert finished.bill_usd == finished.total_monthly_usd == finished.steady_state_monthly_usd
+    assert round(finished.steady_state_monthly_usd, 2) == 963.04
+    assert round(cdc.steady_state_monthly_usd - finished.steady_state_monthly_usd, 2) == 12.31
