@@ -17,6 +17,7 @@ from paymig.cli import (
     controls_commands,
     cost_commands,
     cutover_commands,
+    finish_commands,
     infra_commands,
     preflight_commands,
     rehearse_commands,
@@ -36,6 +37,7 @@ infra_commands.register(app)
 preflight_commands.register(app)
 controller_commands.register(app)
 cutover_commands.register(app)
+finish_commands.register(app)
 validate_commands.register(app)
 cost_commands.register(app)
 runbook_commands.register(app)

@@ -24,8 +24,23 @@ class MigrationConfig(_Model):
             "(the first apply: no check reads the source logins the DBA has not stored "
             "yet), `full-load` (the pre-migration check runs; the operator then starts DMS), "
             "`cdc` (the full load is done: CDC alarms armed, foreign keys finalized on "
-            "Aurora, the post-migration check runs), `finished` (DMS and the legacy record "
-            "removed; refused by `paymig finish` until the cutover has held)."
+            "Aurora, the post-migration check runs), `finished` (both DMS tasks, the endpoints, "
+            "the instance, the legacy weighted record and its health checks removed; the plan "
+            "fails until `paymig finish` has stored the stage `complete`)."
+        ),
+    )
+
+    finish_after_hours: float = Field(
+        default=840,
+        ge=0,
+        description=(
+            "How long the writes must have stayed on Aurora (stage `cut-over`, the way back "
+            "open) before `paymig finish` may end the migration and removal of DMS and the "
+            "legacy record is allowed. 840 h = 35 days: whatever day the cutover falls on, "
+            "the hold then contains a whole month-end (the longest month is 31 days) plus "
+            "the days after it when settlement files, chargebacks and the reconciliation "
+            "against the card schemes and the bank arrive; a fallback stays possible until "
+            "the business cycle has run once on Aurora. A fallback restarts the hold."
         ),
     )
 

@@ -1,7 +1,9 @@
 """`PaymentMigrationStack`: one construct per concern, each kept as an attribute.
 
 What is deployed follows ``migration.stage`` (see :mod:`paymig.config.migration`):
-the checks that run, the replication alarms' arming, and, once ``finished``, no DMS.
+the checks that run, the replication alarms' arming, and, once ``finished``, no DMS, no
+legacy record and a guard that fails the plan until `paymig finish` has stored
+``complete`` (:mod:`paymig.infra.finish_guard`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from paymig.infra.automation import AutomationProps, AutomationTier
 from paymig.infra.checks import ChecksProps, DeploymentChecks
 from paymig.infra.credentials import Credentials, CredentialsProps
 from paymig.infra.data import DataProps, DataTier
+from paymig.infra.finish_guard import FinishGuard
 from paymig.infra.functions import LoginSecret
 from paymig.infra.network import NetworkProps, NetworkTier
 from paymig.infra.observability import ObservabilityProps, ObservabilityTier
@@ -44,6 +47,7 @@ class PaymentMigrationStack(TerraformStack):
         super().__init__(scope, config.stack_name)
         self.config = config
         self._build_provider_and_state()
+        self._build_finish_guard()
         self._build_network()
         self._build_data()
         self._build_trust_and_credentials()
@@ -78,6 +82,17 @@ class PaymentMigrationStack(TerraformStack):
         self.caller = DataAwsCallerIdentity(self, "caller")
         #: The deploying account's id (a Terraform reference), for ARNs and key policies.
         self.account_id = str(self.caller.account_id)
+
+    def _build_finish_guard(self) -> None:
+        """At ``finished``: fail the plan unless the stored stage is ``complete``."""
+        self.finish_guard: FinishGuard | None = None
+        if self.config.migration.stage == "finished":
+            self.finish_guard = FinishGuard(
+                self,
+                "finish-guard",
+                stack_name=self.config.stack_name,
+                env=self.config.environment,
+            )
 
     def _build_network(self) -> None:
         """The VPC, its subnet tiers, NAT, endpoints, VPN and flow logs."""
@@ -236,6 +251,7 @@ class PaymentMigrationStack(TerraformStack):
                 initial_aws_weight=config.migration.initial_phase,
                 alb_dns_name=str(self.app.load_balancer.dns_name),
                 alb_zone_id=str(self.app.load_balancer.zone_id),
+                legacy=config.migration.stage != "finished",
             ),
         )
 

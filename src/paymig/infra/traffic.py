@@ -18,6 +18,11 @@ HTTPS check per address, and a calculated check over them with HealthThreshold 1
 to move every client to the side a rollback has just left; while at least one host
 answers, clients reach it (a multi-address A record lets them try the next address).
 The ``aws`` record keeps its own check on the load balancer.
+
+Once the migration is finished (``legacy`` False) the legacy record and its checks are
+gone and the ``aws`` record is left alone in its weighted set, unchanged: Route 53
+answers the only record of a set whatever its weight, and turning it into a simple
+record would replace it (a moment with no answer).
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class TrafficProps:
     initial_aws_weight: int
     alb_dns_name: str
     alb_zone_id: str
+    #: The legacy record and its health checks (False once the migration is finished).
+    legacy: bool = True
 
 
 def initial_weights(aws_percent: int) -> dict[str, int]:
@@ -95,6 +102,13 @@ class TrafficTier(Construct):
     def _build_health_checks(self) -> None:
         """One check per legacy address, their calculated parent, and the ALB's check."""
         props = self.props
+        aws = self._https_check(
+            "health-aws", f"{props.name}-{naming.AWS_SET_ID}", props.alb_dns_name, None
+        )
+        self.health_checks = {naming.AWS_SET_ID: aws}
+        self.legacy_address_checks: dict[str, Route53HealthCheck] = {}
+        if not props.legacy:
+            return
         self.legacy_address_checks = {
             str(address): self._https_check(
                 f"health-legacy-{index}",
@@ -114,18 +128,16 @@ class TrafficTier(Construct):
             child_health_threshold=LEGACY_HEALTH_THRESHOLD,
             tags={"Name": f"{props.name}-{naming.LEGACY_SET_ID}"},
         )
-        aws = self._https_check(
-            "health-aws", f"{props.name}-{naming.AWS_SET_ID}", props.alb_dns_name, None
-        )
-        self.health_checks = {naming.LEGACY_SET_ID: legacy, naming.AWS_SET_ID: aws}
+        self.health_checks[naming.LEGACY_SET_ID] = legacy
 
     def _build_records(self) -> None:
         """The two weighted A records; Terraform ignores their weights after creation."""
         props = self.props
         weights = initial_weights(props.initial_aws_weight)
         ignore_weights = TerraformResourceLifecycle(ignore_changes=["weighted_routing_policy"])
-        self.records = {
-            naming.LEGACY_SET_ID: Route53Record(
+        self.records: dict[str, Route53Record] = {}
+        if props.legacy:
+            self.records[naming.LEGACY_SET_ID] = Route53Record(
                 self,
                 "legacy",
                 zone_id=props.dns.hosted_zone_id,
@@ -139,23 +151,22 @@ class TrafficTier(Construct):
                 ),
                 health_check_id=self.health_checks[naming.LEGACY_SET_ID].id,
                 lifecycle=ignore_weights,
+            )
+        self.records[naming.AWS_SET_ID] = Route53Record(
+            self,
+            "aws",
+            zone_id=props.dns.hosted_zone_id,
+            name=props.dns.api_record_name,
+            type="A",
+            alias=Route53RecordAlias(
+                name=props.alb_dns_name,
+                zone_id=props.alb_zone_id,
+                evaluate_target_health=True,
             ),
-            naming.AWS_SET_ID: Route53Record(
-                self,
-                "aws",
-                zone_id=props.dns.hosted_zone_id,
-                name=props.dns.api_record_name,
-                type="A",
-                alias=Route53RecordAlias(
-                    name=props.alb_dns_name,
-                    zone_id=props.alb_zone_id,
-                    evaluate_target_health=True,
-                ),
-                set_identifier=naming.AWS_SET_ID,
-                weighted_routing_policy=Route53RecordWeightedRoutingPolicy(
-                    weight=weights[naming.AWS_SET_ID]
-                ),
-                health_check_id=self.health_checks[naming.AWS_SET_ID].id,
-                lifecycle=ignore_weights,
+            set_identifier=naming.AWS_SET_ID,
+            weighted_routing_policy=Route53RecordWeightedRoutingPolicy(
+                weight=weights[naming.AWS_SET_ID]
             ),
-        }
+            health_check_id=self.health_checks[naming.AWS_SET_ID].id,
+            lifecycle=ignore_weights,
+        )

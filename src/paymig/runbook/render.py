@@ -38,7 +38,7 @@ _SECTION_TEMPLATES = (
     ("7. Traffic phases", "traffic.md.j2"),
     ("8. Rollback", "rollback.md.j2"),
     ("9. Certificate (CA) rotation and secret rotation", "rotation.md.j2"),
-    ("10. Post-migration clean-up", "cleanup.md.j2"),
+    ("10. Write cutover, fallback and finish", "cleanup.md.j2"),
     ("11. Cost summary", "cost.md.j2"),
     ("12. Contacts (roles)", "contacts.md.j2"),
 )
