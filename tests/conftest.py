@@ -1,7 +1,16 @@
-"""Shared fixtures: configurations, one synthesis per session, real servers."""
+"""Shared fixtures: configurations, one synthesis per run, real servers.
+
+The suite runs on both cores (``pytest -n 2 --dist loadscope``, see scripts/test.sh):
+each module's tests stay on one worker, so a module-scoped server or rehearsal starts
+once. A synthesis is shared by every worker of the run through a folder beside the
+workers' own, under a file lock: the first worker to need it synthesizes, the others
+wait and read it.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +26,38 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "config"
+
+#: Modules started first, longest first, so that the other worker takes the rest meanwhile.
+LONGEST_MODULES = ("tests/test_rehearse.py", "tests/test_controller_moto.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the longest modules first (xdist hands out modules in collection order)."""
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_MODULES.index(path) if path in LONGEST_MODULES else len(LONGEST_MODULES)
+
+    items.sort(key=rank)  # stable: the order inside each module is kept
+
+
+def shared_synthesis(
+    config: PaymigConfig, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Any:
+    """``config``'s stack, synthesized once per run whatever the number of workers."""
+    from paymig.infra.synth import SynthResult, synthesize
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above every worker's own
+    out = root / f"shared-synth-{name}" / "cdktf.out"
+    stack_dir = out / "stacks" / config.stack_name
+    with open(root / f"shared-synth-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if (stack_dir / "cdk.tf.json").exists():
+            document = json.loads((stack_dir / "cdk.tf.json").read_text(encoding="utf-8"))
+            return SynthResult(stack_dir=stack_dir, document=document)
+        return synthesize(config, out)
 
 
 @pytest.fixture(scope="session")
@@ -36,28 +77,22 @@ def rehearsal_config() -> PaymigConfig:
 
 @pytest.fixture(scope="session")
 def prod_synth(prod_config: PaymigConfig, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The prod stack, synthesized once per session (jsii import costs 10-20 s)."""
-    from paymig.infra.synth import synthesize
-
-    return synthesize(prod_config, tmp_path_factory.mktemp("synth") / "cdktf.out")
+    """The prod stack, synthesized once per run (jsii import costs 10-20 s)."""
+    return shared_synthesis(prod_config, tmp_path_factory, "prod")
 
 
 @pytest.fixture(scope="session")
 def staging_synth(staging_config: PaymigConfig, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The staging stack, synthesized once per session."""
-    from paymig.infra.synth import synthesize
-
-    return synthesize(staging_config, tmp_path_factory.mktemp("synth-staging") / "cdktf.out")
+    """The staging stack, synthesized once per run."""
+    return shared_synthesis(staging_config, tmp_path_factory, "staging")
 
 
 @pytest.fixture(scope="session")
 def rehearsal_synth(
     rehearsal_config: PaymigConfig, tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
-    """The rehearsal stack (deployment stage `cdc`), synthesized once per session."""
-    from paymig.infra.synth import synthesize
-
-    return synthesize(rehearsal_config, tmp_path_factory.mktemp("synth-rehearsal") / "cdktf.out")
+    """The rehearsal stack (deployment stage `cdc`), synthesized once per run."""
+    return shared_synthesis(rehearsal_config, tmp_path_factory, "rehearsal")
 
 
 @pytest.fixture(scope="session")
@@ -86,16 +121,13 @@ def prod_at_stage(
     prod_config: PaymigConfig, prod_tf: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], dict[str, Any]]:
     """The prod stack at another `migration.stage`, each stage synthesized at most once."""
-    from paymig.infra.synth import synthesize
-
     documents: dict[str, dict[str, Any]] = {prod_config.migration.stage: prod_tf}
 
     def at(stage: str) -> dict[str, Any]:
         if stage not in documents:
             migration = prod_config.migration.model_copy(update={"stage": stage})
             config = prod_config.model_copy(update={"migration": migration})
-            out = tmp_path_factory.mktemp(f"synth-{stage}") / "cdktf.out"
-            documents[stage] = synthesize(config, out).document
+            documents[stage] = shared_synthesis(config, tmp_path_factory, f"prod-{stage}").document
         return documents[stage]
 
     return at

@@ -43,6 +43,11 @@ import pytest
 
 from paymig import naming
 from paymig.lambdas import payment_api as api
+from paymig.lambdas import payment_api_connections as api_connections
+from paymig.lambdas import payment_api_names as api_names
+from paymig.lambdas import payment_api_outcome as api_outcome
+from paymig.lambdas import payment_api_request as api_request
+from paymig.lambdas import payment_api_write_target as api_write_target
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
 from paymig.local.tls import LocalCertificateAuthority
@@ -55,7 +60,7 @@ MERCHANT = "merchant-1"
 API_ROLE = "payment_api"
 #: The account both databases hold (replication would give it the same id on both).
 ACCOUNT = uuid.UUID("6f1c2a4e-9a53-4d0e-8f25-3c1e6b9d7a10")
-CACHE = api.WRITE_TARGET_CACHE_SECONDS
+CACHE = api_write_target.WRITE_TARGET_CACHE_SECONDS
 
 
 # ---------------------------------------------------------------- helpers
@@ -175,7 +180,7 @@ class Database:
         with self.admin() as conn:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                (api.APPLICATION_NAME,),
+                (api_connections.APPLICATION_NAME,),
             ).fetchone()
         assert row is not None
         return int(row[0])
@@ -292,19 +297,19 @@ def api_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.setenv("PAYMIG_WRITE_TARGET_PARAMETER", stack.write_target_parameter)
     monkeypatch.setenv("PAYMIG_ENVIRONMENT", "test")
     clock = FakeClock()
-    api.reset_runtime(clock=clock)
+    api_connections.reset_runtime(clock=clock)
     yield Api(stack, clock, stack.source, stack.aurora)
-    api.reset_runtime()
+    api_connections.reset_runtime()
 
 
 def backend_pid() -> int:
-    conn = api.cached_connection()
+    conn = api_connections.cached_connection()
     assert conn is not None
     return conn.info.backend_pid
 
 
 def connected_port() -> int:
-    conn = api.cached_connection()
+    conn = api_connections.cached_connection()
     assert conn is not None
     return int(conn.info.port)
 
@@ -349,38 +354,38 @@ class _Calls:
 
 def test_metric_and_environment_names_match_the_shared_naming_module() -> None:
     pairs = [
-        (api.PAYMENT_METRICS_NAMESPACE, naming.PAYMENT_METRICS_NAMESPACE),
-        (api.METRIC_PAYMENTS_PROCESSED, naming.METRIC_PAYMENTS_PROCESSED),
-        (api.METRIC_PAYMENTS_SUCCEEDED, naming.METRIC_PAYMENTS_SUCCEEDED),
-        (api.METRIC_PAYMENTS_FAILED, naming.METRIC_PAYMENTS_FAILED),
-        (api.METRIC_PAYMENT_VALUE, naming.METRIC_PAYMENT_VALUE),
-        (api.DIMENSION_ENVIRONMENT, naming.DIMENSION_ENVIRONMENT),
-        (api.DIMENSION_ALIAS, naming.DIMENSION_ALIAS),
-        (api.DIMENSION_CURRENCY, naming.DIMENSION_CURRENCY),
-        (api.PAYMENT_COUNT_DIMENSION_SETS, naming.PAYMENT_COUNT_DIMENSION_SETS),
-        (api.PAYMENT_VALUE_DIMENSION_SETS, naming.PAYMENT_VALUE_DIMENSION_SETS),
-        (api.ENV_DB_SOURCE, naming.PAYMENT_API_ENV_DB_SOURCE),
-        (api.ENV_DB_AURORA, naming.PAYMENT_API_ENV_DB_AURORA),
-        (api.ENV_WRITE_TARGET, naming.PAYMENT_API_ENV_WRITE_TARGET),
-        (api.ENV_ENVIRONMENT, naming.PAYMENT_API_ENV_ENVIRONMENT),
+        (api_names.PAYMENT_METRICS_NAMESPACE, naming.PAYMENT_METRICS_NAMESPACE),
+        (api_names.METRIC_PAYMENTS_PROCESSED, naming.METRIC_PAYMENTS_PROCESSED),
+        (api_names.METRIC_PAYMENTS_SUCCEEDED, naming.METRIC_PAYMENTS_SUCCEEDED),
+        (api_names.METRIC_PAYMENTS_FAILED, naming.METRIC_PAYMENTS_FAILED),
+        (api_names.METRIC_PAYMENT_VALUE, naming.METRIC_PAYMENT_VALUE),
+        (api_names.DIMENSION_ENVIRONMENT, naming.DIMENSION_ENVIRONMENT),
+        (api_names.DIMENSION_ALIAS, naming.DIMENSION_ALIAS),
+        (api_names.DIMENSION_CURRENCY, naming.DIMENSION_CURRENCY),
+        (api_names.PAYMENT_COUNT_DIMENSION_SETS, naming.PAYMENT_COUNT_DIMENSION_SETS),
+        (api_names.PAYMENT_VALUE_DIMENSION_SETS, naming.PAYMENT_VALUE_DIMENSION_SETS),
+        (api_names.ENV_DB_SOURCE, naming.PAYMENT_API_ENV_DB_SOURCE),
+        (api_names.ENV_DB_AURORA, naming.PAYMENT_API_ENV_DB_AURORA),
+        (api_names.ENV_WRITE_TARGET, naming.PAYMENT_API_ENV_WRITE_TARGET),
+        (api_names.ENV_ENVIRONMENT, naming.PAYMENT_API_ENV_ENVIRONMENT),
     ]
     assert [a for a, _ in pairs] == [b for _, b in pairs]
     # The declarations are the ones paymig.runtime.database_env reads, one per server.
     assert tuple(
         f"{database_env.ENV_PREFIX}{server.upper()}" for server in database_env.SERVERS
-    ) == (api.ENV_DB_SOURCE, api.ENV_DB_AURORA)
+    ) == (api_names.ENV_DB_SOURCE, api_names.ENV_DB_AURORA)
     handler_path = f"{api.__name__}.{api.handler.__name__}"
     assert handler_path == naming.PAYMENT_API_HANDLER
 
 
 def test_parse_event_reads_single_and_multi_value_headers_and_base64_bodies() -> None:
-    single = api.parse_event(
+    single = api_request.parse_event(
         {"httpMethod": "post", "path": "/payments", "headers": {"Idempotency-Key": "k"},
          "body": '{"a":1}', "isBase64Encoded": False}
     )  # fmt: skip
     seen = (single.method, single.path, dict(single.headers), single.body(), single.multi_value)
     assert seen == ("POST", "/payments", {"idempotency-key": "k"}, b'{"a":1}', False)
-    multi = api.parse_event(
+    multi = api_request.parse_event(
         {"httpMethod": "POST", "path": "/payments",
          "multiValueHeaders": {"Idempotency-Key": ["old", "new"], "x-empty": []},
          "body": base64.b64encode(b'{"a":2}').decode(), "isBase64Encoded": True}
@@ -388,14 +393,16 @@ def test_parse_event_reads_single_and_multi_value_headers_and_base64_bodies() ->
     assert (dict(multi.headers), multi.body(), multi.multi_value) == (
         {"idempotency-key": "new"}, b'{"a":2}', True
     )  # fmt: skip
-    broken = api.parse_event({"httpMethod": "POST", "path": "/", "body": "***",
+    broken = api_request.parse_event({"httpMethod": "POST", "path": "/", "body": "***",
                               "isBase64Encoded": True})  # fmt: skip
-    with pytest.raises(api.RequestError, match=r"^body: invalid base64 encoding$"):
+    with pytest.raises(api_request.RequestError, match=r"^body: invalid base64 encoding$"):
         broken.body()
 
 
-def _parse(body: Any, key: str | None = "key-1", raw: str | None = None) -> api.PaymentRequest:
-    return api.parse_payment(api.parse_event(post_event(body, key, raw=raw)))
+def _parse(
+    body: Any, key: str | None = "key-1", raw: str | None = None
+) -> api_request.PaymentRequest:
+    return api_request.parse_payment(api_request.parse_event(post_event(body, key, raw=raw)))
 
 
 @pytest.mark.parametrize(
@@ -439,14 +446,14 @@ def _parse(body: Any, key: str | None = "key-1", raw: str | None = None) -> api.
 def test_parse_payment_refuses_bad_input_with_one_clear_line(
     body: Any, key: str | None, raw: str | None, message: str
 ) -> None:
-    with pytest.raises(api.RequestError) as caught:
+    with pytest.raises(api_request.RequestError) as caught:
         _parse(body, key, raw)
     assert (caught.value.status, str(caught.value)) == (HTTPStatus.BAD_REQUEST, message)
 
 
 def test_parse_payment_returns_the_canonical_request() -> None:
     parsed = _parse(payment(ACCOUNT, amount="7.5", account_id=str(ACCOUNT).upper()), "key-9")
-    assert parsed == api.PaymentRequest(MERCHANT, "key-9", ACCOUNT, Decimal("7.50"), "USD")
+    assert parsed == api_request.PaymentRequest(MERCHANT, "key-9", ACCOUNT, Decimal("7.50"), "USD")
     assert str(parsed.amount) == "7.50"
 
 
@@ -472,8 +479,8 @@ def test_fingerprint_is_the_sha256_of_the_canonical_request() -> None:
     assert len(prints) == len(variants) + 1
 
 
-def _stored(fingerprint: str) -> api.StoredPayment:
-    return api.StoredPayment(
+def _stored(fingerprint: str) -> api_outcome.StoredPayment:
+    return api_outcome.StoredPayment(
         uuid.UUID(int=5), ACCOUNT, MERCHANT, Decimal("12.50"), "USD", "succeeded",
         datetime(2026, 11, 29, 21, 0, tzinfo=UTC), fingerprint,
     )  # fmt: skip
@@ -481,9 +488,9 @@ def _stored(fingerprint: str) -> api.StoredPayment:
 
 def test_resolve_existing_replays_the_same_request_and_refuses_another() -> None:
     stored = _stored("a" * 64)
-    replay = api.resolve_existing(stored, "a" * 64)
+    replay = api_outcome.resolve_existing(stored, "a" * 64)
     assert (replay.status, replay.replayed, replay.body) == (HTTPStatus.OK, True, stored.body())
-    conflict = api.resolve_existing(stored, "b" * 64)
+    conflict = api_outcome.resolve_existing(stored, "b" * 64)
     assert (conflict.status, conflict.body, conflict.succeeded) == (
         HTTPStatus.CONFLICT,
         {"error": "Idempotency-Key: already used by this merchant for a different request"},
@@ -493,7 +500,7 @@ def test_resolve_existing_replays_the_same_request_and_refuses_another() -> None
 
 
 def test_build_response_has_the_alb_shape_in_both_header_modes() -> None:
-    single = api.build_response(HTTPStatus.CREATED, {"a": "b"}, headers={"X-Y": "z"})
+    single = api_outcome.build_response(HTTPStatus.CREATED, {"a": "b"}, headers={"X-Y": "z"})
     assert single == {
         "statusCode": 201,
         "statusDescription": "201 Created",
@@ -501,7 +508,7 @@ def test_build_response_has_the_alb_shape_in_both_header_modes() -> None:
         "body": '{"a":"b"}',
         "headers": {"Content-Type": "application/json", "Cache-Control": "no-store", "X-Y": "z"},
     }
-    multi = api.build_response(HTTPStatus.NOT_FOUND, {}, multi_value=True)
+    multi = api_outcome.build_response(HTTPStatus.NOT_FOUND, {}, multi_value=True)
     assert multi["multiValueHeaders"] == {
         "Content-Type": ["application/json"],
         "Cache-Control": ["no-store"],
@@ -519,7 +526,7 @@ def test_build_response_has_the_alb_shape_in_both_header_modes() -> None:
     ],
 )
 def test_alias_of_reads_the_invoked_qualifier(arn: str, alias: str) -> None:
-    assert api.alias_of(arn) == alias
+    assert api_outcome.alias_of(arn) == alias
 
 
 COUNT_DIRECTIVE = {
@@ -540,8 +547,8 @@ VALUE_DIRECTIVE = {
 
 def test_emf_document_of_a_created_payment_counts_it_and_its_value() -> None:
     stored = _stored("a" * 64)
-    outcome = api.PaymentOutcome(HTTPStatus.CREATED, stored.body(), payment=stored)
-    document = api.emf_document(
+    outcome = api_outcome.PaymentOutcome(HTTPStatus.CREATED, stored.body(), payment=stored)
+    document = api_outcome.emf_document(
         outcome, environment="prod", alias="green", function_version="3",
         request_id="r-1", timestamp_ms=1_700_000_000_000,
     )  # fmt: skip
@@ -558,17 +565,21 @@ def test_emf_document_of_a_created_payment_counts_it_and_its_value() -> None:
 @pytest.mark.parametrize(
     ("outcome", "succeeded", "label"),
     [
-        (api.resolve_existing(_stored("a" * 64), "a" * 64), 1, "replayed"),
-        (api.resolve_existing(_stored("a" * 64), "b" * 64), 0, "conflict"),
-        (api.error_outcome(api.RequestError(HTTPStatus.BAD_REQUEST, "x")), 0, "rejected"),
-        (api.PaymentOutcome(HTTPStatus.SERVICE_UNAVAILABLE, {}), 0, "unavailable"),
-        (api.PaymentOutcome(HTTPStatus.INTERNAL_SERVER_ERROR, {}), 0, "error"),
+        (api_outcome.resolve_existing(_stored("a" * 64), "a" * 64), 1, "replayed"),
+        (api_outcome.resolve_existing(_stored("a" * 64), "b" * 64), 0, "conflict"),
+        (
+            api_outcome.error_outcome(api_request.RequestError(HTTPStatus.BAD_REQUEST, "x")),
+            0,
+            "rejected",
+        ),
+        (api_outcome.PaymentOutcome(HTTPStatus.SERVICE_UNAVAILABLE, {}), 0, "unavailable"),
+        (api_outcome.PaymentOutcome(HTTPStatus.INTERNAL_SERVER_ERROR, {}), 0, "error"),
     ],
 )
 def test_emf_document_without_a_new_payment_has_no_value(
-    outcome: api.PaymentOutcome, succeeded: int, label: str
+    outcome: api_outcome.PaymentOutcome, succeeded: int, label: str
 ) -> None:
-    document = api.emf_document(
+    document = api_outcome.emf_document(
         outcome, environment="prod", alias="blue", function_version="3",
         request_id="r-2", timestamp_ms=5,
     )  # fmt: skip
@@ -597,7 +608,7 @@ class _Reads:
 
 def test_write_target_is_read_once_per_cache_time_and_again_when_it_is_over() -> None:
     clock, reads = FakeClock(), _Reads("source", "aurora")
-    cache = api.WriteTargetCache("/p/write-target", reads, clock)
+    cache = api_write_target.WriteTargetCache("/p/write-target", reads, clock)
     assert (cache.current(), reads.count) == ("source", 1)
     clock.advance(CACHE - 0.001)
     assert (cache.current(), reads.count) == ("source", 1)
@@ -608,19 +619,21 @@ def test_write_target_is_read_once_per_cache_time_and_again_when_it_is_over() ->
 
 def test_write_target_read_before_the_clock_went_back_is_stale() -> None:
     clock, reads = FakeClock(), _Reads("source", "aurora")
-    cache = api.WriteTargetCache("/p/write-target", reads, clock)
+    cache = api_write_target.WriteTargetCache("/p/write-target", reads, clock)
     cache.current()
     clock.advance(-1.0)
     assert (cache.current(), reads.count) == ("aurora", 2)
 
 
 def test_write_target_failed_read_is_not_kept() -> None:
-    failure = api.WriteTargetError("PAYMIG_WRITE_TARGET_PARAMETER: cannot read SSM parameter")
+    failure = api_write_target.WriteTargetError(
+        "PAYMIG_WRITE_TARGET_PARAMETER: cannot read SSM parameter"
+    )
     clock, reads = FakeClock(), _Reads("source", failure, "aurora")
-    cache = api.WriteTargetCache("/p/write-target", reads, clock)
+    cache = api_write_target.WriteTargetCache("/p/write-target", reads, clock)
     cache.current()
     clock.advance(CACHE)
-    with pytest.raises(api.WriteTargetError):
+    with pytest.raises(api_write_target.WriteTargetError):
         cache.current()
     assert (cache.current(), reads.count) == ("aurora", 3)  # no clock move: read again
 
@@ -628,17 +641,17 @@ def test_write_target_failed_read_is_not_kept() -> None:
 @pytest.mark.parametrize("value", ["", "Aurora", "both", "source ", "aurora\n"])
 def test_an_unknown_write_target_is_refused_every_time_not_defaulted(value: str) -> None:
     clock, reads = FakeClock(), _Reads(value)
-    cache = api.WriteTargetCache("/p/write-target", reads, clock)
+    cache = api_write_target.WriteTargetCache("/p/write-target", reads, clock)
     message = (
         f"PAYMIG_WRITE_TARGET_PARAMETER: SSM parameter /p/write-target holds {value!r}, "
         "expected one of source, aurora"
     )
     for _ in range(2):
-        with pytest.raises(api.WriteTargetError) as caught:
+        with pytest.raises(api_write_target.WriteTargetError) as caught:
             cache.current()
         assert str(caught.value) == message
     assert reads.count == 1  # an unknown value is cached like any other
-    assert isinstance(caught.value, api.ConfigurationError)
+    assert isinstance(caught.value, api_write_target.ConfigurationError)
 
 
 def test_one_line_joins_what_libpq_reports_per_address() -> None:
@@ -646,7 +659,7 @@ def test_one_line_joins_what_libpq_reports_per_address() -> None:
         'connection failed: connection to server at "::1", port 5 failed: refused\n'
         '  connection to server at "127.0.0.1", port 5 failed: refused\n'
     )
-    assert api.one_line(error) == (
+    assert api_connections.one_line(error) == (
         'connection failed: connection to server at "::1", port 5 failed: refused '
         'connection to server at "127.0.0.1", port 5 failed: refused'
     )
@@ -733,7 +746,7 @@ def test_health_is_healthy_over_tls_verified_with_the_write_targets_own_ca(
     api_env.set_write_target(server_name)
     response = api.handler(get_event(), CONTEXT)
     assert (response["statusCode"], body_of(response)) == (200, {"status": "healthy"})
-    conn = api.cached_connection()
+    conn = api_connections.cached_connection()
     assert conn is not None
     assert conn.execute(
         "SELECT s.ssl, current_user, current_database() FROM pg_stat_ssl s"
@@ -763,7 +776,7 @@ def test_a_declaration_naming_the_other_ca_is_503_with_one_clear_line(
     assert line.startswith(f"health check failed: {where}: OperationalError: connection ")
     assert line.endswith("SSL error: certificate verify failed")
     assert "\n" not in line
-    assert api.cached_connection() is None
+    assert api_connections.cached_connection() is None
 
 
 @pytest.mark.parametrize(
@@ -863,7 +876,7 @@ def test_ca_bundles_are_fetched_once_per_environment_the_write_target_once_per_c
         made = boto3.client(service)
         return _CountingSsm(made, names) if service == "ssm" else made
 
-    monkeypatch.setattr(api, "aws_client", client)
+    monkeypatch.setattr(api_connections, "aws_client", client)
     target, source_ca, aurora_ca = (
         api_env.stack.write_target_parameter, api_env.source.ca_parameter,
         api_env.aurora.ca_parameter,
@@ -889,7 +902,7 @@ def test_switching_the_parameter_moves_new_payments_within_the_cache_time(
 ) -> None:
     source, aurora = api_env.source, api_env.aurora
     assert api.handler(post_event(payment(), key="k1"), CONTEXT)["statusCode"] == 201
-    source_conn = api.cached_connection()
+    source_conn = api_connections.cached_connection()
     assert source_conn is not None and connected_port() == source.server.port
 
     api_env.set_write_target("aurora")
@@ -897,7 +910,7 @@ def test_switching_the_parameter_moves_new_payments_within_the_cache_time(
     api_env.clock.advance(CACHE - 0.001)
     assert api.handler(post_event(payment(), key="k3"), CONTEXT)["statusCode"] == 201
     assert (source.keys(), aurora.keys()) == (["k1", "k2", "k3"], [])  # cached: still source
-    assert api.cached_connection() is source_conn
+    assert api_connections.cached_connection() is source_conn
 
     api_env.clock.advance(0.001)
     assert api.handler(post_event(payment(), key="k4"), CONTEXT)["statusCode"] == 201
@@ -906,7 +919,7 @@ def test_switching_the_parameter_moves_new_payments_within_the_cache_time(
     assert source_conn.closed
     wait_until(lambda: source.api_backends() == 0, "the source backend to end")
 
-    aurora_conn = api.cached_connection()
+    aurora_conn = api_connections.cached_connection()
     assert aurora_conn is not None
     api_env.switch("source")
     assert api.handler(get_event(), CONTEXT)["statusCode"] == 200  # health checks the target
@@ -990,7 +1003,7 @@ def test_a_write_target_that_cannot_be_read_is_503_logged_once(
     [line] = api_errors(caplog)
     assert line.startswith("no write target, answering 503: PAYMIG_WRITE_TARGET_PARAMETER: ")
     assert line.endswith(expected)
-    assert api.cached_connection() is None
+    assert api_connections.cached_connection() is None
 
 
 # ---------------------------------------------------------------- connections and secrets
@@ -998,11 +1011,11 @@ def test_a_write_target_that_cannot_be_read_is_503_logged_once(
 
 def test_connection_is_reused_across_invocations(api_env: Api) -> None:
     api.handler(get_event(), CONTEXT)
-    first, pid = api.cached_connection(), backend_pid()
+    first, pid = api_connections.cached_connection(), backend_pid()
     api.handler(get_event(), CONTEXT)
     api_env.clock.advance(CACHE)  # the target is read again, and is the same
     api.handler(post_event(payment()), CONTEXT)
-    assert api.cached_connection() is first
+    assert api_connections.cached_connection() is first
     assert backend_pid() == pid
 
 
@@ -1044,8 +1057,8 @@ def test_reconnect_reads_the_rotated_password(api_env: Api) -> None:
 def test_the_secret_is_cached_and_read_again_only_when_a_login_fails(
     api_env: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reads = _Calls(api.read_secret)
-    monkeypatch.setattr(api, "read_secret", reads)
+    reads = _Calls(api_connections.read_secret)
+    monkeypatch.setattr(api_connections, "read_secret", reads)
     api.handler(get_event(), CONTEXT)
     with api_env.source.admin() as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid(),))
@@ -1060,9 +1073,9 @@ def test_a_failed_login_is_not_retried_when_the_secret_is_unchanged(
     api_env: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api_env.source.put_secret({"username": API_ROLE, "password": "wrong"})
-    reads, connects = _Calls(api.read_secret), _Calls(api.connect)
-    monkeypatch.setattr(api, "read_secret", reads)
-    monkeypatch.setattr(api, "connect", connects)
+    reads, connects = _Calls(api_connections.read_secret), _Calls(api_connections.connect)
+    monkeypatch.setattr(api_connections, "read_secret", reads)
+    monkeypatch.setattr(api_connections, "connect", connects)
     assert api.handler(get_event(), CONTEXT)["statusCode"] == 503
     assert (reads.count, connects.count) == (2, 1)
 
@@ -1130,7 +1143,7 @@ def test_health_is_503_when_the_secret_is_unusable(
     assert api.handler(get_event(), CONTEXT)["statusCode"] == 503
     [line] = api_errors(caplog)
     assert line.endswith(message)
-    assert api.cached_connection() is None
+    assert api_connections.cached_connection() is None
 
 
 def test_health_is_503_when_the_secret_does_not_exist(
@@ -1139,8 +1152,8 @@ def test_health_is_503_when_the_secret_does_not_exist(
     missing = api_env.source.secret_arn + "-missing"
     monkeypatch.setenv("PAYMIG_DB_SOURCE", api_env.source.declaration(secret_arn=missing))
     expected = r"^PAYMIG_DB_SOURCE: cannot read the secret: ResourceNotFoundException$"
-    with pytest.raises(api.ConfigurationError, match=expected):
-        api.read_secret(boto3.client("secretsmanager"), database_env.target("SOURCE"))
+    with pytest.raises(api_write_target.ConfigurationError, match=expected):
+        api_connections.read_secret(boto3.client("secretsmanager"), database_env.target("SOURCE"))
     assert api.handler(get_event(), CONTEXT)["statusCode"] == 503
 
 
@@ -1288,7 +1301,7 @@ def test_unexpected_database_errors_are_500_without_details(
 def _activity(admin: psycopg.Connection[Any], condition: str) -> int:
     row = admin.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND " + condition,
-        (api.APPLICATION_NAME,),
+        (api_connections.APPLICATION_NAME,),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -1316,7 +1329,7 @@ def test_concurrent_requests_with_the_same_key_record_exactly_one_payment(api_en
             try:
                 results[name] = api.handler(post_event(payment()), CONTEXT)
             finally:
-                api.close_connection()
+                api_connections.close_connection()
 
         first = threading.Thread(target=invoke, args=("first",))
         first.start()
@@ -1344,7 +1357,7 @@ def test_concurrent_requests_with_the_same_key_record_exactly_one_payment(api_en
 def test_an_error_on_a_healthy_connection_is_not_retried(api_env: Api) -> None:
     """A statement cancelled by its timeout leaves the connection usable: no reconnect."""
     api.handler(get_event(), CONTEXT)
-    conn, pid = api.cached_connection(), backend_pid()
+    conn, pid = api_connections.cached_connection(), backend_pid()
     calls: list[int] = []
 
     def slow(c: psycopg.Connection[Any]) -> None:
@@ -1356,7 +1369,7 @@ def test_an_error_on_a_healthy_connection_is_not_retried(api_env: Api) -> None:
             c.execute("RESET statement_timeout")
 
     with pytest.raises(psycopg.errors.QueryCanceled):
-        api.with_connection(slow)
+        api_connections.with_connection(slow)
     assert calls == [pid]
-    assert api.cached_connection() is conn
+    assert api_connections.cached_connection() is conn
     assert api.handler(get_event(), CONTEXT)["statusCode"] == 200

@@ -209,6 +209,9 @@ def test_handler_needs_only_the_standard_library_psycopg_boto3_and_two_paymig_mo
     needed, others = handler_closure()
     assert needed == {
         "paymig", "paymig.errors", "paymig.lambdas", "paymig.lambdas.payment_api",
+        "paymig.lambdas.payment_api_connections", "paymig.lambdas.payment_api_names",
+        "paymig.lambdas.payment_api_outcome", "paymig.lambdas.payment_api_request",
+        "paymig.lambdas.payment_api_store", "paymig.lambdas.payment_api_write_target",
         "paymig.runtime", "paymig.runtime.database_env",
     }  # fmt: skip
     third_party = others - set(sys.stdlib_module_names) - {"__future__"}

@@ -34,8 +34,8 @@ from paymig.rehearsal.deploy import (
     write_override,
 )
 from paymig.rehearsal.environment import RehearsalEnvironment, pid_alive, still_alive
+from paymig.rehearsal.options import Options
 from paymig.rehearsal.outcome import modelled
-from paymig.rehearsal.run import Options
 
 REPO = Path(__file__).resolve().parents[1]
 REHEARSAL_CONFIG = REPO / "config" / "rehearsal.yaml"

@@ -31,8 +31,10 @@ import boto3
 import psycopg
 import pytest
 
-from paymig.lambdas import payment_api as api
+from paymig.lambdas import payment_api_connections as api_connections
 from paymig.lambdas import rotation as rot
+from paymig.lambdas import rotation_roles as rot_roles
+from paymig.lambdas import rotation_secrets as rot_secrets
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
 from paymig.local.tls import LocalCertificateAuthority
@@ -107,7 +109,7 @@ class Rotation:
 
     def rotate(self, secret: str, *, twice: bool = False) -> str:
         token = self.start(secret)
-        for step in rot.STEPS:
+        for step in rot_secrets.STEPS:
             self.step(secret, token, step)
             if twice:
                 self.step(secret, token, step)
@@ -128,9 +130,9 @@ class Rotation:
             found = row.fetchone()
         return None if found is None or found[0] is None else str(found[0])
 
-    def profile(self, user: str) -> rot.RoleProfile | None:
+    def profile(self, user: str) -> rot_roles.RoleProfile | None:
         with self.superuser() as conn:
-            return rot.read_role_profile(conn, user)
+            return rot_roles.read_role_profile(conn, user)
 
 
 def _function_zip() -> bytes:
@@ -176,7 +178,7 @@ def rotation_env(
         conn.execute(f"CREATE ROLE {APP} LOGIN IN ROLE payments_app")
         conn.execute(f"GRANT payments_audit TO {APP} WITH ADMIN OPTION")
         for user, password in passwords.items():
-            rot.set_role_password(conn, user, password)
+            rot_roles.set_role_password(conn, user, password)
 
     for name, value in moto_server.client_environment().items():
         monkeypatch.setenv(name, value)
@@ -237,7 +239,7 @@ def test_first_rotation_clones_the_user_and_every_step_is_idempotent(
     env.step(secret, token, "setSecret")
     env.step(secret, token, "setSecret")
     clone = env.profile(CLONE)
-    assert clone == rot.RoleProfile(frozenset(), -1, APP_GROUPS) == env.profile(APP)
+    assert clone == rot_roles.RoleProfile(frozenset(), -1, APP_GROUPS) == env.profile(APP)
     assert env.logs_in(CLONE, pending["password"])
     assert (env.verifier(APP), env.logs_in(APP, env.passwords[APP])) == (app_verifier, True)
 
@@ -249,7 +251,7 @@ def test_first_rotation_clones_the_user_and_every_step_is_idempotent(
     env.step(secret, token, "finishSecret")
     assert env.stages(secret) == {token: ["AWSCURRENT"], old: ["AWSPREVIOUS"]}
     clone_verifier = env.verifier(CLONE)
-    for step in rot.STEPS:  # a late retry of any step changes nothing
+    for step in rot_secrets.STEPS:  # a late retry of any step changes nothing
         env.step(secret, token, step)
     assert env.stages(secret) == {token: ["AWSCURRENT"], old: ["AWSPREVIOUS"]}
     assert (env.verifier(CLONE), env.verifier(APP)) == (clone_verifier, app_verifier)
@@ -314,8 +316,8 @@ def test_a_replication_user_is_not_cloned_and_a_dba_made_pair_rotates(
     with env.superuser() as conn:
         conn.execute("CREATE ROLE dba LOGIN SUPERUSER")
         conn.execute("CREATE ROLE dms_source LOGIN REPLICATION IN ROLE payments_app")
-        rot.set_role_password(conn, "dba", "DbaPassw0rdForTheTests")
-        rot.set_role_password(conn, "dms_source", "DmsPassw0rdForTheTests")
+        rot_roles.set_role_password(conn, "dba", "DbaPassw0rdForTheTests")
+        rot_roles.set_role_password(conn, "dms_source", "DmsPassw0rdForTheTests")
     # PostgreSQL 15 lets only a superuser change a REPLICATION role's password.
     dba = env.create_secret({"username": "dba", "password": "DbaPassw0rdForTheTests"})
     secret = env.create_secret(
@@ -324,7 +326,7 @@ def test_a_replication_user_is_not_cloned_and_a_dba_made_pair_rotates(
     )  # fmt: skip
     token = env.start(secret)
     env.step(secret, token, "createSecret")
-    with pytest.raises(rot.RotationError) as refused:
+    with pytest.raises(rot_secrets.RotationError) as refused:
         env.step(secret, token, "setSecret")
     assert str(refused.value) == (
         "user 'dms_source' has REPLICATION, which only a superuser can give a new role: a DBA "
@@ -336,7 +338,7 @@ def test_a_replication_user_is_not_cloned_and_a_dba_made_pair_rotates(
 
     with env.superuser() as conn:  # what the docstring tells the DBA to run
         conn.execute("CREATE ROLE dms_source_clone LOGIN REPLICATION IN ROLE payments_app")
-    for step in rot.STEPS[1:]:  # Secrets Manager retries the failed step, then goes on
+    for step in rot_secrets.STEPS[1:]:  # Secrets Manager retries the failed step, then goes on
         env.step(secret, token, step)
     current = env.value(secret)
     assert current["username"] == "dms_source_clone"
@@ -348,13 +350,13 @@ def test_a_user_with_direct_privileges_is_not_cloned(rotation_env: Rotation) -> 
     with env.superuser() as conn:
         conn.execute("CREATE ROLE reporting LOGIN IN ROLE payments_audit")
         conn.execute("GRANT SELECT ON payments TO reporting")
-        rot.set_role_password(conn, "reporting", "ReportingPassw0rdForTests")
+        rot_roles.set_role_password(conn, "reporting", "ReportingPassw0rdForTests")
     secret = env.create_secret(
         {**env.app_value(), "username": "reporting", "password": "ReportingPassw0rdForTests"}
     )
     token = env.start(secret)
     env.step(secret, token, "createSecret")
-    with pytest.raises(rot.RotationError, match=r"^user 'reporting' owns objects or holds "
+    with pytest.raises(rot_secrets.RotationError, match=r"^user 'reporting' owns objects or holds "
                        r"privileges granted to it directly \(1 catalog entries\)"):  # fmt: skip
         env.step(secret, token, "setSecret")
     assert env.profile("reporting_clone") is None
@@ -369,7 +371,7 @@ def test_drift_between_the_pair_stops_the_rotation_before_clients_switch(
     env.step(secret, token, "setSecret")
     with env.superuser() as conn:
         conn.execute(f"REVOKE payments_audit FROM {CLONE}")
-    with pytest.raises(rot.RotationError) as drift:
+    with pytest.raises(rot_secrets.RotationError) as drift:
         env.step(secret, token, "testSecret")
     assert str(drift.value) == (
         f"user '{CLONE}' differs from '{APP}': lacks membership in payments_audit "
@@ -387,7 +389,7 @@ def test_drift_between_the_pair_stops_the_rotation_before_clients_switch(
     app_verifier = env.verifier(APP)
     token = env.start(secret)
     env.step(secret, token, "createSecret")
-    with pytest.raises(rot.RotationError) as drift:
+    with pytest.raises(rot_secrets.RotationError) as drift:
         env.step(secret, token, "setSecret")
     assert str(drift.value) == (
         f"user '{APP}' differs from '{CLONE}': has extra membership in payments_extra"
@@ -402,13 +404,13 @@ def test_test_secret_checks_who_the_pending_login_really_is(rotation_env: Rotati
     env.step(secret, token, "setSecret")
     with env.superuser() as conn:  # a role setting that turns the login into another role
         conn.execute(f"ALTER ROLE {CLONE} SET role = 'payments_app'")
-    with pytest.raises(rot.RotationError) as caught:
+    with pytest.raises(rot_secrets.RotationError) as caught:
         env.step(secret, token, "testSecret")
     assert str(caught.value) == f"logged in as '{CLONE}', but current_user is 'payments_app'"
     with env.superuser() as conn:
         conn.execute(f"ALTER ROLE {CLONE} RESET role")
         conn.execute(f"DROP ROLE {APP}")
-    with pytest.raises(rot.RotationError, match=rf"^user '{APP}' does not exist$"):
+    with pytest.raises(rot_secrets.RotationError, match=rf"^user '{APP}' does not exist$"):
         env.step(secret, token, "testSecret")
     assert env.value(secret)["username"] == APP  # never finished
 
@@ -417,7 +419,7 @@ def test_a_secret_that_is_not_json_fails_the_step(rotation_env: Rotation) -> Non
     env, secret = rotation_env, rotation_env.app_secret
     env.sm.put_secret_value(SecretId=secret, SecretString="not json")
     token = env.start(secret)
-    with pytest.raises(rot.RotationError) as caught:
+    with pytest.raises(rot_secrets.RotationError) as caught:
         env.step(secret, token, "createSecret")
     assert str(caught.value) == f"secret {secret} (AWSCURRENT): not a JSON object"
 
@@ -431,7 +433,9 @@ def test_current_credentials_must_log_in_before_the_admin_acts(rotation_env: Rot
     secret = env.create_secret({**env.app_value(), "username": "victim", "password": "guess"})
     token = env.start(secret)
     env.step(secret, token, "createSecret")
-    with pytest.raises(rot.RotationError, match=r"^user 'victim' cannot log in to 127\.0\.0\.1:"):
+    with pytest.raises(
+        rot_secrets.RotationError, match=r"^user 'victim' cannot log in to 127\.0\.0\.1:"
+    ):
         env.step(secret, token, "setSecret")
     assert env.verifier("victim_clone") is None
 
@@ -441,15 +445,19 @@ def test_steps_refuse_unless_rotation_is_enabled_and_the_version_pending(
 ) -> None:
     env, secret, unknown = rotation_env, rotation_env.app_secret, str(uuid.uuid4())
     first = env.rotate(secret)
-    with pytest.raises(rot.RotationError, match=r"has no staging label for rotation$"):
+    with pytest.raises(rot_secrets.RotationError, match=r"has no staging label for rotation$"):
         env.step(secret, unknown, "createSecret")
     second = env.rotate(secret)
-    with pytest.raises(rot.RotationError, match=rf"^version {first} is not staged AWSPENDING$"):
+    with pytest.raises(
+        rot_secrets.RotationError, match=rf"^version {first} is not staged AWSPENDING$"
+    ):
         env.step(secret, first, "setSecret")
     env.step(secret, second, "setSecret")  # already AWSCURRENT: a no-op
     third = env.start(secret)
     env.sm.cancel_rotate_secret(SecretId=secret)  # a late invocation after a cancel
-    with pytest.raises(rot.RotationError, match=r"^rotation is not enabled for the secret$"):
+    with pytest.raises(
+        rot_secrets.RotationError, match=r"^rotation is not enabled for the secret$"
+    ):
         env.step(secret, third, "createSecret")
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in errors] == [
@@ -460,7 +468,7 @@ def test_steps_refuse_unless_rotation_is_enabled_and_the_version_pending(
         f"createSecret failed for {secret} version {third}: RotationError: rotation is not "
         "enabled for the secret",
     ]
-    with pytest.raises(rot.RotationError, match=r"^event: Step missing or not a string$"):
+    with pytest.raises(rot_secrets.RotationError, match=r"^event: Step missing or not a string$"):
         rot.handler({"SecretId": secret, "ClientRequestToken": second}, None)
 
 
@@ -472,7 +480,7 @@ def test_a_misconfigured_ca_fails_the_first_step_with_one_line(
     for name in [n for n in list(__import__("os").environ) if n.startswith("PAYMIG_DB_")]:
         monkeypatch.delenv(name)
     declare_ca(monkeypatch, "source", env.ca.certificate.read_text())
-    with pytest.raises(rot.RotationError):
+    with pytest.raises(rot_secrets.RotationError):
         env.step(secret, token, "createSecret")
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert record.getMessage() == (
@@ -481,7 +489,9 @@ def test_a_misconfigured_ca_fails_the_first_step_with_one_line(
     )
     monkeypatch.delenv("PAYMIG_DB_SOURCE")
     rot._CA_FILES.clear()
-    with pytest.raises(rot.RotationError, match=r"PAYMIG_DB_\*: the function declares no database"):
+    with pytest.raises(
+        rot_secrets.RotationError, match=r"PAYMIG_DB_\*: the function declares no database"
+    ):
         env.step(secret, token, "createSecret")
 
 
@@ -521,8 +531,8 @@ def test_single_user_set_fails_clearly_when_no_password_logs_in(rotation_env: Ro
     token = env.start(admin)
     env.step(admin, token, "createSecret")
     with env.superuser() as conn:
-        rot.set_role_password(conn, ADMIN, "SomebodyElseChangedIt0")
-    with pytest.raises(rot.RotationError, match=r"^neither the current nor the pending password "
+        rot_roles.set_role_password(conn, ADMIN, "SomebodyElseChangedIt0")
+    with pytest.raises(rot_secrets.RotationError, match=r"^neither the current nor the pending password "
                        r"logs in: user 'paymig_rotation' cannot log in"):  # fmt: skip
         env.step(admin, token, "setSecret")
 
@@ -550,7 +560,7 @@ def test_a_client_that_rereads_on_login_failure_never_fails_across_two_rotations
         name="SOURCE", server="source", host="127.0.0.1", port=env.server.port,
         dbname="payments", secret_arn=secret, sslmode="verify-full", ca_parameter="(unused)",
     )  # fmt: skip
-    credentials = api.SecretCredentials(counting, declared, env.ca.certificate)
+    credentials = api_connections.SecretCredentials(counting, declared, env.ca.certificate)
     users: list[str] = []
     failures: list[str] = []
     stop = threading.Event()

@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import re
+from http import HTTPStatus
 
 import pytest
 
-from paymig.lambdas import payment_api
+from paymig.lambdas import payment_api_outcome, payment_api_request
 from paymig.rehearsal.alb_event import (
     HttpRequest,
     body_is_text,
@@ -77,15 +78,17 @@ def test_the_payment_api_reads_the_event_as_built() -> None:
     body = json.dumps({"merchant_id": "m-1", "account_id": "7d5a0f0e-0000-4000-8000-000000000001",
                        "amount": "12.50", "currency": "USD"}).encode()  # fmt: skip
     for multi in (False, True):
-        parsed = payment_api.parse_event(lambda_event(request(body), GROUP, multi_value=multi))
+        parsed = payment_api_request.parse_event(
+            lambda_event(request(body), GROUP, multi_value=multi)
+        )
         assert (parsed.method, parsed.path, parsed.multi_value) == ("POST", "/payments", multi)
-        payment = payment_api.parse_payment(parsed)
+        payment = payment_api_request.parse_payment(parsed)
         assert (payment.idempotency_key, str(payment.amount)) == ("k-1", "12.50")
 
 
 def test_the_functions_answer_becomes_the_http_response() -> None:
-    answer = payment_api.build_response(payment_api.HTTPStatus.SERVICE_UNAVAILABLE,
-                                        {"error": "database unavailable"})  # fmt: skip
+    answer = payment_api_outcome.build_response(HTTPStatus.SERVICE_UNAVAILABLE,
+                                                {"error": "database unavailable"})  # fmt: skip
     response = http_response(answer)
     assert (response.status, response.from_target) == (503, True)
     assert response.metric == "HTTPCode_Target_5XX_Count"

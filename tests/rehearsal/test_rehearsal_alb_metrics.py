@@ -84,14 +84,15 @@ def test_metrics_are_what_was_served_per_second(aws: Any) -> None:
 def test_the_functions_emf_lines_become_its_metrics(aws: Any) -> None:
     """The payment API's own EMF document, through the function log into CloudWatch."""
     import io
+    from http import HTTPStatus
 
-    from paymig.lambdas import payment_api
+    from paymig.lambdas import payment_api_outcome
     from paymig.rehearsal.aws_side import FunctionLog
     from paymig.rehearsal.emf import metric_data
 
     when = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0)
-    outcome = payment_api.PaymentOutcome(payment_api.HTTPStatus.SERVICE_UNAVAILABLE, {})
-    document = payment_api.emf_document(
+    outcome = payment_api_outcome.PaymentOutcome(HTTPStatus.SERVICE_UNAVAILABLE, {})
+    document = payment_api_outcome.emf_document(
         outcome, environment="rehearsal", alias="blue", function_version="3",
         request_id="r-1", timestamp_ms=int(when.timestamp() * 1000),
     )  # fmt: skip

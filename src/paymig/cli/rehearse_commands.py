@@ -14,15 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeE
 from rich.table import Table
 from rich.text import Text
 
+from paymig.rehearsal.options import DEFAULT_CLIENTS, DEFAULT_RATE, DEFAULT_ROWS, Display, Options
 from paymig.rehearsal.report import RehearsalReport, summary_rows
-from paymig.rehearsal.run import (
-    DEFAULT_CLIENTS,
-    DEFAULT_RATE,
-    DEFAULT_ROWS,
-    Display,
-    Options,
-    Rehearsal,
-)
+from paymig.rehearsal.run import Rehearsal
 from paymig.rehearsal.scenarios import DEFAULT_SCENARIO, SCENARIOS
 
 

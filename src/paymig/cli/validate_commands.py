@@ -133,82 +133,93 @@ def _estimate(
     print("\n".join(estimate_lines(cfg, sizes)))
 
 
-def validate(  # noqa: PLR0917 (a typer command takes its options as parameters)
-    source_dsn: Annotated[
-        str,
-        typer.Option(
-            "--source-dsn",
-            envvar="PAYMIG_SOURCE_DSN",
-            help="libpq connection string of the source (on-prem) database.",
-            show_envvar=True,
-        ),
-    ],
-    target_dsn: Annotated[
-        str,
-        typer.Option(
-            "--target-dsn",
-            envvar="PAYMIG_TARGET_DSN",
-            help="libpq connection string of the target (Aurora) database.",
-            show_envvar=True,
-        ),
-    ],
-    table: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--table",
-            help="SCHEMA.NAME of a table to compare (repeatable); default: the replication scope.",
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            min=1,
-            max=64,
-            help="Parallel queries per side (default: validation.workers in config).",
-        ),
-    ] = None,
-    grace: Annotated[
-        float,
-        typer.Option(
-            "--grace", min=0.0, help="Seconds before differing keys are re-checked and reported."
-        ),
-    ] = 0.0,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            "--checkpoint",
-            help="Record every batch's results in this file, so the pass can be resumed.",
-        ),
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="Continue the unfinished pass in --checkpoint; recorded ranges are not "
-            "compared again.",
-        ),
-    ] = False,
-    estimate: Annotated[
-        bool,
-        typer.Option(
-            "--estimate",
-            help="Print how long a pass takes at the configured limits, from the source's "
-            "table sizes, and compare nothing (the target is not contacted).",
-        ),
-    ] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
-        OutputFormat.text
+# The options of `paymig validate`, named so its signature reads as a list.
+SourceDsnOption = Annotated[
+    str,
+    typer.Option(
+        "--source-dsn",
+        envvar="PAYMIG_SOURCE_DSN",
+        help="libpq connection string of the source (on-prem) database.",
+        show_envvar=True,
     ),
+]
+TargetDsnOption = Annotated[
+    str,
+    typer.Option(
+        "--target-dsn",
+        envvar="PAYMIG_TARGET_DSN",
+        help="libpq connection string of the target (Aurora) database.",
+        show_envvar=True,
+    ),
+]
+TableOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--table",
+        help="SCHEMA.NAME of a table to compare (repeatable); default: the replication scope.",
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=64,
+        help="Parallel queries per side (default: validation.workers in config).",
+    ),
+]
+GraceOption = Annotated[
+    float,
+    typer.Option(
+        "--grace", min=0.0, help="Seconds before differing keys are re-checked and reported."
+    ),
+]
+CheckpointOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="Record every batch's results in this file, so the pass can be resumed.",
+    ),
+]
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue the unfinished pass in --checkpoint; recorded ranges are not "
+        "compared again.",
+    ),
+]
+EstimateOption = Annotated[
+    bool,
+    typer.Option(
+        "--estimate",
+        help="Print how long a pass takes at the configured limits, from the source's "
+        "table sizes, and compare nothing (the target is not contacted).",
+    ),
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
+RecordOption = Annotated[
+    bool,
+    typer.Option(
+        "--record",
+        help="Record the verdict in the environment's audit table (the shift gate reads it).",
+    ),
+]
+
+
+def validate(  # noqa: PLR0917 (a typer command takes its options as parameters)
+    source_dsn: SourceDsnOption,
+    target_dsn: TargetDsnOption,
+    table: TableOption = None,
+    workers: WorkersOption = None,
+    grace: GraceOption = 0.0,
+    checkpoint: CheckpointOption = None,
+    resume: ResumeOption = False,
+    estimate: EstimateOption = False,
+    fmt: FormatOption = OutputFormat.text,
     env: EnvOption = "prod",
     config: ConfigOption = None,
-    record: Annotated[
-        bool,
-        typer.Option(
-            "--record",
-            help="Record the verdict in the environment's audit table (the shift gate reads it).",
-        ),
-    ] = False,
+    record: RecordOption = False,
 ) -> None:
     """Compare tables between source and target by primary key, over every column.
 

@@ -48,30 +48,6 @@ from cdktf_cdktf_provider_aws.lb_listener import (
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktf_cdktf_provider_aws.lb_target_group_attachment import LbTargetGroupAttachment
 from cdktf_cdktf_provider_aws.route53_record import Route53Record
-from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
-from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
-    S3BucketLifecycleConfiguration,
-    S3BucketLifecycleConfigurationRule,
-    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
-    S3BucketLifecycleConfigurationRuleExpiration,
-    S3BucketLifecycleConfigurationRuleFilter,
-    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
-    S3BucketLifecycleConfigurationRuleTransition,
-)
-from cdktf_cdktf_provider_aws.s3_bucket_notification import S3BucketNotification
-from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
-from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
-from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
-    S3BucketServerSideEncryptionConfigurationA,
-    S3BucketServerSideEncryptionConfigurationRuleA,
-)
-from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
-    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA as SseDefault,
-)
-from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
-    S3BucketVersioningA,
-    S3BucketVersioningVersioningConfiguration,
-)
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import (
@@ -82,21 +58,17 @@ from constructs import Construct
 
 from paymig import naming
 from paymig.config import AppConfig
+from paymig.infra.alb_access_logs import ALB_LOG_PREFIX, build_access_logs
 from paymig.infra.credentials import Credentials
 from paymig.infra.endpoints import ServiceEndpoints
 from paymig.infra.functions import DatabaseServer, FunctionProps, VpcFunction
-from paymig.infra.iam import policy_document, statement
+from paymig.infra.iam import statement
 from paymig.infra.kms import CustomerManagedKey, KeyProps
 from paymig.infra.trust import TrustStore
 
 ALIASES: tuple[Literal["blue", "green"], ...] = ("blue", "green")
 HTTPS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 ANYWHERE = "0.0.0.0/0"
-#: Key prefix of the ALB access logs in their bucket.
-ALB_LOG_PREFIX = "alb"
-
-#: The account Elastic Load Balancing writes us-east-2 access logs from (AWS documented).
-ELB_LOG_DELIVERY_ACCOUNT = {"us-east-2": "033677994240", "us-east-1": "127311923021"}
 
 
 @dataclass(frozen=True)
@@ -144,8 +116,6 @@ class AppTier(Construct):
         # ------------------------------------------------------------ load balancer
         self._build_alb_security_group()
         self._build_access_logs()
-        self._build_access_logs_retention()
-        self._build_access_logs_policy()
         self._build_load_balancer()
         self._build_certificate()
         self._build_target_groups()
@@ -402,100 +372,13 @@ class AppTier(Construct):
             )
 
     def _build_access_logs(self) -> None:
-        """The private, versioned, encrypted bucket of the ALB's access logs.
-
-        ALB log delivery supports only SSE-S3 (AES256) buckets, not KMS.
-        """
-        self.access_logs = S3Bucket(
-            self, "access-logs", bucket=f"{self.props.name}-alb-access-logs"
-        )
-        S3BucketPublicAccessBlock(
-            self,
-            "access-logs-public-block",
-            bucket=self.access_logs.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-        )
-        S3BucketVersioningA(
-            self,
-            "access-logs-versioning",
-            bucket=self.access_logs.id,
-            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
-        )
-        S3BucketServerSideEncryptionConfigurationA(
-            self,
-            "access-logs-encryption",
-            bucket=self.access_logs.id,
-            rule=[
-                S3BucketServerSideEncryptionConfigurationRuleA(
-                    apply_server_side_encryption_by_default=SseDefault(sse_algorithm="AES256")
-                )
-            ],
-        )
-
-    def _build_access_logs_retention(self) -> None:
-        """How long access logs are kept, and events that make their deletion visible."""
-        retention_days = self.props.app.access_log_retention_days
-        S3BucketLifecycleConfiguration(
-            self,
-            "access-logs-lifecycle",
-            bucket=self.access_logs.id,
-            rule=[
-                S3BucketLifecycleConfigurationRule(
-                    id="retain-then-expire",
-                    status="Enabled",
-                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                    transition=[
-                        S3BucketLifecycleConfigurationRuleTransition(
-                            days=30, storage_class="STANDARD_IA"
-                        )
-                    ],
-                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=retention_days)],
-                    noncurrent_version_expiration=[
-                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                            noncurrent_days=retention_days
-                        )
-                    ],
-                    abort_incomplete_multipart_upload=[
-                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                            days_after_initiation=7
-                        )
-                    ],
-                )
-            ],
-        )
-        # Object events go to EventBridge, so a deletion of access logs can be alerted on.
-        S3BucketNotification(
-            self, "access-logs-events", bucket=self.access_logs.id, eventbridge=True
-        )
-
-    def _build_access_logs_policy(self) -> None:
-        """The bucket policy: ELB log delivery writes under the prefix; TLS only."""
+        """The ALB's access-log bucket, its retention and its policy."""
         props = self.props
-        delivery_account = ELB_LOG_DELIVERY_ACCOUNT[props.region]
-        self.access_logs_policy = S3BucketPolicy(
-            self,
-            "access-logs-policy",
-            bucket=self.access_logs.id,
-            policy=policy_document(
-                statement(
-                    "ElbWritesAccessLogs",
-                    ["s3:PutObject"],
-                    [f"{self.access_logs.arn}/{ALB_LOG_PREFIX}/AWSLogs/{props.account_id}/*"],
-                    principal={"AWS": f"arn:aws:iam::{delivery_account}:root"},
-                ),
-                statement(
-                    "DenyInsecureTransport",
-                    ["s3:*"],
-                    [self.access_logs.arn, f"{self.access_logs.arn}/*"],
-                    effect="Deny",
-                    principal={"AWS": "*"},
-                    condition={"Bool": {"aws:SecureTransport": "false"}},
-                ),
-            ),
-        )
+        logs = build_access_logs(
+            self, name=props.name, region=props.region, account_id=props.account_id,
+            retention_days=props.app.access_log_retention_days,
+        )  # fmt: skip
+        self.access_logs, self.access_logs_policy = logs.bucket, logs.policy
 
     def _build_load_balancer(self) -> None:
         """The internet-facing ALB in the public subnets, guarded by the web ACL."""

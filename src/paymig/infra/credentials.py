@@ -133,7 +133,12 @@ class Credentials(Construct):
         self._build_rotation()
 
     def _build_rotation(self) -> None:
-        """The rotation function, allowed to be invoked per secret, and each schedule."""
+        """The rotation function and, per secret, its schedule."""
+        self._build_rotation_function()
+        self._build_rotation_schedules()
+
+    def _build_rotation_function(self) -> None:
+        """The rotation function, from its package, acting on each server as its admin."""
         props = self.props
         package = build_package("rotation", ROTATION_MODULES, ROTATION_DISTRIBUTIONS)
         asset = TerraformAsset(
@@ -195,6 +200,10 @@ class Credentials(Construct):
             ("aurora", props.aurora, props.aurora_admin),
         ):
             self.rotation.connect_database(db_name, db, admin, props.trust.anchor(db.server))
+
+    def _build_rotation_schedules(self) -> None:
+        """Per secret: Secrets Manager allowed to invoke the function, and the schedule."""
+        props = self.props
         self.rotations: list[SecretsmanagerSecretRotation] = []
         for (server, client), secret in self.secrets.items():
             permission = LambdaPermission(

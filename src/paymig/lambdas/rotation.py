@@ -14,7 +14,7 @@ new password, in the pending version, sets that password through an admin login,
 it, and makes it current. The current user's password is never changed, so clients
 that hold it (open connections and cached credentials alike) keep working until the
 rotation after next; a client that re-reads the secret when a login fails
-(:class:`paymig.lambdas.payment_api.SecretCredentials`) never sees a failure.
+(:class:`paymig.lambdas.payment_api_connections.SecretCredentials`) never sees a failure.
 
 **Single user**, for a secret without ``masterarn`` (the admin logins themselves): the
 user changes its own password. Clients that cached the old one fail until they re-read.
@@ -76,470 +76,60 @@ Environment: ``PAYMIG_DB_SOURCE`` and ``PAYMIG_DB_AURORA`` (the servers it rotat
 on, as its admin logins; the stack writes them with the network paths). boto3 finds
 Secrets Manager and SSM as usual (VPC endpoints with private DNS need nothing more).
 
-This module imports only the standard library, boto3/botocore, psycopg and the paymig
-modules in :data:`ROTATION_MODULES`.
+This module holds the four steps and the handler; the checks of what Secrets Manager
+hands over are in :mod:`paymig.lambdas.rotation_secrets`, the PostgreSQL role work in
+:mod:`paymig.lambdas.rotation_roles`. Together they import only the standard library,
+boto3/botocore, psycopg and the paymig modules in :data:`ROTATION_MODULES`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
-import psycopg
-from psycopg import sql
 
-from paymig.errors import ConfigError, PaymigError
-from paymig.runtime.database_env import CaBundles, declared_targets
-
-LOG = logging.getLogger("paymig.rotation")
-LOG.setLevel(logging.INFO)
+from paymig.lambdas.rotation_roles import (
+    apply_pending_user,
+    existing_role_profile,
+    login,
+    profile_differences,
+    set_role_password,
+)
+from paymig.lambdas.rotation_secrets import (
+    CURRENT,
+    LOG,
+    PENDING,
+    DbSecret,
+    RotationError,
+    ca_file,
+    ca_files_from_declarations,
+    check_pending,
+    current_version,
+    must_run,
+    one_line,
+    parse_admin_secret,
+    parse_db_secret,
+    parse_event,
+    pending_exists,
+    pending_username,
+    pending_value,
+    read_secret,
+)
 
 #: Modules of paymig the function's package holds (for lambda_package.build_package).
 ROTATION_MODULES = ("errors.py", "runtime/__init__.py", "runtime/database_env.py",
-                    "lambdas/__init__.py", "lambdas/rotation.py")  # fmt: skip
+                    "lambdas/__init__.py", "lambdas/rotation.py",
+                    "lambdas/rotation_secrets.py", "lambdas/rotation_roles.py")  # fmt: skip
 #: Distributions the package carries (boto3 comes with the Lambda runtime).
 ROTATION_DISTRIBUTIONS = ("psycopg", "psycopg-binary", "typing-extensions")
 ROTATION_HANDLER = "paymig.lambdas.rotation.handler"
 
-#: Where a secret's ``ca`` field is looked up, for messages.
-CA_SOURCE = "the PAYMIG_DB_* declarations"
-CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
-STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
-CLONE_SUFFIX = "_clone"
-MAX_ROLE_NAME_LENGTH = 63  # PostgreSQL's NAMEDATALEN - 1
 #: 40 characters of [A-Za-z0-9] (about 238 bits): nothing to escape in a libpq
 #: connection string, a URI, JSON, a shell or a DMS endpoint.
 PASSWORD_LENGTH = 40
-CONNECT_TIMEOUT_SECONDS = 5
-APPLICATION_NAME = "paymig-rotation"
-#: Role attributes only a superuser can give, hence a clone only a DBA can create.
-SUPERUSER_ONLY_ATTRIBUTES = frozenset({"SUPERUSER", "REPLICATION", "BYPASSRLS"})
-
-
-# ================================================================ pure core
-
-
-class RotationError(PaymigError):
-    """A step refuses to go on; the message is one line and holds no secret."""
-
-
-@dataclass(frozen=True)
-class RotationEvent:
-    """What Secrets Manager asks of one invocation."""
-
-    secret_id: str
-    token: str
-    step: str
-
-
-def parse_event(event: Mapping[str, Any]) -> RotationEvent:
-    """Validate an invocation event; raise :class:`RotationError` naming the bad key."""
-    values = {}
-    for key in ("SecretId", "ClientRequestToken", "Step"):
-        value = event.get(key)
-        if not isinstance(value, str) or not value:
-            raise RotationError(f"event: {key} missing or not a string")
-        values[key] = value
-    if values["Step"] not in STEPS:
-        raise RotationError(f"event: Step {values['Step']!r} is not one of {', '.join(STEPS)}")
-    return RotationEvent(values["SecretId"], values["ClientRequestToken"], values["Step"])
-
-
-def must_run(metadata: Mapping[str, Any], token: str) -> bool:
-    """Check the version's staging (as AWS's templates do); False if already current.
-
-    As in AWS's PostgreSQL multi-user template (aws-samples/aws-secrets-manager-rotation-
-    lambdas), an explicit ``RotationEnabled: false`` refuses, an absent field does not.
-    """
-    if metadata.get("RotationEnabled", True) is not True:
-        raise RotationError("rotation is not enabled for the secret")
-    stages = (metadata.get("VersionIdsToStages") or {}).get(token)
-    if stages is None:
-        raise RotationError(f"version {token} has no staging label for rotation")
-    if CURRENT in stages:
-        return False
-    if PENDING not in stages:
-        raise RotationError(f"version {token} is not staged {PENDING}")
-    return True
-
-
-def current_version(metadata: Mapping[str, Any]) -> str:
-    """The version id that carries AWSCURRENT."""
-    for version, stages in (metadata.get("VersionIdsToStages") or {}).items():
-        if CURRENT in stages:
-            return str(version)
-    raise RotationError(f"no version of the secret is staged {CURRENT}")
-
-
-@dataclass(frozen=True)
-class DbSecret:
-    """A rotated secret's value, checked; the password never appears in ``repr``."""
-
-    host: str
-    port: int
-    dbname: str
-    username: str
-    password: str = field(repr=False)
-    ca: str
-    masterarn: str | None
-
-    @property
-    def alternating(self) -> bool:
-        """Whether the secret uses the alternating users strategy."""
-        return self.masterarn is not None
-
-
-def _text(value: Mapping[str, Any], name: str, where: str) -> str:
-    found = value.get(name)
-    if not isinstance(found, str) or not found:
-        raise RotationError(f"{where}: field {name!r} missing or not a non-empty string")
-    return found
-
-
-def parse_db_secret(value: Mapping[str, Any], where: str) -> DbSecret:
-    """Check a rotated secret's JSON; errors name the field, never its value."""
-    if value.get("engine") != "postgres":
-        raise RotationError(f"{where}: field 'engine' must be 'postgres'")
-    port = value.get("port")
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise RotationError(f"{where}: field 'port' must be a port number")
-    masterarn = value.get("masterarn")
-    if masterarn is not None and (not isinstance(masterarn, str) or not masterarn):
-        raise RotationError(f"{where}: field 'masterarn' must be a secret ARN when present")
-    return DbSecret(
-        host=_text(value, "host", where),
-        port=port,
-        dbname=_text(value, "dbname", where),
-        username=_text(value, "username", where),
-        password=_text(value, "password", where),
-        ca=_text(value, "ca", where),
-        masterarn=masterarn,
-    )
-
-
-@dataclass(frozen=True)
-class Login:
-    """A user name and password (the admin secret's)."""
-
-    username: str
-    password: str = field(repr=False)
-
-
-def parse_admin_secret(value: Mapping[str, Any], where: str, rotated: DbSecret) -> Login:
-    """Check the admin secret: a login; its host, when it names one, is the rotated one's."""
-    login = Login(_text(value, "username", where), _text(value, "password", where))
-    host = value.get("host")
-    if host is not None and host != rotated.host:
-        raise RotationError(
-            f"{where}: names host {host!r}, but the rotated secret's host is {rotated.host!r}"
-        )
-    return login
-
-
-def partner_username(username: str) -> str:
-    """The other user of the pair: ``x`` <-> ``x_clone``."""
-    if username.endswith(CLONE_SUFFIX) and len(username) > len(CLONE_SUFFIX):
-        return username[: -len(CLONE_SUFFIX)]
-    partner = username + CLONE_SUFFIX
-    if len(partner.encode()) > MAX_ROLE_NAME_LENGTH:
-        raise RotationError(
-            f"user {username!r}: with {CLONE_SUFFIX!r} appended the name exceeds "
-            f"PostgreSQL's {MAX_ROLE_NAME_LENGTH} bytes"
-        )
-    return partner
-
-
-def pending_username(current: DbSecret) -> str:
-    """The user the next version names: the partner, or the same user in single-user mode."""
-    return partner_username(current.username) if current.alternating else current.username
-
-
-def pending_value(current_value: Mapping[str, Any], username: str, password: str) -> dict[str, Any]:
-    """The pending version's JSON: the current one with another user and password."""
-    return {**current_value, "username": username, "password": password}
-
-
-def check_pending(current: DbSecret, pending: DbSecret, where: str) -> None:
-    """Refuse a pending version that points anywhere but at the current one's partner."""
-    for name in ("host", "port", "dbname", "ca", "masterarn"):
-        if getattr(current, name) != getattr(pending, name):
-            raise RotationError(f"{where}: field {name!r} differs from the {CURRENT} version's")
-    expected = pending_username(current)
-    if pending.username != expected:
-        raise RotationError(
-            f"{where}: names user {pending.username!r}; only {expected!r} may follow "
-            f"{current.username!r}"
-        )
-
-
-def ca_files_from_declarations(
-    env: Mapping[str, str], ssm: Any, directory: Path | None = None
-) -> dict[str, str]:
-    """Each declared server's CA bundle as a file: ``{"source": path, "aurora": path}``."""
-    try:
-        targets = declared_targets(env)
-    except ConfigError as error:
-        raise RotationError(str(error)) from None
-    if not targets:
-        raise RotationError("PAYMIG_DB_*: the function declares no database")
-    bundles = CaBundles(ssm, directory)
-    try:
-        return {t.server: str(bundles.path_for(t.ca_parameter)) for t in targets.values()}
-    except ConfigError as error:
-        raise RotationError(str(error)) from None
-
-
-def ca_file(ca_files: Mapping[str, str], name: str, where: str) -> str:
-    """The CA bundle file a secret's ``ca`` names."""
-    path = ca_files.get(name)
-    if path is None:
-        raise RotationError(f"{where}: field 'ca' names {name!r}, which {CA_SOURCE} lack")
-    if not Path(path).is_file():
-        raise RotationError(f"{CA_SOURCE}: {name!r} maps to {path}, which is not a file")
-    return path
-
-
-@dataclass(frozen=True)
-class RoleProfile:
-    """What a role can do, for comparing the two users of a pair."""
-
-    attributes: frozenset[str]  # SUPERUSER, NOINHERIT, CREATEROLE, CREATEDB, REPLICATION, ...
-    connection_limit: int
-    memberships: frozenset[tuple[str, bool]]  # (group role, with admin option)
-
-
-def _memberships(items: frozenset[tuple[str, bool]]) -> str:
-    return ", ".join(f"{r} (with admin option)" if a else r for r, a in sorted(items))
-
-
-def profile_differences(current: RoleProfile, pending: RoleProfile) -> list[str]:
-    """How the pending user differs from the current one (empty when they match)."""
-    found = []
-    if current.attributes != pending.attributes:
-        found.append(
-            f"attributes [{' '.join(sorted(current.attributes))}] vs "
-            f"[{' '.join(sorted(pending.attributes))}]"
-        )
-    if current.connection_limit != pending.connection_limit:
-        found.append(f"connection limit {current.connection_limit} vs {pending.connection_limit}")
-    if missing := current.memberships - pending.memberships:
-        found.append(f"lacks membership in {_memberships(missing)}")
-    if extra := pending.memberships - current.memberships:
-        found.append(f"has extra membership in {_memberships(extra)}")
-    return found
-
-
-def clone_refusal(
-    username: str, profile: RoleProfile, dependencies: int, role_settings: int
-) -> str | None:
-    """Why a clone made from role memberships would differ from ``username``, if it would."""
-    superuser_only = sorted(profile.attributes & SUPERUSER_ONLY_ATTRIBUTES)
-    if superuser_only:
-        reason = f"has {', '.join(superuser_only)}, which only a superuser can give a new role"
-    elif dependencies:
-        reason = (
-            f"owns objects or holds privileges granted to it directly ({dependencies} "
-            "catalog entries), which a clone made from its role memberships would lack"
-        )
-    elif role_settings:
-        reason = "has role settings (ALTER ROLE ... SET), which a clone would lack"
-    else:
-        return None
-    return (
-        f"user {username!r} {reason}: a DBA must create {partner_username(username)!r} "
-        "with the same attributes, groups and privileges (SQL in paymig.lambdas.rotation)"
-    )
-
-
-def clone_statement(clone: str, profile: RoleProfile, verifier: str) -> sql.Composed:
-    """``CREATE ROLE`` for the clone: LOGIN, the current user's plain attributes, the verifier."""
-    options: list[sql.Composable] = [sql.SQL("LOGIN")]
-    options += [
-        sql.SQL(a) for a in ("NOINHERIT", "CREATEDB", "CREATEROLE") if a in profile.attributes
-    ]
-    if profile.connection_limit != -1:
-        options.append(sql.SQL("CONNECTION LIMIT {}").format(sql.Literal(profile.connection_limit)))
-    return sql.SQL("CREATE ROLE {} WITH {} PASSWORD {}").format(
-        sql.Identifier(clone), sql.SQL(" ").join(options), sql.Literal(verifier)
-    )
-
-
-def grant_statements(clone: str, profile: RoleProfile) -> list[sql.Composed]:
-    """``GRANT`` of each of the current user's group roles to the clone."""
-    return [
-        sql.SQL("GRANT {} TO {}{}").format(
-            sql.Identifier(role),
-            sql.Identifier(clone),
-            sql.SQL(" WITH ADMIN OPTION" if admin else ""),
-        )
-        for role, admin in sorted(profile.memberships)
-    ]
-
-
-def one_line(error: BaseException) -> str:
-    """An exception as one log line: its type and the first line of its message."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else '(no message)'}"
-
-
-# ================================================================ shell: Secrets Manager
-
-
-def read_secret(
-    client: Any, secret_id: str, stage: str, version: str | None = None
-) -> dict[str, Any]:
-    """A version's JSON object (by stage, and version id when given)."""
-    params = {"SecretId": secret_id, "VersionStage": stage}
-    if version is not None:
-        params["VersionId"] = version
-    answer = client.get_secret_value(**params)
-    try:
-        value = json.loads(answer["SecretString"])
-    except (KeyError, json.JSONDecodeError):
-        value = None
-    if not isinstance(value, dict):
-        raise RotationError(f"secret {secret_id} ({stage}): not a JSON object")
-    return value
-
-
-def pending_exists(client: Any, secret_id: str, token: str) -> bool:
-    """Whether the pending version already holds a value (createSecret ran)."""
-    try:
-        client.get_secret_value(SecretId=secret_id, VersionId=token, VersionStage=PENDING)
-    except client.exceptions.ResourceNotFoundException:
-        return False
-    return True
-
-
-# ================================================================ shell: PostgreSQL
-
-
-def login(
-    endpoint: DbSecret, username: str, password: str, ca_path: str
-) -> psycopg.Connection[Any]:
-    """Open an autocommit connection over TLS, verifying the server's chain and name."""
-    try:
-        return psycopg.connect(
-            host=endpoint.host,
-            port=endpoint.port,
-            dbname=endpoint.dbname,
-            user=username,
-            password=password,
-            sslmode="verify-full",
-            sslrootcert=ca_path,
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            application_name=APPLICATION_NAME,
-            autocommit=True,
-        )
-    except psycopg.OperationalError as error:
-        raise RotationError(
-            f"user {username!r} cannot log in to {endpoint.host}:{endpoint.port}/"
-            f"{endpoint.dbname}: {one_line(error)}"
-        ) from None
-
-
-def scram_verifier(conn: psycopg.Connection[Any], role: str, password: str) -> str:
-    """The SCRAM-SHA-256 verifier of ``password``, computed here by libpq."""
-    verifier: bytes = conn.pgconn.encrypt_password(
-        password.encode(), role.encode(), b"scram-sha-256"
-    )
-    return verifier.decode("ascii")
-
-
-def set_role_password(conn: psycopg.Connection[Any], role: str, password: str) -> None:
-    """``ALTER ROLE ... PASSWORD '<verifier>'``: the password itself never reaches the server."""
-    verifier = scram_verifier(conn, role, password)
-    conn.execute(
-        sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(verifier)
-        )
-    )
-
-
-_ATTRIBUTES = """
-    SELECT rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls,
-           rolconnlimit
-    FROM pg_roles WHERE rolname = %s
-"""
-_MEMBERSHIPS = """
-    SELECT g.rolname, m.admin_option
-    FROM pg_auth_members m
-    JOIN pg_roles g ON g.oid = m.roleid
-    JOIN pg_roles u ON u.oid = m.member
-    WHERE u.rolname = %s
-"""
-# Anything in any database that depends on the role (ownership, ACL entries, policies).
-_CLONE_BLOCKERS = """
-    SELECT (SELECT count(*) FROM pg_shdepend d
-            WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid
-              AND d.deptype <> 'p'),
-           (SELECT count(*) FROM pg_db_role_setting s WHERE s.setrole = r.oid)
-    FROM pg_roles r WHERE r.rolname = %s
-"""
-
-
-def read_role_profile(conn: psycopg.Connection[Any], role: str) -> RoleProfile | None:
-    """The role's attributes and memberships; None if there is no such role."""
-    row = conn.execute(_ATTRIBUTES, (role,)).fetchone()
-    if row is None:
-        return None
-    superuser, inherit, createrole, createdb, replication, bypassrls, limit = row
-    flags = {"SUPERUSER": superuser, "NOINHERIT": not inherit, "CREATEROLE": createrole,
-             "CREATEDB": createdb, "REPLICATION": replication, "BYPASSRLS": bypassrls}  # fmt: skip
-    groups = conn.execute(_MEMBERSHIPS, (role,)).fetchall()
-    return RoleProfile(
-        attributes=frozenset(name for name, on in flags.items() if on),
-        connection_limit=int(limit),
-        memberships=frozenset((str(name), bool(admin)) for name, admin in groups),
-    )
-
-
-def existing_role_profile(conn: psycopg.Connection[Any], role: str) -> RoleProfile:
-    """The profile of a role that must exist."""
-    profile = read_role_profile(conn, role)
-    if profile is None:
-        raise RotationError(f"user {role!r} does not exist")
-    return profile
-
-
-def apply_pending_user(
-    conn: psycopg.Connection[Any], current_user: str, pending_user: str, password: str
-) -> None:
-    """As the admin login: create the pending user as a clone, or set its password."""
-    current = existing_role_profile(conn, current_user)
-    existing = read_role_profile(conn, pending_user)
-    if existing is None:
-        dependencies, role_settings = conn.execute(_CLONE_BLOCKERS, (current_user,)).fetchone() or (
-            0,
-            0,
-        )
-        refusal = clone_refusal(current_user, current, int(dependencies), int(role_settings))
-        if refusal is not None:
-            raise RotationError(refusal)
-        verifier = scram_verifier(conn, pending_user, password)
-        with conn.transaction():  # a half-made clone would be worse than none
-            conn.execute(clone_statement(pending_user, current, verifier))
-            for statement in grant_statements(pending_user, current):
-                conn.execute(statement)
-        LOG.info("setSecret: created user %s as a clone of %s", pending_user, current_user)
-        return
-    if differences := profile_differences(current, existing):
-        raise RotationError(
-            f"user {pending_user!r} differs from {current_user!r}: {'; '.join(differences)}"
-        )
-    set_role_password(conn, pending_user, password)
-    LOG.info("setSecret: set the password of user %s", pending_user)
-
-
-# ================================================================ the four steps
 
 
 def _where(secret_id: str, stage: str) -> str:

@@ -3,7 +3,8 @@
 The real on-prem API is not part of this project. Its stand-in is a small HTTP server
 in the rehearsal's process that answers ``POST /payments`` and ``GET /health`` like the
 payment API does, and records a payment with the payment API's own validation and SQL
-(:func:`paymig.lambdas.payment_api.parse_payment` and ``record_payment``), on a direct
+(:func:`paymig.lambdas.payment_api_request.parse_payment` and
+:func:`paymig.lambdas.payment_api_store.record_payment`), on a direct
 connection to the source database: it lives on-prem, so no VPN lies in its path.
 """
 
@@ -17,7 +18,9 @@ from typing import Any
 
 import psycopg
 
-from paymig.lambdas import payment_api
+from paymig.lambdas.payment_api_outcome import PaymentOutcome, error_outcome
+from paymig.lambdas.payment_api_request import HttpRequest, RequestError, parse_payment
+from paymig.lambdas.payment_api_store import database_answers, record_payment
 
 
 class _Server(ThreadingHTTPServer):
@@ -55,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/payments":
             self._answer(404, {"error": f"path: no route {self.path}"})
             return
-        request = payment_api.HttpRequest(
+        request = HttpRequest(
             method="POST", path=self.path,
             headers={k.lower(): v for k, v in self.headers.items()},
             raw_body=body, base64_encoded=False, multi_value=False,
@@ -112,20 +115,18 @@ class LegacySide:
     def healthy(self) -> bool:
         """Whether the source answers ``SELECT 1``."""
         try:
-            return payment_api.database_answers(self._connection())
+            return database_answers(self._connection())
         except psycopg.Error:
             self._local.conn = None
             return False
 
-    def record(self, request: payment_api.HttpRequest) -> payment_api.PaymentOutcome:
+    def record(self, request: HttpRequest) -> PaymentOutcome:
         """Validate and record one payment, as the API does; 503 when the source fails."""
         try:
-            payment = payment_api.parse_payment(request)
-            return payment_api.record_payment(self._connection(), payment)
-        except payment_api.RequestError as error:
-            return payment_api.error_outcome(error)
+            payment = parse_payment(request)
+            return record_payment(self._connection(), payment)
+        except RequestError as error:
+            return error_outcome(error)
         except psycopg.Error:
             self._local.conn = None  # the next request reconnects
-            return payment_api.PaymentOutcome(
-                HTTPStatus.SERVICE_UNAVAILABLE, {"error": "database unavailable"}
-            )
+            return PaymentOutcome(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "database unavailable"})

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import boto3
 import psycopg
 
 from paymig import naming
-from paymig.config import PaymigConfig, load_config, resolve_config_path
+from paymig.config import PaymigConfig, load_config
 from paymig.errors import CommandFailedError, PaymigError
 from paymig.local.emulator import EMULATOR_REGION
 from paymig.local.tcp_proxy import TcpProxy
@@ -45,62 +45,13 @@ from paymig.rehearsal.legacy_side import LegacySide
 from paymig.rehearsal.live import LiveMigration, LiveParts
 from paymig.rehearsal.migration import Migration
 from paymig.rehearsal.notes import stand_in_notes
+from paymig.rehearsal.options import Display, Options
 from paymig.rehearsal.outcome import fill_outcome
 from paymig.rehearsal.report import RehearsalReport, StepResult
-from paymig.rehearsal.scenarios import DEFAULT_SCENARIO, SCENARIOS, Scenario
+from paymig.rehearsal.scenarios import SCENARIOS, Scenario
 from paymig.rehearsal.sides import aws_side_spec
 from paymig.rehearsal.timeline import Timeline
 from paymig.rehearsal.validation import ProgressBars, validate
-
-#: Default size of the seed dataset (payments).
-DEFAULT_ROWS = 50_000
-#: Default load, in payments per second, and the number of virtual clients sending it.
-DEFAULT_RATE = 20.0
-DEFAULT_CLIENTS = 200
-
-
-class Display:
-    """What the rehearsal tells the user; the CLI gives a rich implementation."""
-
-    def step(self, name: str) -> None:
-        """A new step starts."""
-
-    def info(self, message: str) -> None:
-        """A line of detail."""
-
-    def bar(self, name: str, total: int) -> Callable[[int], None]:
-        """A progress bar; returns its advance function."""
-        return lambda n: None
-
-    def signals(self, weights: dict[str, int], lag: float | None, written: int) -> None:
-        """The live weights, replication lag and payments acknowledged."""
-
-
-@dataclass
-class Options:
-    """What the user asked for."""
-
-    workdir: Path
-    rows: int = DEFAULT_ROWS
-    rate: float = DEFAULT_RATE
-    clients: int = DEFAULT_CLIENTS
-    scenario: str = DEFAULT_SCENARIO
-    keep: bool = False
-    config_path: Path = field(default_factory=lambda: resolve_config_path("rehearsal", None))
-    stall_seconds: float = 150.0
-
-    def check(self) -> None:
-        """Reject impossible values with one line naming the option."""
-        if self.rows < 1:
-            raise PaymigError(f"--rows: must be at least 1, got {self.rows}")
-        if not 0 < self.rate <= 1000:
-            raise PaymigError(f"--rate: must be above 0 and at most 1000, got {self.rate:g}")
-        if not 1 <= self.clients <= 10_000:
-            raise PaymigError(f"--clients: must be between 1 and 10000, got {self.clients}")
-        if self.scenario not in SCENARIOS:
-            raise PaymigError(
-                f"--scenario: {self.scenario!r} is not one of {', '.join(sorted(SCENARIOS))}"
-            )
 
 
 @contextmanager

@@ -8,13 +8,12 @@ works, :mod:`paymig.runtime.validator.passes` for its plan and checkpoints, and
 
 from paymig.runtime.validator.checkpoint import FileCheckpoint
 from paymig.runtime.validator.engine import (
-    Checkpoint,
-    Progress,
     Settings,
     Validator,
     ValidatorError,
     resolve_scope,
 )
+from paymig.runtime.validator.hooks import Checkpoint, Progress
 from paymig.runtime.validator.passes import PassPlan, RangeResult
 from paymig.runtime.validator.report import KeyList, Report, TableReport
 

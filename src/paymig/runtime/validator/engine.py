@@ -38,8 +38,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
+from paymig.runtime.validator.hooks import Checkpoint, Progress
 from paymig.runtime.validator.passes import (
     PassPlan,
     RangeResult,
@@ -76,8 +77,6 @@ from paymig.runtime.validator.sql import VALUE_HASH_TYPES, TableSpec
 from paymig.runtime.validator.throttle import RowThrottle
 
 __all__ = [
-    "Checkpoint",
-    "Progress",
     "Settings",
     "Side",
     "Validator",
@@ -94,35 +93,6 @@ R = TypeVar("R")
 SAMPLE_KEYS_PER_RANGE = 4
 #: Candidate keys of one range kept in memory before its spool spills to disk.
 SPOOL_MEMORY_KEYS = 10_000
-
-
-class Progress(Protocol):
-    """Receives progress of a pass, one table at a time."""
-
-    def start(self, table: str, ranges: int) -> None:
-        """Note that a table's comparison starts, cut into ``ranges`` top-level ranges."""
-
-    def advance(self, table: str, ranges: int) -> None:
-        """Note that ``ranges`` more top-level ranges are fully compared."""
-
-    def finish(self, table: str) -> None:
-        """Note that the table is done."""
-
-
-class Checkpoint(Protocol):
-    """Where a pass records its plan and its range results, so that it can resume."""
-
-    def start(self, plan: PassPlan) -> None:
-        """Record a new pass's plan, before any range is compared."""
-
-    def resume(self) -> tuple[PassPlan, list[RangeResult]]:
-        """The unfinished pass and the results recorded so far (an error if none)."""
-
-    def commit(self, results: Sequence[RangeResult]) -> None:
-        """Record one batch's results."""
-
-    def finish(self, report: Report) -> None:
-        """Record that the pass is complete, with its report."""
 
 
 @dataclass
