@@ -60,6 +60,7 @@ from paymig.runtime.controller.aws import (
 )
 from paymig.runtime.controller.calls import Retrier
 from paymig.runtime.controller.core import ControllerSettings
+from paymig.runtime.controller.stage import StageStore, StoredStage
 from paymig.semantics.cloudwatch_alarm import AlarmState
 from paymig.semantics.cloudwatch_notification import (
     AlarmIdentity,
@@ -120,6 +121,10 @@ class MigrationEnv:
             aws.clock.attach(self.session.client("cloudwatch", config=roomy)),
             self.stack,
             self.config.environment,
+        )
+        aws.stage_fast = StageStore(
+            aws.clock.attach(self.session.client("dynamodb", config=roomy)),
+            audit_table_name(self.stack),
         )
         return aws
 
@@ -189,6 +194,21 @@ class MigrationEnv:
 
     def audit(self) -> AuditTrail:
         return AuditTrail(self.client("dynamodb"), audit_table_name(self.stack))
+
+    def stage(self) -> StageStore:
+        return StageStore(self.client("dynamodb"), audit_table_name(self.stack))
+
+    def move_stage(self, to: StoredStage, operation: str | None = None) -> None:
+        """Store the stage as `paymig cutover`/`fallback` would (a conditional write)."""
+        store = self.stage()
+        store.move(
+            store.read(),
+            to,
+            operation=operation,  # type: ignore[arg-type]
+            now=datetime.now(UTC),
+            actor="arn:aws:iam::123456789012:user/cutover",
+            reason="set by the test",
+        )
 
     def legacy_children(self) -> list[str]:
         """The per-address health checks under the legacy record's calculated check."""

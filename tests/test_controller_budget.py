@@ -17,6 +17,7 @@ from paymig.rollback_timing import (
     LAMBDA_RETRY_WAITS_SECONDS,
     SHIFT_LANDING_SECONDS,
     SNS_FIRST_RETRIES_SECONDS,
+    STAGE_READ_SECONDS,
 )
 from paymig.runtime.controller.budget import (
     ALB_ALIAS_TTL_SECONDS,
@@ -92,7 +93,12 @@ def test_every_path_and_its_terms():
     budget = rollback_budget(members, INPUTS)
     first, reapply = budget.paths
     delivery = (
-        10 + SNS_FIRST_RETRIES_SECONDS + 5 + LAMBDA_INIT_SECONDS + 2 * BEST_EFFORT_CALL_SECONDS
+        10
+        + SNS_FIRST_RETRIES_SECONDS
+        + 5
+        + LAMBDA_INIT_SECONDS
+        + 2 * BEST_EFFORT_CALL_SECONDS  # event check, intent record
+        + STAGE_READ_SECONDS  # two short attempts at the stage
     )
     dns = ROUTE53_PROPAGATION_SECONDS + ALB_ALIAS_TTL_SECONDS
     detection = 10 + 30 + 15 + 10  # 5xx-rate, the slower member
@@ -102,7 +108,8 @@ def test_every_path_and_its_terms():
     assert reapply.total_seconds == detection + delivery + 30 + SHIFT_LANDING_SECONDS + 30 + dns
     assert [s.name for s in reapply.steps] == [
         "alignment", "breaching periods", "ingestion", "evaluation", "composite",
-        "sns delivery", "lambda queue", "cold start", "event check", "intent record",
+        "sns delivery", "lambda queue", "cold start", "event check", "stage read",
+        "intent record",
         "route53 first", "landing guard", "route53 second", "propagation", "dns ttl",
     ]  # fmt: skip
     assert (
@@ -153,8 +160,8 @@ def test_a_slower_route53_window_pushes_the_reapply_path_over(prod_config: Paymi
 def test_function_timeout_and_event_age_follow_the_settings(prod_config: PaymigConfig):
     settings = ControllerSettings.from_config(prod_config).rollback
     timeout = handler_timeout_seconds(settings)
-    # Init 10, 3 short calls 6, identity 7, Route 53 2 x 30, guard 12, listener 20,
-    # INSYNC 60, the health read 10 and the reserve 20: 205 s, rounded up to 210.
+    # Init 10, 3 short calls 6, the stage read 4, identity 7, Route 53 2 x 30, guard 12,
+    # listener 20, INSYNC 60, the health read 10 and the reserve 20: 209 s, up to 210.
     assert timeout == 210
     docs = (REPO / "docs" / "controller.md").read_text(encoding="utf-8")
     assert f"({timeout} s for prod)" in docs

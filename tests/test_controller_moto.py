@@ -208,7 +208,7 @@ def test_status_is_read_only_and_shows_the_answer_and_budget(env, capsys):
     assert "Route 53 weights: legacy 100 / aws 0" in out
     assert "answer: Route 53 answers legacy 100% / aws 0%" in out
     assert "ALB listener: blue 100 / green 0" in out
-    assert "rollback budget: 288 s worst case over every path (within the 300 s limit)" in out
+    assert "rollback budget: 292 s worst case over every path (within the 300 s limit)" in out
     line = next(li for li in out.splitlines() if "alarm:aurora-cpu" in li)
     assert "FAILED" in line
 
@@ -1138,8 +1138,9 @@ def test_every_call_each_command_makes_is_in_the_permission_registry(
 
     def recording(aws: ControllerAws) -> ControllerAws:
         clients = [aws.route53.client, aws.listener.client, aws.metrics.client, aws.metrics.dms,
-                   aws.metrics_fast.client, aws.audit.client, aws.audit_fast.client, aws.sts,
-                   aws.sns, aws.functions]  # fmt: skip
+                   aws.metrics_fast.client, aws.audit.client, aws.audit_fast.client,
+                   aws.stage.client, aws.stage_fast.client, aws.sts, aws.sns,
+                   aws.functions]  # fmt: skip
         for client in clients:
             name = client.meta.service_model.service_name
             client.meta.events.register(

@@ -15,7 +15,12 @@ import yaml
 from paymig.config import ObservabilityConfig, PaymigConfig
 from paymig.infra.dashboard import Dashboard, GraphWidget, Metric, TextWidget
 from paymig.semantics import sns_filter
-from paymig.semantics.cloudwatch_alarm import AlarmState, MetricAlarm, TreatMissingData
+from paymig.semantics.cloudwatch_alarm import (
+    AlarmState,
+    MetricAlarm,
+    TreatMissingData,
+    evaluate_range,
+)
 from tests.tf_helpers import by_path, only, path_of, policy, ref, resources
 
 METRICS = [
@@ -113,13 +118,102 @@ def test_5xx_rate_is_metric_math_over_request_count(prod_tf: dict[str, Any]) -> 
     assert (p99["metric_name"], p99["stat"]) == ("TargetResponseTime", "p99")
 
 
-def test_dms_task_resource_id_is_the_last_field_of_the_task_arn(prod_tf: dict[str, Any]) -> None:
+def _resource_id_of(task_id: str) -> str:
+    return f'${{element(split(":", aws_dms_replication_task.{task_id}.replication_task_arn), 6)}}'
+
+
+def test_dms_task_resource_ids_are_the_last_field_of_each_task_arn(prod_tf: dict[str, Any]) -> None:
     task_id, _ = by_path(prod_tf, "aws_dms_replication_task", "/replication/task")
-    (value,) = prod_tf["locals"].values()
-    assert (
-        value
-        == f'${{element(split(":", aws_dms_replication_task.{task_id}.replication_task_arn), 6)}}'
+    reverse_id, _ = by_path(prod_tf, "aws_dms_replication_task", "/replication/reverse-task")
+    named = {
+        k.removeprefix("observability_").rsplit("_", 1)[0]: v for k, v in prod_tf["locals"].items()
+    }
+    assert named == {
+        "dms_task_resource_id": _resource_id_of(task_id),
+        "dms_reverse_task_resource_id": _resource_id_of(reverse_id),
+    }
+
+
+def test_cdc_latency_alarm_follows_the_replicating_direction(prod_tf: dict[str, Any]) -> None:
+    """Issue 17: the cutover stops the forward task on purpose; the alarm must then watch
+    the reverse task (the way back) instead of paging on the forward task's silence.
+
+    The exact synthesized queries, then their meaning: the synthesized expression is
+    evaluated with CloudWatch's documented metric math (`cloudwatch_metric_math`) and the
+    alarm with its documented evaluation (`cloudwatch_alarm`), period by period. moto
+    evaluates neither, so this is where the behaviour is checked; AWS's actual
+    CDCLatencyTarget publishing (only while a task runs CDC) is DMS's documented
+    behaviour the design relies on, not something a test here can observe.
+    """
+    from paymig.semantics.cloudwatch_metric_math import evaluate_expression
+
+    alarm = alarms(prod_tf)["paymig-prod-cdc-latency"]
+    forward, reverse = (
+        f"${{local.{k}}}" for k in sorted(prod_tf["locals"], key=lambda k: "reverse" in k)
     )
+    instance = "paymig-prod-dms"
+
+    def latency(query_id: str, task: str) -> dict[str, Any]:
+        return {
+            "id": query_id,
+            "return_data": False,
+            "metric": {
+                "namespace": "AWS/DMS",
+                "metric_name": "CDCLatencyTarget",
+                "dimensions": {
+                    "ReplicationInstanceIdentifier": instance,
+                    "ReplicationTaskIdentifier": task,
+                },
+                "stat": "Maximum",
+                "period": 60,
+            },
+        }
+
+    assert alarm["metric_query"] == [
+        latency("m1", forward),
+        latency("m2", reverse),
+        {
+            "id": "e1",
+            "expression": "IF(m1 >= m2, m1, m2)",
+            "label": "CDC latency of the replicating task (s)",
+            "return_data": True,
+        },
+    ]
+    assert (alarm["treat_missing_data"], alarm["threshold"]) == ("breaching", 30)
+    model = MetricAlarm(
+        comparison_operator=alarm["comparison_operator"],
+        threshold=alarm["threshold"],
+        period_seconds=60,
+        evaluation_periods=alarm["evaluation_periods"],
+        datapoints_to_alarm=alarm["datapoints_to_alarm"],
+        treat_missing_data=TreatMissingData(alarm["treat_missing_data"]),
+    )
+    grid = [datetime(2026, 12, 2, 6, minute, tzinfo=UTC) for minute in range(5)]
+
+    def state(m1: list[float | None], m2: list[float | None]) -> tuple[Any, ...]:
+        series = {
+            name: {t: v for t, v in zip(grid, values, strict=True) if v is not None}
+            for name, values in (("m1", m1), ("m2", m2))
+        }
+        result = evaluate_expression(alarm["metric_query"][2]["expression"], series, grid)
+        values = [result.get(t) for t in grid]
+        return tuple(values), evaluate_range(model, values, AlarmState.OK).state
+
+    none: list[float | None] = [None] * 5
+    # Replicating: the forward task reports, the reverse task is stopped.
+    assert state([5, 4, 0, 6, 5], none) == ((5, 4, 0, 6, 5), AlarmState.OK)
+    # Cutover: both report for a while, then the forward task is stopped.
+    assert state([5, 5, None, None, None], [None, 3, 2, 0, 4]) == (
+        (5, 5, 2, 0, 4),
+        AlarmState.OK,
+    )
+    # Cut over: only the way back reports; it lagging alarms.
+    assert state(none, [3, 2, 45, 50, 60]) == ((3, 2, 45, 50, 60), AlarmState.ALARM)
+    # Neither direction replicates (the reverse task failed, or never started): with 2 of
+    # the 5 retrieved periods still real it waits; one period later it alarms.
+    assert state([5, 5, None, None, None], none)[1] is AlarmState.OK
+    assert state([5, None, None, None, None], none)[1] is AlarmState.ALARM
+    assert state(none, none)[1] is AlarmState.ALARM
 
 
 def test_dms_errors_metric_filter_feeds_the_failure_alarm(prod_tf: dict[str, Any]) -> None:
@@ -190,7 +284,10 @@ def _notification(alarm: dict[str, Any], state: str) -> str:
         AlarmIdentity,
         StateChange,
         composite_alarm_notification,
+        expression_query,
         metric_alarm_notification,
+        metric_query_trigger,
+        metric_stat_query,
         single_metric_trigger,
     )
 
@@ -211,8 +308,8 @@ def _notification(alarm: dict[str, Any], state: str) -> str:
             identity, change, alarm_rule=alarm["alarm_rule"], triggering_children=()
         )
     else:
-        (query,) = alarm["metric_query"]
-        metric = query["metric"]
+        queries = alarm["metric_query"]
+        metric = next(q["metric"] for q in queries if "metric" in q)
         settings = MetricAlarm(
             comparison_operator=alarm["comparison_operator"],
             threshold=alarm["threshold"],
@@ -221,13 +318,32 @@ def _notification(alarm: dict[str, Any], state: str) -> str:
             datapoints_to_alarm=alarm["datapoints_to_alarm"],
             treat_missing_data=TreatMissingData(alarm["treat_missing_data"]),
         )
-        trigger = single_metric_trigger(
-            settings,
-            metric_name=metric["metric_name"],
-            namespace=metric["namespace"],
-            statistic=metric["stat"],
-            dimensions=metric.get("dimensions", {}),
-        )
+        if len(queries) == 1:
+            trigger = single_metric_trigger(
+                settings,
+                metric_name=metric["metric_name"],
+                namespace=metric["namespace"],
+                statistic=metric["stat"],
+                dimensions=metric.get("dimensions", {}),
+            )
+        else:  # an alarm on a math expression: its inputs and the expression
+            trigger = metric_query_trigger(
+                settings,
+                [
+                    expression_query(q["id"], q["expression"], q["label"], returned=True)
+                    if "expression" in q
+                    else metric_stat_query(
+                        q["id"],
+                        namespace=q["metric"]["namespace"],
+                        metric_name=q["metric"]["metric_name"],
+                        dimensions=q["metric"].get("dimensions", {}),
+                        period=q["metric"]["period"],
+                        stat=q["metric"]["stat"],
+                        returned=q["return_data"],
+                    )
+                    for q in queries
+                ],
+            )
         message = metric_alarm_notification(
             identity, change, trigger, configuration_updated_at=change.changed_at
         )
@@ -255,7 +371,7 @@ def test_subscription_filter_admits_exactly_the_composites_alarm_notification(
 
     assert delivered(_notification(composite, "ALARM"))
     assert not delivered(_notification(composite, "OK"))
-    for metric in ("p99-latency", "cdc-latency", "aurora-cpu"):
+    for metric in ("5xx-rate", "p99-latency", "cdc-latency", "aurora-cpu"):
         _, alarm = by_path(prod_tf, "aws_cloudwatch_metric_alarm", f"/alarm-{metric}")
         assert not delivered(_notification(alarm, "ALARM"))
     # The old filter, as AWS evaluates it, would not deliver the composite's ALARM.

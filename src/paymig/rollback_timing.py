@@ -26,6 +26,8 @@ __all__ = [
     "SHIFT_GATE_FRESHNESS_SECONDS",
     "SHIFT_LANDING_SECONDS",
     "SNS_FIRST_RETRIES_SECONDS",
+    "STAGE_READ_ATTEMPTS",
+    "STAGE_READ_SECONDS",
     "TAIL_RESERVE_SECONDS",
     "rollback_event_age_seconds",
     "rollback_timeout_seconds",
@@ -36,6 +38,10 @@ __all__ = [
 BEST_EFFORT_CONNECT_SECONDS = 1
 BEST_EFFORT_READ_SECONDS = 1
 BEST_EFFORT_CALL_SECONDS = BEST_EFFORT_CONNECT_SECONDS + BEST_EFFORT_READ_SECONDS
+#: The migration stage is read before any change, in short attempts like the calls above:
+#: one failed attempt must not decide that traffic stays (an unreadable stage holds it).
+STAGE_READ_ATTEMPTS = 2
+STAGE_READ_SECONDS = STAGE_READ_ATTEMPTS * BEST_EFFORT_CALL_SECONDS
 #: One attempt of a Route 53 or load balancer call.
 ATTEMPT_CONNECT_SECONDS = 2
 ATTEMPT_READ_SECONDS = 5
@@ -74,13 +80,14 @@ LAMBDA_MIN_EVENT_AGE_SECONDS = 60
 def rollback_timeout_seconds(route53_submit_seconds: float, insync_timeout_seconds: float) -> int:
     """The rollback function's longest run, rounded up to 10 s: its Lambda timeout.
 
-    Cold start, the event check and the intent record, two Route 53 submissions and the
-    landing guard, the lock take-over, the load balancer step, the INSYNC wait, the
-    health read and the reserve for records and notification.
+    Cold start, the event check, the stage read and the intent record, two Route 53
+    submissions and the landing guard, the lock take-over, the load balancer step, the
+    INSYNC wait, the health read and the reserve for records and notification.
     """
     seconds = (
         LAMBDA_INIT_SECONDS
         + 3 * BEST_EFFORT_CALL_SECONDS  # event check, intent record, lock take-over
+        + STAGE_READ_SECONDS
         + ATTEMPT_SECONDS  # identity
         + 2 * route53_submit_seconds
         + SHIFT_LANDING_SECONDS

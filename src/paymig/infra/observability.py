@@ -33,26 +33,30 @@ from constructs import Construct
 
 from paymig import naming
 from paymig.config import AlarmSettings, ObservabilityConfig
-from paymig.infra.dashboard import Dashboard, Expression, GraphWidget, Metric, TextWidget
+from paymig.infra.dashboard import Expression, Metric
 from paymig.infra.iam import policy_document, statement
 from paymig.infra.kms import KEY_USAGE_ACTIONS, CustomerManagedKey, KeyProps, service_usage
-from paymig.infra.validation_job import progress_widget
+from paymig.infra.observability_dashboard import (
+    ALB,
+    DMS,
+    LAMBDA,
+    RDS,
+    DashboardScope,
+    migration_dashboard,
+)
 
-ALB = "AWS/ApplicationELB"
-RDS = "AWS/RDS"
-DMS = "AWS/DMS"
-LAMBDA = "AWS/Lambda"
 SQS = "AWS/SQS"
 
 #: Custom metric counting error lines in the DMS task log (DMS has no failure metric).
 DMS_ERRORS_METRIC = "DmsTaskErrors"
+#: The cdc-latency alarm's expression over the forward (m1) and reverse (m2) tasks'
+#: CDCLatencyTarget. CloudWatch's metric math: a comparison of two series treats a value
+#: missing in one as 0, and IF with a true condition and a missing value gives 0; so the
+#: result is m1 or m2 where only one reports, their maximum where both do, and missing
+#: where neither does (paymig.semantics.cloudwatch_metric_math, tested there and here).
+CDC_DIRECTION_EXPRESSION = "IF(m1 >= m2, m1, m2)"
 #: DMS writes ``E:`` severity lines, e.g. ``[TARGET_APPLY    ]E:  ...``, on errors.
 DMS_ERROR_PATTERN = '"]E:"'
-#: Migration-progress metrics DMS exposes only as table statistics; the controller
-#: publishes them (``paymig status``) under the traffic metric namespace.
-TABLE_STATISTICS_METRICS = ("ValidationFailedRecords", "ValidationSuspendedRecords")
-#: Full-load progress, published from the same table statistics.
-LOAD_PROGRESS_METRIC = "TablesLoadedPercent"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class ObservabilityProps:
     #: None once the migration is finished (no DMS any more).
     dms_task_arn: str | None
     log_retention_days: int
+    #: The reverse (Aurora to on-prem) task, the way back after cutover; None once finished.
+    dms_reverse_task_arn: str | None = None
     #: ``migration.stage``: replication alarms are armed from ``cdc`` on.
     stage: str = "cdc"
 
@@ -123,6 +129,14 @@ class ObservabilityTier(Construct):
         )
 
     @property
+    def _reverse_dms_dimensions(self) -> tuple[tuple[str, str], ...]:
+        """Dimensions of the reverse DMS task's metrics (same instance)."""
+        return (
+            ("ReplicationInstanceIdentifier", self.props.dms_instance_identifier),
+            ("ReplicationTaskIdentifier", self.dms_reverse_task_resource_id),
+        )
+
+    @property
     def _cluster_dimensions(self) -> tuple[tuple[str, str], ...]:
         """Dimensions of the Aurora cluster's metrics."""
         return (("DBClusterIdentifier", self.props.cluster_identifier),)
@@ -130,18 +144,27 @@ class ObservabilityTier(Construct):
     # ---------------------------------------------------------------- builders
 
     def _build_dms_task_resource_id(self) -> None:
-        """The DMS task's resource id, as a Terraform local.
+        """The DMS tasks' resource ids, as Terraform locals.
 
         CloudWatch names a DMS task by its resource id: the last field of its ARN. A
         local keeps the expression's quotes out of the dashboard's JSON text.
         """
+        self.dms_task_resource_id = self.dms_reverse_task_resource_id = ""
         if self.props.dms_task_arn is None:
-            self.dms_task_resource_id = ""
             return
         self.dms_task_resource_id_local = TerraformLocal(
             self, "dms_task_resource_id", Fn.element(Fn.split(":", self.props.dms_task_arn), 6)
         )
         self.dms_task_resource_id = str(self.dms_task_resource_id_local.as_string)
+        if self.props.dms_reverse_task_arn is not None:
+            self.dms_reverse_task_resource_id_local = TerraformLocal(
+                self,
+                "dms_reverse_task_resource_id",
+                Fn.element(Fn.split(":", self.props.dms_reverse_task_arn), 6),
+            )
+            self.dms_reverse_task_resource_id = str(
+                self.dms_reverse_task_resource_id_local.as_string
+            )
 
     def _build_key(self) -> None:
         """The CMK of the topics and the DMS task logs.
@@ -301,13 +324,7 @@ class ObservabilityTier(Construct):
             self._build_aurora_alarms()
             return
         armed = self.props.stage == "cdc"
-        self.alarms["cdc-latency"] = self._alarm(
-            "cdc-latency",
-            alarms["cdc-latency"],
-            "Seconds the Aurora target lags the on-prem source (DMS CDCLatencyTarget).",
-            [Metric(DMS, "CDCLatencyTarget", self._dms_dimensions, "Maximum")],
-            armed=armed,
-        )
+        self.alarms["cdc-latency"] = self._cdc_latency_alarm(armed)
         self.alarms["dms-task-failure"] = self._alarm(
             "dms-task-failure",
             alarms["dms-task-failure"],
@@ -316,6 +333,40 @@ class ObservabilityTier(Construct):
             armed=armed,
         )
         self._build_aurora_alarms()
+
+    def _cdc_latency_alarm(self, armed: bool) -> CloudwatchMetricAlarm:
+        """CDC latency of the direction that replicates: forward before cutover, reverse after.
+
+        Each task reports CDCLatencyTarget only while it runs, and the cutover stops the
+        forward task once the reverse one runs (the fallback the other way round). The
+        alarm evaluates :data:`CDC_DIRECTION_EXPRESSION`: the larger of the two where both
+        report, the one that reports otherwise, and no datapoint when neither does, which
+        ``breaching`` turns into ALARM (no way back, or no way forward). No call at
+        cutover is needed, and the composite (user-facing alarms only) never sees it.
+        """
+        settings = self.props.observability.alarms["cdc-latency"]
+        if self.props.dms_reverse_task_arn is None:
+            return self._alarm(
+                "cdc-latency",
+                settings,
+                "Seconds the Aurora target lags the on-prem source (DMS CDCLatencyTarget).",
+                [Metric(DMS, "CDCLatencyTarget", self._dms_dimensions, "Maximum")],
+                armed=armed,
+            )
+        return self._alarm(
+            "cdc-latency",
+            settings,
+            "Seconds the replicating direction's target lags its source (DMS "
+            "CDCLatencyTarget): the forward task (on-prem to Aurora) before cutover, the "
+            "reverse task (Aurora to on-prem, the way back) after it; neither reporting is "
+            "missing data.",
+            [
+                Metric(DMS, "CDCLatencyTarget", self._dms_dimensions, "Maximum"),
+                Metric(DMS, "CDCLatencyTarget", self._reverse_dms_dimensions, "Maximum"),
+            ],
+            Expression(CDC_DIRECTION_EXPRESSION, "CDC latency of the replicating task (s)", "e1"),
+            armed=armed,
+        )
 
     def _build_aurora_alarms(self) -> None:
         """Writer CPU and reader lag: they page people."""
@@ -361,7 +412,20 @@ class ObservabilityTier(Construct):
 
     def _build_dashboard(self) -> None:
         """The migration dashboard, from its typed model."""
-        self.dashboard_model = self._dashboard()
+        props = self.props
+        self.dashboard_model = migration_dashboard(
+            DashboardScope(
+                name=props.name,
+                environment=props.environment,
+                region=props.region,
+                function_name=props.function_name,
+                target_group_arn_suffixes=props.target_group_arn_suffixes,
+                lb_dimensions=self._lb_dimensions,
+                dms_dimensions=self._dms_dimensions,
+                cluster_dimensions=self._cluster_dimensions,
+                has_dms=self.has_dms,
+            )
+        )
         self.dashboard = CloudwatchDashboard(
             self,
             "dashboard",
@@ -489,194 +553,3 @@ class ObservabilityTier(Construct):
             alarm_actions=[self.alert_topic.arn] if armed else [],
             ok_actions=[self.alert_topic.arn] if armed else [],
         )
-
-    def _dashboard(self) -> Dashboard:
-        """The migration dashboard: progress, traffic, API, Aurora, business KPIs."""
-        board = Dashboard(region=self.props.region)
-        if self.has_dms:
-            board.add(*self._progress_widgets())
-        board.add(*self._api_widgets())
-        board.add(*self._aurora_widgets())
-        board.add(*self._business_widgets())
-        return board
-
-    def _progress_widgets(self) -> list[GraphWidget | TextWidget]:
-        """Migration progress: DMS load and CDC, validation, and the traffic split."""
-        p = self.props
-        dms = self._dms_dimensions
-        env = (("Environment", p.environment),)
-        return [
-            TextWidget(f"# {p.name}: migration progress"),
-            GraphWidget(
-                "DMS full load throughput (rows/s)",
-                (
-                    Metric(DMS, "FullLoadThroughputRowsSource", dms, "Average"),
-                    Metric(DMS, "FullLoadThroughputRowsTarget", dms, "Average"),
-                ),
-                width=8,
-            ),
-            GraphWidget(
-                "DMS CDC latency (s)",
-                (
-                    Metric(DMS, "CDCLatencySource", dms, "Maximum"),
-                    Metric(DMS, "CDCLatencyTarget", dms, "Maximum"),
-                ),
-                width=8,
-            ),
-            GraphWidget(
-                "DMS CDC incoming changes",
-                (Metric(DMS, "CDCIncomingChanges", dms, "Maximum"),),
-                width=8,
-            ),
-            GraphWidget(
-                "DMS full load progress (% of tables loaded)",
-                (Metric(naming.TRAFFIC_METRIC_NAMESPACE, LOAD_PROGRESS_METRIC, env, "Maximum"),),
-                width=12,
-            ),
-            progress_widget(p.environment),
-            GraphWidget(
-                "Validation failures and suspended records (from table statistics)",
-                tuple(
-                    Metric(naming.TRAFFIC_METRIC_NAMESPACE, m, env, "Maximum")
-                    for m in TABLE_STATISTICS_METRICS
-                ),
-                width=12,
-            ),
-            GraphWidget(
-                "Traffic split (% of requests per record)",
-                tuple(
-                    Metric(
-                        naming.TRAFFIC_METRIC_NAMESPACE,
-                        naming.TRAFFIC_METRIC_NAME,
-                        (*env, ("SetIdentifier", set_id)),
-                        "Maximum",
-                        label=set_id,
-                    )
-                    for set_id in (naming.LEGACY_SET_ID, naming.AWS_SET_ID)
-                ),
-                width=12,
-            ),
-        ]
-
-    def _api_widgets(self) -> list[GraphWidget | TextWidget]:
-        """The payment API: latency, errors per target group, Lambda errors and throttles."""
-        p = self.props
-        lb = self._lb_dimensions
-        groups = {
-            alias: (*lb, ("TargetGroup", suffix))
-            for alias, suffix in p.target_group_arn_suffixes.items()
-        }
-        fn = p.function_name
-        return [
-            TextWidget(f"# {p.name}: payment API"),
-            GraphWidget(
-                "API latency (s)",
-                tuple(
-                    Metric(ALB, "TargetResponseTime", lb, stat, label=stat)
-                    for stat in ("p50", "p95", "p99")
-                ),
-                width=8,
-            ),
-            GraphWidget(
-                "API errors",
-                (
-                    Metric(ALB, "HTTPCode_ELB_5XX_Count", lb, "Sum", label="ALB 5xx"),
-                    *(
-                        Metric(ALB, "HTTPCode_Target_5XX_Count", dims, "Sum", label=f"{a} 5xx")
-                        for a, dims in groups.items()
-                    ),
-                ),
-                width=8,
-            ),
-            GraphWidget(
-                "Lambda errors and throttles",
-                tuple(
-                    Metric(
-                        LAMBDA,
-                        metric,
-                        (("FunctionName", fn), ("Resource", f"{fn}:{alias}")),
-                        "Sum",
-                        label=f"{alias} {metric.lower()}",
-                    )
-                    for alias in p.target_group_arn_suffixes
-                    for metric in ("Errors", "Throttles")
-                ),
-                width=8,
-            ),
-        ]
-
-    def _aurora_widgets(self) -> list[GraphWidget | TextWidget]:
-        """Aurora: writer CPU, connections, replica lag, free local storage."""
-        cluster = self._cluster_dimensions
-        return [
-            TextWidget(f"# {self.props.name}: Aurora"),
-            GraphWidget(
-                "Writer CPU (%)",
-                (Metric(RDS, "CPUUtilization", (*cluster, ("Role", "WRITER")), "Average"),),
-                width=6,
-            ),
-            GraphWidget(
-                "Connections",
-                (Metric(RDS, "DatabaseConnections", cluster, "Sum"),),
-                width=6,
-            ),
-            GraphWidget(
-                "Replica lag (ms)",
-                (Metric(RDS, "AuroraReplicaLag", (*cluster, ("Role", "READER")), "Maximum"),),
-                width=6,
-            ),
-            GraphWidget(
-                "Free local storage (bytes)",
-                (Metric(RDS, "FreeLocalStorage", cluster, "Minimum"),),
-                width=6,
-            ),
-        ]
-
-    def _business_widgets(self) -> list[GraphWidget | TextWidget]:
-        """Business KPIs the payment API publishes: volume, success rate, value."""
-        p = self.props
-        env = (("Environment", p.environment),)
-
-        def payments(name: str, metric_id: str, visible: bool = True) -> Metric:
-            return Metric(
-                naming.PAYMENT_METRICS_NAMESPACE, name, env, "Sum", id=metric_id, visible=visible
-            )
-
-        return [
-            TextWidget(f"# {p.name}: business KPIs"),
-            GraphWidget(
-                "Payments processed",
-                (
-                    payments(naming.METRIC_PAYMENTS_PROCESSED, "processed"),
-                    payments(naming.METRIC_PAYMENTS_SUCCEEDED, "succeeded"),
-                    payments(naming.METRIC_PAYMENTS_FAILED, "failed"),
-                ),
-                width=8,
-                period=300,
-            ),
-            GraphWidget(
-                "Payment success rate (%)",
-                (
-                    payments(naming.METRIC_PAYMENTS_PROCESSED, "p", visible=False),
-                    payments(naming.METRIC_PAYMENTS_SUCCEEDED, "s", visible=False),
-                    Expression("IF(p > 0, 100 * s / p, 100)", "success rate", "rate"),
-                ),
-                width=8,
-                period=300,
-            ),
-            GraphWidget(
-                "Payment value by currency",
-                (
-                    Expression(
-                        f"SEARCH('{{{naming.PAYMENT_METRICS_NAMESPACE},"
-                        f"{naming.DIMENSION_ENVIRONMENT},{naming.DIMENSION_CURRENCY}}} "
-                        f'MetricName="{naming.METRIC_PAYMENT_VALUE}" '
-                        f"{naming.DIMENSION_ENVIRONMENT}=\"{p.environment}\"', 'Sum', 300)",
-                        "value",
-                        "value",
-                    ),
-                ),
-                width=8,
-                period=300,
-            ),
-        ]

@@ -244,6 +244,7 @@ class PaymentMigrationStack(TerraformStack):
         config = self.config
         name = config.stack_name
         task = self.replication.task if self.replication is not None else None
+        reverse = self.replication.reverse_task if self.replication is not None else None
         self.observability = ObservabilityTier(
             self,
             "observability",
@@ -261,6 +262,9 @@ class PaymentMigrationStack(TerraformStack):
                 cluster_identifier=str(self.database.cluster.cluster_identifier),
                 dms_instance_identifier=naming.dms_instance_identifier(name),
                 dms_task_arn=str(task.replication_task_arn) if task is not None else None,
+                dms_reverse_task_arn=(
+                    str(reverse.replication_task_arn) if reverse is not None else None
+                ),
                 log_retention_days=config.database.log_retention_days,
                 stage=config.migration.stage,
             ),

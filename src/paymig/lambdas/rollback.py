@@ -13,6 +13,13 @@ a late event must not undo a later, legitimate shift). An incomplete rollback (a
 failed, INSYNC not seen, legacy unhealthy, the record missing) raises, so the invocation
 counts as an error: Lambda retries it and the function's Errors alarm pages people.
 
+It moves traffic only while the migration stage lets it return to legacy (the source
+takes the writes, no cutover or fallback under way). After cutover it changes nothing,
+records an `alarm-after-cutover` event and notifies the alert topic with the command to
+run, and returns normally (a retry could not do better). When the stage cannot be read
+it changes nothing, records and notifies, and raises: Lambda's retries read the stage
+again (see :mod:`paymig.runtime.controller.stage_rule` for why this is the safe side).
+
 Environment variables (set by the stack):
 
 * ``PAYMIG_STACK_NAME`` (required): the stack name, e.g. ``paymig-prod``; every resource
@@ -193,6 +200,7 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         },
         actor_hint=f"lambda {function_arn}",
         deadline=_deadline(context),
+        when_held="notify",
     )
     result = outcome.as_dict()
     LOG.info(json.dumps(result, default=str))

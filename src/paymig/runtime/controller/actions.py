@@ -66,6 +66,7 @@ from paymig.runtime.controller.replay import (
     reconcile,
 )
 from paymig.runtime.controller.route53 import WeightedRecords
+from paymig.runtime.controller.stage_rule import read_stage, shift_refusal
 
 LOG = logging.getLogger("paymig.controller")
 
@@ -326,7 +327,12 @@ class _ShiftRun:
         return refusal
 
     def execute(self, *, target: int, force: bool) -> ShiftOutcome:
-        """Read, plan, gate, then apply."""
+        """Read the stage, plan, gate, then apply."""
+        # Under the lock: a cutover that takes the lock before moving the stage excludes us.
+        reading = read_stage(self.aws.stage)
+        refused = shift_refusal(reading, self.settings.rollback.environment)
+        if refused is not None:
+            raise self.refuse(ControllerRefusedError([refused]), stage=reading.as_dict())
         try:
             records = self.aws.route53.read()
             history = self.aws.audit.events()

@@ -107,6 +107,8 @@ class ControllerAws:
     audit_fast: AuditTrail
     #: The run-time migration stage (an item of the audit table).
     stage: StageStore
+    #: The same item through a client that makes one short attempt (the rollback's read).
+    stage_fast: StageStore
     sts: Any
     sns: Any
     functions: Any
@@ -146,6 +148,7 @@ class ControllerAws:
             audit=AuditTrail(client("dynamodb", client_config(max_attempts=3)), table, clock.now),
             audit_fast=AuditTrail(client("dynamodb", best_effort_config()), table, clock.now),
             stage=StageStore(client("dynamodb", client_config(max_attempts=3)), table),
+            stage_fast=StageStore(client("dynamodb", best_effort_config()), table),
             sts=client("sts", attempt_config()),
             sns=client("sns", client_config()),
             functions=client("lambda", client_config()),

@@ -25,6 +25,8 @@ from paymig.rollback_timing import (
     LAMBDA_INIT_SECONDS,
     SHIFT_LANDING_SECONDS,
     SNS_FIRST_RETRIES_SECONDS,
+    STAGE_READ_ATTEMPTS,
+    STAGE_READ_SECONDS,
 )
 from paymig.runtime.controller.core import (
     ROLLBACK_LIMIT_SECONDS,
@@ -306,6 +308,13 @@ def _delivery(inputs: BudgetInputs) -> tuple[BudgetStep, ...]:
             BEST_EFFORT_CALL_SECONDS,
             "the composite is read once: is this event still current?",
             "our setting: core.BEST_EFFORT_CALL_SECONDS (one bounded attempt)",
+        ),
+        BudgetStep(
+            "stage read",
+            STAGE_READ_SECONDS,
+            "the migration stage is read: may traffic return to legacy?",
+            f"our setting: rollback_timing.STAGE_READ_SECONDS ({STAGE_READ_ATTEMPTS} "
+            "bounded attempts)",
         ),
         BudgetStep(
             "intent record",

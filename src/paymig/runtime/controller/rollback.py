@@ -1,5 +1,9 @@
 """The rollback: the path with the fewest dependencies, shared by the CLI and the Lambda.
 
+First the migration stage (:mod:`.stage_rule`): unless the source takes the writes and
+nothing is moving them, or when the stage cannot be read, nothing is changed; the
+Lambda records the alarm and notifies people with the command to run, the CLI refuses.
+
 Order, and why. Route 53 first: it is idempotent, always safe, and what the 5-minute
 budget waits for; nothing before it may block it (the record of intent is one short
 best-effort attempt). Then, best effort, the caller's identity and the lock take-over
@@ -20,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from paymig.rollback_timing import (
     HEALTH_READ_SECONDS,
@@ -53,6 +57,14 @@ from paymig.runtime.controller.core import (
 )
 from paymig.runtime.controller.replay import ACTION_ROLLBACK
 from paymig.runtime.controller.route53 import WeightedRecords
+from paymig.runtime.controller.stage_rule import (
+    RESULT_NOTIFIED,
+    StageReading,
+    held_event,
+    held_reason,
+    operator_advice,
+    read_stage,
+)
 
 LOG = logging.getLogger("paymig.controller")
 
@@ -77,10 +89,28 @@ class RollbackOutcome:
     notification_id: str | None = None
     preempted: Mapping[str, Any] | None = None
     audit_error: str | None = None
+    #: The stage read before any change (None: not read, e.g. an older caller).
+    stage: StageReading | None = None
+
+    @property
+    def held(self) -> bool:
+        """Traffic was not moved because of the stage (after cutover, or unknown)."""
+        return self.result == RESULT_NOTIFIED
 
     @property
     def complete(self) -> bool:
-        """Everything done and recorded, and Route 53 answers legacy."""
+        """Everything done and recorded, and Route 53 answers legacy.
+
+        An alarm held by a stage that was read is complete once recorded and notified;
+        one held because the stage could not be read never is (Lambda retries it).
+        """
+        if self.held:
+            return (
+                self.stage is not None
+                and self.stage.record is not None
+                and self.audit_error is None
+                and self.notification_id is not None
+            )
         legacy_down = self.answer is not None and self.answer.legacy_down_sends_to_aws
         return (
             self.result in (RESULT_SUCCEEDED, RESULT_NO_CHANGE)
@@ -108,6 +138,7 @@ class RollbackOutcome:
             "notification_id": self.notification_id,
             "preempted": dict(self.preempted) if self.preempted else None,
             "audit_error": self.audit_error,
+            "stage": None if self.stage is None else self.stage.as_dict(),
         }
 
 
@@ -333,8 +364,14 @@ def rollback(
     deadline: float | None = None,
     now: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    when_held: Literal["refuse", "notify"] = "refuse",
 ) -> RollbackOutcome:
     """Roll back: Route 53 to legacy 100 / aws 0 first, then the listener; record all.
+
+    Only while the stage lets traffic return to legacy. Otherwise nothing changes:
+    `when_held="refuse"` (the CLI) records a refusal and raises
+    :class:`ControllerRefusedError` in one line; `"notify"` (the Lambda) records the
+    alarm, notifies the alert topic and returns a `notified` outcome.
 
     Idempotent: when already rolled back nothing changes, and the event and the
     notification say so. `deadline` (monotonic seconds) bounds the whole run; the
@@ -355,6 +392,9 @@ def rollback(
         event["trigger"] = dict(trigger)
     end = deadline if deadline is not None else time.monotonic() + DEFAULT_RUN_SECONDS
     run = _Run(aws, settings, event, end, now or aws.clock.now, sleep=sleep)
+    reading = read_stage(aws.stage_fast)
+    if not reading.may_roll_back:
+        return _hold(run, reading, refuse=when_held == "refuse")
     run.record_intent()
     run.route53_first()
     run.take_over(actor_hint)
@@ -374,8 +414,50 @@ def rollback(
         insync_seconds=waited,
         answer=answer,
         preempted=event.get("preempted"),
+        stage=reading,
     )
     _finish(run, outcome)
+    return outcome
+
+
+def _hold(run: _Run, reading: StageReading, *, refuse: bool) -> RollbackOutcome:
+    """Traffic stays: refuse (the CLI) or record and notify (the Lambda); change nothing."""
+    aws, environment = run.aws, run.settings.environment
+    if refuse:
+        line = (
+            f"rollback refused: {held_reason(reading)}; "
+            f"{operator_advice(reading, environment)}; nothing changed"
+        )
+        record = {**run.event, "result": "refused", "detail": line, "stage": reading.as_dict()}
+        try:
+            aws.audit.record_event(record, run.now())
+        except AWS_ERRORS as exc:
+            LOG.error("could not record the refusal: %s", describe_error(exc))
+        raise ControllerRefusedError([line])
+    try:
+        run.identity = aws.identity()
+        run.event["actor"] = run.identity.arn
+    except AWS_ERRORS as exc:
+        run.audit_problems.append(f"identity: {describe_error(exc)}")
+    record = held_event(reading, run.event, environment)
+    if run.audit_problems:
+        record["audit_problems"] = list(run.audit_problems)
+    outcome = RollbackOutcome(
+        result=RESULT_NOTIFIED, detail=record["detail"], steps=[], stage=reading
+    )
+    try:
+        LOG.info("audit %s", aws.audit.record_event(record, run.now()))
+    except AWS_ERRORS as exc:
+        outcome.audit_error = describe_error(exc)
+        LOG.error("could not record the held alarm: %s", outcome.audit_error)
+    trigger = run.event.get("trigger") or {}
+    stage = reading.record.stored if reading.record else "unknown"
+    subject = (
+        f"paymig: {trigger.get('alarm', 'alarm')} in ALARM at stage {stage}, traffic NOT "
+        f"moved: {record['advice']}"
+    )
+    message = {**record, **outcome.as_dict(), "advice": record["advice"]}
+    outcome.notification_id = _notify(run, subject, message)
     return outcome
 
 
