@@ -18,7 +18,7 @@ from typing import Any, Literal
 import psycopg
 
 from paymig.config import CutoverConfig
-from paymig.lambdas.payment_api import WRITE_TARGET_CACHE_SECONDS
+from paymig.lambdas.payment_api_write_target import WRITE_TARGET_CACHE_SECONDS
 from paymig.logins import login_for
 from paymig.payments_schema import TABLES
 from paymig.runtime.controller.aws import ControllerAws
