@@ -290,7 +290,7 @@ def test_options_check() -> None:
         Options(workdir=Path("x"), rows=0).check()
     with pytest.raises(Exception, match="--clients: must be between 1 and 10000"):
         Options(workdir=Path("x"), clients=0).check()
-    with pytest.raises(Exception, match="--scenario: 'flood' is not one of slow-db, vpn-cut"):
+    with pytest.raises(Exception, match="--scenario: 'flood' is not one of migration, slow-db, vpn-cut"):
         Options(workdir=Path("x"), scenario="flood").check()
 
 
@@ -363,8 +363,11 @@ def test_rehearsal_passes_and_loses_no_acknowledged_payment(rehearsal: tuple[int
 def test_traffic_follows_the_weights(rehearsal: tuple[int, Path]) -> None:
     phases = _report(rehearsal[1])["phases"]
     assert [(p["phase"], p["aws_weight"]) for p in phases] == [
-        ("0%", 0), ("10%", 10), ("50%", 50), ("rolled back", 0)]  # fmt: skip
-    for phase in phases:
+        ("0%", 0), ("10%", 10), ("50%", 50), ("rolled back", 0),
+        ("10%", 10), ("50%", 50), ("100%", 100), ("fallback", 0),
+        ("10%", 10), ("50%", 50), ("100%", 100)]  # fmt: skip
+    # The shares are measured in the first round (the later phases hold 2 s each).
+    for phase in phases[:4]:
         weight, n = phase["aws_weight"], phase["requests"]
         assert n >= 100, phase
         if weight == 0:
@@ -409,8 +412,12 @@ def test_the_notification_reaches_the_rollback_which_runs_under_its_own_role(
 ) -> None:
     report = _report(rehearsal[1])
     delivered = [d for d in report["deliveries"] if d["matched"] and d["protocol"] == "lambda"]
+    # The first fault rolls back; the one after cutover reaches the function too, which
+    # then only notifies (the stage's rule).
     assert [(d["source"], d["endpoint"].rsplit(":", 1)[-1], d["outcome"]) for d in delivered] == [
-        (f"CloudWatch: {STACK}-migration-health ALARM", f"{STACK}-rollback", "succeeded")]  # fmt: skip
+        (f"CloudWatch: {STACK}-migration-health ALARM", f"{STACK}-rollback", "succeeded"),
+        (f"CloudWatch: {STACK}-migration-health ALARM", f"{STACK}-rollback", "notified"),
+    ]  # fmt: skip
     rollback = report["rollback"]
     role = f"{STACK}-rollback"
     assert rollback["principal"] == f"arn:aws:sts::123456789012:assumed-role/{role}/{role}"
@@ -420,11 +427,47 @@ def test_the_notification_reaches_the_rollback_which_runs_under_its_own_role(
     assert {"route53:ChangeResourceRecordSets", "route53:GetChange",
             "elasticloadbalancing:DescribeListeners", "dynamodb:PutItem", "sns:Publish",
             "kms:GenerateDataKey"} <= set(rollback["actions"])  # fmt: skip
-    assert report["final_weights"] == {"legacy": 100, "aws": 0}
+    assert report["final_weights"] == {"legacy": 0, "aws": 100}  # after the second cutover
     steps = {s["name"]: s for s in report["steps"]}
     assert "legacy 90 / aws 10" in steps["shift-10"]["detail"]
     assert "legacy 50 / aws 50" in steps["shift-50"]["detail"]
     assert steps["rollback"]["ok"]
+
+
+@pytest.mark.slow
+def test_the_writes_move_and_back_in_seconds_with_no_payment_lost_or_written_twice(
+    rehearsal: tuple[int, Path],
+) -> None:
+    report = _report(rehearsal[1])
+    writes = report["writes"]
+    assert report["stages"] == ["replicating", "cut-over", "replicating", "cut-over"]
+    windows = writes["windows"]
+    assert [(w["operation"], w["result"]) for w in windows] == [
+        ("cutover", "succeeded"), ("fallback", "succeeded"), ("cutover", "succeeded")]  # fmt: skip
+    for window in windows:
+        # Measured by the clients, bounded by the operation: under 5 s, never zero.
+        assert 0 < window["window_seconds"] < 5, window
+        assert window["last_ack_before"] < window["first_ack_after"], window
+        assert 0 < window["operation_window_seconds"] < 5, window
+    assert writes["acknowledged"] == report["payments_acknowledged"] > 0
+    assert writes["exactly_once"] == writes["acknowledged"]
+    assert (writes["lost"], writes["duplicated_on_final_writer"],
+            writes["duplicated_across_databases"]) == (0, 0, 0)  # fmt: skip
+    # The receipt sequence: each switch sets the new writer past the old one by the
+    # margin, so the values only grow and no number is handed out by both databases.
+    margin = load_config(REHEARSAL_CONFIG).cutover.sequence_margin
+    values = []
+    for window in windows:
+        seq = {s["name"]: s for s in window["sequences"]}["public.rehearsal_receipt_seq"]
+        assert seq["new_writer"] >= (seq["old_writer"] or 0) + margin, seq
+        values.append(seq["new_writer"])
+    assert values == sorted(values) and len(set(values)) == 3
+    assert writes["receipt_collisions"] == 0
+    assert writes["receipts"]["aurora"]["count"] > 0 and writes["receipts"]["source"]["count"] > 0
+    held = report["held_alarm"]
+    assert (held["result"], held["audit_action"], held["audit_result"]) == (
+        "notified", "alarm-after-cutover", "notified")  # fmt: skip
+    assert held["weights_before"] == held["weights_after"] == {"legacy": 0, "aws": 100}
 
 
 @pytest.mark.slow
@@ -527,8 +570,9 @@ def test_rehearsal_writes_report_and_timeline(rehearsal: tuple[int, Path]) -> No
         assert f"| `{address}` |" in text
     assert (workdir / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     timeline = json.loads((workdir / "timeline.json").read_text())
-    assert {"fault", "weights-restored", "repaired", "shift-10", "shift-50"} <= {
-        e["name"] for e in timeline["events"]}  # fmt: skip
+    assert {"fault", "weights-restored", "repaired", "shift-10", "shift-50", "shift-100",
+            "cutover", "fallback", "stage"} <= {e["name"] for e in timeline["events"]}  # fmt: skip
+    assert "## Writes moved (cutover, fallback)" in text
     assert not (workdir / "work").exists()  # no --keep
 
 

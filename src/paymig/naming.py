@@ -256,3 +256,5 @@ def write_target_parameter_name(stack_name: str) -> str:
 
 #: Environment variable naming :func:`write_target_parameter_name` in the payment API.
 PAYMENT_API_ENV_WRITE_TARGET = "PAYMIG_WRITE_TARGET_PARAMETER"
+#: Environment variable with ``app.write_target_cache_seconds`` in the payment API.
+PAYMENT_API_ENV_WRITE_TARGET_CACHE = "PAYMIG_WRITE_TARGET_CACHE_SECONDS"

@@ -65,6 +65,7 @@ def _run(
         replication=DmsReplication(session.client("dms"), stack),
         write_target=SsmWriteTarget(session.client("ssm"), write_target_parameter_name(stack)),
         progress=ProgressStore(aws.stage.client, audit_table_name(stack)),
+        cache_seconds=cfg.app.write_target_cache_seconds,
     )
     return run_operation(cutover_env, operation, reason=reason)
 

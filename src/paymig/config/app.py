@@ -8,6 +8,10 @@ from pydantic import Field, field_validator, model_validator
 
 from paymig.config.base import RetentionDays, _Model
 
+#: Parameter Store's default throughput for GetParameter (per account and Region), the
+#: bound on how often the API's environments may re-read the write target.
+SSM_GET_PARAMETER_TPS = 40
+
 
 class AppConfig(_Model):
     """The containerized payment API on Lambda behind the load balancer."""
@@ -61,6 +65,18 @@ class AppConfig(_Model):
             "payment that only Aurora holds."
         ),
     )
+    write_target_cache_seconds: float = Field(
+        default=2.0,
+        ge=0.5,
+        le=30,
+        description=(
+            "How long the API trusts a read of the write-target parameter. A cutover or "
+            "fallback waits this long (plus 0.5 s) after the switch, so it is most of the "
+            "write-unavailability window. Each execution environment reads the parameter "
+            "once per this time: `reserved_concurrency` / this must stay within Parameter "
+            "Store's default 40 GetParameter transactions per second."
+        ),
+    )
     log_retention_days: RetentionDays = Field(
         default=365, description="Retention of the API's logs."
     )
@@ -112,4 +128,12 @@ class AppConfig(_Model):
             )
         if self.health_check_timeout_seconds >= self.health_check_interval_seconds:
             raise ValueError("health_check_timeout_seconds must be below the interval")
+        reads = self.reserved_concurrency / self.write_target_cache_seconds
+        if reads > SSM_GET_PARAMETER_TPS:
+            raise ValueError(
+                f"write_target_cache_seconds {self.write_target_cache_seconds:g}: "
+                f"{self.reserved_concurrency} environments would read the write target "
+                f"{reads:g} times a second, above Parameter Store's {SSM_GET_PARAMETER_TPS} "
+                "(raise it, or lower reserved_concurrency)"
+            )
         return self

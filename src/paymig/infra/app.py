@@ -264,6 +264,9 @@ class AppTier(Construct):
                     naming.PAYMENT_API_ENV_WRITE_TARGET: naming.write_target_parameter_name(
                         props.name
                     ),
+                    naming.PAYMENT_API_ENV_WRITE_TARGET_CACHE: (
+                        f"{app.write_target_cache_seconds:g}"
+                    ),
                 },
                 memory_mb=app.memory_mb,
                 timeout_seconds=app.timeout_seconds,

@@ -22,11 +22,12 @@ import boto3
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
-from paymig.lambdas.payment_api_names import ENV_WRITE_TARGET
+from paymig.lambdas.payment_api_names import ENV_WRITE_TARGET, ENV_WRITE_TARGET_CACHE
 from paymig.lambdas.payment_api_write_target import (
     ConfigurationError,
     WriteTargetCache,
     WriteTargetError,
+    cache_seconds,
 )
 from paymig.runtime import database_env
 from paymig.runtime.database_env import CaBundles, DatabaseTarget
@@ -216,9 +217,10 @@ class _Runtime(threading.local):
                 parameter = os.environ.get(ENV_WRITE_TARGET)
                 if not parameter:
                     raise WriteTargetError(f"{ENV_WRITE_TARGET}: not set")
+                seconds = cache_seconds(os.environ.get(ENV_WRITE_TARGET_CACHE))
                 ssm = aws_client("ssm")
                 self.write_target = WriteTargetCache(
-                    parameter, lambda: read_write_target(ssm, parameter), _PROCESS.clock
+                    parameter, lambda: read_write_target(ssm, parameter), _PROCESS.clock, seconds
                 )
             server = self.write_target.current()
         except WriteTargetError as error:

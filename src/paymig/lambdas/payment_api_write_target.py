@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from paymig.errors import ConfigError
-from paymig.lambdas.payment_api_names import ENV_WRITE_TARGET
+from paymig.lambdas.payment_api_names import ENV_WRITE_TARGET, ENV_WRITE_TARGET_CACHE
 from paymig.runtime import database_env
 
 #: How long a read of the write-target parameter is trusted. A switch (cutover, fallback)
@@ -19,6 +19,8 @@ from paymig.runtime import database_env
 #: the API's concurrency, exceed Parameter Store's default throughput (40 transactions per
 #: second per account and Region, shared by GetParameter and GetParameters: "AWS Systems
 #: Manager endpoints and quotas"). At 5 s one environment reads it 0.2 times a second.
+#: The stack sets the time from ``app.write_target_cache_seconds``
+#: (:data:`ENV_WRITE_TARGET_CACHE`); this is the value when the variable is absent.
 WRITE_TARGET_CACHE_SECONDS = 5.0
 
 
@@ -36,6 +38,21 @@ def parse_write_target(parameter: str, value: str) -> str:
         raise WriteTargetError(
             f"{ENV_WRITE_TARGET}: SSM parameter {parameter} holds {value[:64]!r}, "
             f"expected one of {', '.join(database_env.SERVERS)}"
+        )
+    return value
+
+
+def cache_seconds(raw: str | None) -> float:
+    """The cache time the stack set (:data:`ENV_WRITE_TARGET_CACHE`); absent: the default."""
+    if raw is None or not raw.strip():
+        return WRITE_TARGET_CACHE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 60:
+        raise WriteTargetError(
+            f"{ENV_WRITE_TARGET_CACHE}: {raw[:32]!r} is not a number of seconds in (0, 60]"
         )
     return value
 

@@ -44,19 +44,33 @@ class CdcPublisher(threading.Thread):
 
     def run(self) -> None:
         """Measure and publish until stopped."""
-        with psycopg.connect(self.replication.source_dsn, autocommit=True) as conn:
+        conn: psycopg.Connection[Any] | None = None
+        publisher = ""
+        try:
             while not self._stop_event.wait(PUBLISH_SECONDS):
                 try:
+                    # After a cutover the reverse path runs: its lag is read on Aurora.
+                    if conn is None or publisher != self.replication.publisher_dsn:
+                        if conn is not None:
+                            conn.close()
+                        publisher = self.replication.publisher_dsn
+                        conn = psycopg.connect(publisher, autocommit=True)
                     lag = self.replication.lag(conn)
                     emulated.publish_cdc_latency(
                         self.cloudwatch, self.config, self.task_id, lag.seconds
                     )
                 except Exception as error:  # one failed sample must not end the publishing
                     self.errors.append(f"{type(error).__name__}: {error}")
+                    if isinstance(error, psycopg.OperationalError) and conn is not None:
+                        conn.close()
+                        conn = None
                     continue
                 self.latest = lag
                 self.max_lag = max(self.max_lag, lag.seconds)
                 self.published += 1
+        finally:
+            if conn is not None:
+                conn.close()
 
     def stop(self) -> None:
         """Stop publishing. Safe to call twice."""

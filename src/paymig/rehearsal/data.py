@@ -22,10 +22,13 @@ import psycopg
 from psycopg import sql
 
 from paymig.errors import CommandFailedError
-from paymig.payments_schema import TABLES, apply_schema
+from paymig.payments_schema import REPLICATED_TABLES, TABLES, apply_schema
 
 #: Name of the publication and of the subscription (and so of the replication slot).
 REPLICATION_NAME = "paymig_rehearsal"
+#: The reverse path (target -> source) a cutover starts: publication on the target,
+#: subscription on the source (the reverse DMS task's stand-in).
+REVERSE_REPLICATION_NAME = "paymig_rehearsal_reverse"
 
 #: Batches the payments are generated in (one progress step each).
 BATCHES = 20
@@ -134,6 +137,18 @@ class LogicalReplication:
         self.source_dsn = source_dsn
         self.target_dsn = target_dsn
         self.started = False
+        #: Which path runs: set by the rehearsal after each cutover (True) and fallback.
+        self.reverse = False
+
+    @property
+    def publisher_dsn(self) -> str:
+        """The side whose WAL the running path reads (the source, or after cutover Aurora)."""
+        return self.target_dsn if self.reverse else self.source_dsn
+
+    @property
+    def name(self) -> str:
+        """The running path's subscription (its ``application_name`` on the publisher)."""
+        return REVERSE_REPLICATION_NAME if self.reverse else REPLICATION_NAME
 
     def start(self) -> None:
         """Create the schema on the target, then the publication and the subscription.
@@ -147,7 +162,7 @@ class LogicalReplication:
         with psycopg.connect(self.source_dsn, autocommit=True) as source:
             source.execute(
                 sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-                    name, sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)
+                    name, sql.SQL(", ").join(sql.Identifier(t) for t in REPLICATED_TABLES)
                 )
             )
         connection = f"{self.source_dsn} sslmode=prefer application_name={REPLICATION_NAME}"
@@ -167,7 +182,7 @@ class LogicalReplication:
                 "FROM pg_subscription_rel"
             ).fetchone()
         assert row is not None
-        return int(row[0]) == 0 and int(row[1]) == len(TABLES)
+        return int(row[0]) == 0 and int(row[1]) == len(REPLICATED_TABLES)
 
     def wait_initial_copy(self, timeout: float = 300.0) -> float:
         """Wait for the initial copy; return the seconds it took."""
@@ -186,10 +201,10 @@ class LogicalReplication:
             "FROM pg_stat_replication WHERE application_name = %s"
         )
         if conn is None:
-            with psycopg.connect(self.source_dsn, autocommit=True) as own:
-                row = own.execute(query, (REPLICATION_NAME,)).fetchone()
+            with psycopg.connect(self.publisher_dsn, autocommit=True) as own:
+                row = own.execute(query, (self.name,)).fetchone()
         else:
-            row = conn.execute(query, (REPLICATION_NAME,)).fetchone()
+            row = conn.execute(query, (self.name,)).fetchone()
         if row is None or row[0] is None:
             raise CommandFailedError("replication: the subscription is not connected")
         lag_bytes = max(0, int(row[0]))
@@ -198,7 +213,7 @@ class LogicalReplication:
     def wait_caught_up(self, timeout: float = 120.0) -> float:
         """Wait until the target replayed everything the source had written; return seconds."""
         began = time.monotonic()
-        with psycopg.connect(self.source_dsn, autocommit=True) as source:
+        with psycopg.connect(self.publisher_dsn, autocommit=True) as source:
             row = source.execute("SELECT pg_current_wal_lsn()::text").fetchone()
             assert row is not None
             goal = str(row[0])
@@ -206,7 +221,7 @@ class LogicalReplication:
                 done = source.execute(
                     "SELECT replay_lsn >= %s::pg_lsn FROM pg_stat_replication "
                     "WHERE application_name = %s",
-                    (goal, REPLICATION_NAME),
+                    (goal, self.name),
                 ).fetchone()
                 if done is not None and done[0]:
                     return time.monotonic() - began
@@ -225,6 +240,9 @@ class LogicalReplication:
             with psycopg.connect(self.target_dsn, autocommit=True, connect_timeout=5) as target:
                 target.execute(sql.SQL("DROP SUBSCRIPTION IF EXISTS {}").format(
                     sql.Identifier(REPLICATION_NAME)))  # fmt: skip
+            with psycopg.connect(self.source_dsn, autocommit=True, connect_timeout=5) as source:
+                source.execute(sql.SQL("DROP SUBSCRIPTION IF EXISTS {}").format(
+                    sql.Identifier(REVERSE_REPLICATION_NAME)))  # fmt: skip
         except psycopg.Error:
             pass  # the servers are being stopped anyway
 

@@ -41,6 +41,13 @@ RECOVERY_TIMEOUT_SECONDS = 60.0
 DELIVERY_GRACE_SECONDS = 5.0
 
 
+class Stages(Protocol):
+    """What runs after the first rollback (:class:`paymig.rehearsal.stages.CutoverPath`)."""
+
+    def run(self) -> bool:
+        """Every stage; False at the first that failed."""
+
+
 class Steps(Protocol):
     """How the migration reports its steps and asks for a validation (the rehearsal)."""
 
@@ -81,6 +88,9 @@ class Migration:
     repaired_at: float | None = None
     rollback: Delivery | None = None
     catch_up_seconds: float | None = None
+    #: The stages after the first rollback (the default scenario); None: traffic only.
+    after: Stages | None = None
+    completed: bool = False
 
     def run(self) -> None:
         """Phases, fault, rollback; the traffic stops and replication catches up."""
@@ -91,12 +101,14 @@ class Migration:
             time.sleep(OPENING_HOLD_SECONDS)
             if self.steps.validate_live() and self._shifts():
                 self._fault_and_rollback()
+                self.completed = self.after.run() if self.after is not None else True
         finally:
             self._stop()
 
     # ------------------------------------------------------------------ phases
 
-    def _ttl(self) -> float:
+    def ttl(self) -> float:
+        """The clients' DNS cache time (the records' TTL)."""
         return float(self.config.dns.record_ttl_seconds)
 
     def _shifts(self) -> bool:
@@ -121,13 +133,14 @@ class Migration:
             except PaymigError as error:
                 self.steps.step(f"shift-{target}", False, began, str(error))
                 return False
-            self._next_phase(f"{target}%", target)
+            self.next_phase(f"{target}%", target)
             gates = ", ".join(f"{g.name} ok" for g in outcome.gates)
             self.steps.step(f"shift-{target}", True, began, f"{outcome.detail}; gates: {gates}")
-            time.sleep(self._ttl() + STEADY_SECONDS)
+            time.sleep(self.ttl() + STEADY_SECONDS)
         return True
 
-    def _next_phase(self, name: str, weight: int, at: float | None = None) -> None:
+    def next_phase(self, name: str, weight: int, at: float | None = None) -> None:
+        """Close the current traffic phase and open the next."""
         moment = time.monotonic() if at is None else at
         self.phases[-1].end = moment
         self.phases.append(Phase(name, weight, moment))
@@ -143,23 +156,23 @@ class Migration:
         self.timeline.event("fault", scenario.description, self.fault_at)
         self.rollback = self.live.wait_for(
             "the rollback Lambda's run after the fault",
-            self._rollback_outcome,
+            self.rollback_outcome,
             ROLLBACK_TIMEOUT_SECONDS,
         )
         invocation = self.rollback.invocation
         assert invocation is not None
         restored = invocation.finished or time.monotonic()
-        self._next_phase("rolled back", 0, restored)
+        self.next_phase("rolled back", 0, restored)
         self.timeline.event("weights-restored", str(invocation.result), restored)
         self._record_rollback()
-        time.sleep(max(0.0, restored + self._ttl() + 1.0 - time.monotonic()))
+        time.sleep(max(0.0, restored + self.ttl() + 1.0 - time.monotonic()))
         self.repaired_at = time.monotonic()
         scenario.repair(vpn)
         self.timeline.event("repaired", "", self.repaired_at)
         time.sleep(CLOSING_HOLD_SECONDS)
-        self._wait_recovery()
+        self.wait_recovery()
 
-    def _wait_recovery(self) -> None:
+    def wait_recovery(self) -> None:
         """Keep the traffic until the composite is OK again (its OK notification shows)."""
         composite = self.live.parts.composite
         if composite is None:
@@ -170,11 +183,12 @@ class Migration:
                 return  # reported: the transitions table shows the composite still in ALARM
             time.sleep(0.5)
 
-    def _rollback_outcome(self) -> Delivery | None:
+    def rollback_outcome(self, since: float | None = None) -> Delivery | None:
         """The rollback function's run after the fault, or None while none finished."""
-        assert self.fault_at is not None
+        since = self.fault_at if since is None else since
+        assert since is not None
         function = naming.rollback_function_name(self.config.stack_name)
-        recent = [d for d in self.live.deliverer.snapshot() if d.published_at >= self.fault_at]
+        recent = [d for d in self.live.deliverer.snapshot() if d.published_at >= since]
         for delivery in recent:
             invocation = delivery.invocation
             if invocation is None or delivery.endpoint.split(":")[6:7] != [function]:
@@ -184,7 +198,7 @@ class Migration:
         composite = [
             t
             for t in self.live.evaluator.history.transitions
-            if t.composite and t.new is AlarmState.ALARM and t.at >= self.fault_at
+            if t.composite and t.new is AlarmState.ALARM and t.at >= since
         ]
         if composite and time.monotonic() - composite[0].at > DELIVERY_GRACE_SECONDS:
             reached = [d for d in recent if d.matched and d.protocol == "lambda"]

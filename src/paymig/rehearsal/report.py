@@ -79,6 +79,10 @@ class RehearsalReport:  # one flat record of the run, so the JSON stays easy to 
     payments_failed_to_clients: int | None = None
     payments_recorded_unacknowledged: int | None = None
     payments_reconciliation: str = ""
+    #: The whole migration's switches and payments (write_figures), the held alarm.
+    writes: dict[str, Any] = field(default_factory=dict)
+    held_alarm: dict[str, Any] = field(default_factory=dict)
+    stages: list[str] = field(default_factory=list)
     # processes
     processes: list[dict[str, Any]] = field(default_factory=list)
     processes_still_running: list[dict[str, Any]] = field(default_factory=list)
@@ -251,6 +255,7 @@ def render_markdown(report: RehearsalReport, timeline_png: Path | None) -> str:
               "after the commit).",
               f"- {report.payments_reconciliation}; the final validation counted "
               f"{_source_payments(report)} in the source."]  # fmt: skip
+    lines += _writes_section(report)
     lines += ["", "## Steps", ""]
     lines += _table(["step", "result", "seconds", "detail"],
                     [[s.name, "ok" if s.ok else "FAILED", f"{s.seconds:.1f}", s.detail]
@@ -291,3 +296,31 @@ def render_markdown(report: RehearsalReport, timeline_png: Path | None) -> str:
     if timeline_png is not None:
         lines += ["", "## Timeline", "", f"![timeline]({timeline_png.name})", ""]
     return "\n".join(lines) + "\n"
+
+
+def _writes_section(report: RehearsalReport) -> list[str]:
+    """Each cutover and fallback's measured window, the payments, the sequences."""
+    w = report.writes
+    if not w:
+        return []
+    lines = ["", "## Writes moved (cutover, fallback)", "",
+             f"Stages: {' -> '.join(report.stages)}. Windows measured from "
+             f"{w['measured_from']}: last before the switch to first after.", "",
+             "| operation | at (s) | window (s) | operation's own (s) | sequences old -> new |",
+             "|---|---:|---:|---:|---|"]  # fmt: skip
+    for x in w["windows"]:
+        seqs = ", ".join(f"{s['name']} {s['old_writer']} -> {s['new_writer']}"
+                         for s in x["sequences"])  # fmt: skip
+        lines.append(f"| {x['operation']} | {x['at']} | {x['window_seconds']} | "
+                     f"{x['operation_window_seconds']} | {seqs} |")  # fmt: skip
+    lines += ["", f"- {w['acknowledged']} payments acknowledged, {w['exactly_once']} found exactly "
+              f"once on the final writer, {w['lost']} lost, {w['duplicated_on_final_writer']} "
+              f"duplicated there, {w['duplicated_across_databases']} across both databases.",
+              f"- receipt numbers (the sequence the writes use): {w['receipts']}; "
+              f"{w['receipt_collisions']} handed out by both databases."]  # fmt: skip
+    if report.held_alarm:
+        h = report.held_alarm
+        lines.append(f"- fault after cutover: the rollback Lambda {h['result']} "
+                     f"({h['audit_action']}), weights {h['weights_before']} -> "
+                     f"{h['weights_after']}; {h['detail']}")  # fmt: skip
+    return lines

@@ -50,8 +50,11 @@ from paymig.rehearsal.outcome import fill_outcome
 from paymig.rehearsal.report import RehearsalReport, StepResult
 from paymig.rehearsal.scenarios import SCENARIOS, Scenario
 from paymig.rehearsal.sides import aws_side_spec
+from paymig.rehearsal.stages import CutoverPath
+from paymig.rehearsal.switches import Switches, install_receipts
 from paymig.rehearsal.timeline import Timeline
 from paymig.rehearsal.validation import ProgressBars, validate
+from paymig.rehearsal.write_figures import write_figures
 
 
 @contextmanager
@@ -81,6 +84,7 @@ class Setup:
     replication: LogicalReplication | None = None
     cdc: CdcPublisher | None = None
     vpn: TcpProxy | None = None
+    aurora_path: TcpProxy | None = None
     legacy: LegacySide | None = None
     aws: AwsSide | None = None
 
@@ -353,8 +357,12 @@ class Rehearsal:
         vpn = TcpProxy("127.0.0.1", env.source.port, name="vpn").start()
         env.add_cleanup(vpn.stop)
         setup.vpn = vpn
+        aurora_path = TcpProxy("127.0.0.1", env.target.port, name="aurora-path").start()
+        env.add_cleanup(aurora_path.stop)
+        setup.aurora_path = aurora_path
+        endpoint = _aurora_endpoint(self.work / "terraform.tfstate")
         found = stand_ins.stand_ins(
-            config, env.source, env.target, vpn, _aurora_endpoint(self.work / "terraform.tfstate")
+            config, env.source, env.target, vpn, endpoint, aurora_path=aurora_path
         )
         self._logins(env, session, config, found)
         function = naming.payment_api_function(config.stack_name)
@@ -490,13 +498,50 @@ class Rehearsal:
             self.live,
             self.timeline,
         )
+        switches = self._whole(setup, session)
         self.migration.run()
         self.report.catch_up_seconds = self.migration.catch_up_seconds
         setup.cdc.stop()
         self.report.max_lag_seconds = round(setup.cdc.max_lag, 3)
         self.validate(setup, live=False)
         fill_outcome(self.report, self.migration, setup.completed, session, self.timeline)
+        if switches is not None:
+            self._write_figures(switches, setup)
         self.report.notes = stand_in_notes(self.report, self.scenario)
+
+    def _whole(self, setup: Setup, session: Any) -> Switches | None:
+        """The stages after the first rollback, for the whole migration (the default)."""
+        assert self.migration is not None and setup.replication and setup.aurora_path
+        if not self.scenario.whole:
+            return None
+        for dsn in (setup.replication.source_dsn, setup.replication.target_dsn):
+            install_receipts(dsn)
+        switches = Switches(setup.config, session, setup.replication)
+        self.migration.after = CutoverPath(self.migration, switches, setup.aurora_path)
+        return switches
+
+    def _write_figures(self, switches: Switches, setup: Setup) -> None:
+        """Windows, payments and sequences of the whole migration; failures named."""
+        assert self.migration is not None and self.live is not None
+        rep = setup.replication
+        assert rep is not None
+        final = rep.target_dsn if rep.reverse else rep.source_dsn
+        after = self.migration.after
+        figures = write_figures(switches, self.live.pool.snapshot(), self.timeline, final)
+        r = self.report
+        r.writes = figures
+        r.held_alarm = after.held.as_dict() if isinstance(after, CutoverPath) and after.held else {}
+        r.stages = [e.detail for e in self.timeline.events if e.name == "stage"]
+        problems = [f"{x['operation']}: window not measured" for x in figures["windows"]
+                    if x["window_seconds"] is None]  # fmt: skip
+        for key in ("lost", "duplicated_on_final_writer", "duplicated_across_databases",
+                    "receipt_collisions"):  # fmt: skip
+            if figures[key]:
+                problems.append(f"{figures[key]} {key.replace('_', ' ')}")
+        if not self.migration.completed:
+            problems.append("the whole migration did not reach its last stage")
+        if problems and r.failure is None:
+            r.failure = "writes: " + "; ".join(problems)
 
     def validate_live(self) -> bool:
         """The validation while the load runs (the controller's gate reads its record)."""

@@ -25,11 +25,24 @@ class Scenario:
     inject: Callable[[TcpProxy], None]
     repair: Callable[[TcpProxy], None]
     expected_alarm: str  # the metric alarm (naming.ALARM_METRICS) that should fire
+    #: The whole migration (to 100 %, cutover, a fault after it, fallback, cutover
+    #: again) after this fault's rollback; False: the traffic part only.
+    whole: bool = False
 
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
+        Scenario(
+            "migration",
+            "the whole migration: the VPN stand-in is cut at 50 % (automatic rollback), "
+            "then ack, 100 %, cutover, the path to Aurora cut (the stage's rule: notify, "
+            "traffic stays), fallback, cutover again",
+            TcpProxy.cut,
+            TcpProxy.restore,
+            "5xx-rate",
+            whole=True,
+        ),
         Scenario(
             "vpn-cut",
             "the VPN stand-in resets every connection and refuses new ones: the payment "
@@ -49,4 +62,4 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 
-DEFAULT_SCENARIO = "vpn-cut"
+DEFAULT_SCENARIO = "migration"

@@ -38,8 +38,14 @@ def stand_ins(
     target: LocalPostgres,
     vpn: TcpProxy,
     aurora_endpoint: str | None,
+    *,
+    aurora_path: TcpProxy | None = None,
 ) -> dict[tuple[str, int], StandIn]:
-    """Each declared (host, port) and the local server that stands in for it."""
+    """Each declared (host, port) and the local server that stands in for it.
+
+    ``aurora_path``, when given, stands for the VPC path from the function to Aurora (a
+    TCP proxy, so that a fault after the cutover can hit it as ``vpn`` is hit before).
+    """
     rep = config.replication.source
     found = {
         (str(rep.host), rep.port): StandIn(
@@ -50,10 +56,12 @@ def stand_ins(
         )
     }  # fmt: skip
     if aurora_endpoint:
+        port = aurora_path.port if aurora_path else target.port
+        how = " through the Aurora path stand-in" if aurora_path else ""
         found[(aurora_endpoint, 5432)] = StandIn(
             (aurora_endpoint, 5432), target,
-            LocalDatabase("127.0.0.1", target.port, target.tls_root_file,
-                          f"the target server (127.0.0.1:{target.port})"),
+            LocalDatabase("127.0.0.1", port, target.tls_root_file,
+                          f"the target server{how} (127.0.0.1:{port})"),
             config.database.database_name,
         )  # fmt: skip
     return found

@@ -90,7 +90,28 @@ MARKED_EVENTS = {
     "composite-alarm": ("composite ALARM", "tab:purple"),
     "weights-restored": ("weights restored", "tab:green"),
     "repaired": ("fault repaired", "tab:gray"),
+    "shift-100": ("shift 100%", "tab:blue"),
+    "cutover": ("cutover", "black"),
+    "fallback": ("fallback", "tab:brown"),
 }
+#: Colours of the migration stage bands (events named ``stage``, detail the stage).
+STAGE_COLOURS = {"replicating": "tab:cyan", "cut-over": "tab:olive"}
+
+
+def stage_bands(events: Sequence[Event], end: float) -> list[tuple[str, float, float]]:
+    """(stage, start, end) of each stage, from the ``stage`` events in order."""
+    marks = [(e.detail, e.t) for e in events if e.name == "stage"]
+    return [(name, t, marks[i + 1][1] if i + 1 < len(marks) else end)
+            for i, (name, t) in enumerate(marks)]  # fmt: skip
+
+
+def _stages(axis: Any, events: Sequence[Event], end: float) -> None:
+    for name, start, stop in stage_bands(events, end):
+        axis.axvspan(start, stop, color=STAGE_COLOURS.get(name, "lightgray"), alpha=0.12)
+        axis.annotate(f"stage {name}", (start, -8), fontsize=8, color="dimgray",
+                      annotation_clip=False)  # fmt: skip
+
+
 _STATE_COLOURS = {"OK": "tab:green", "ALARM": "tab:red", "INSUFFICIENT_DATA": "lightgray"}
 
 
@@ -194,6 +215,7 @@ def plot(
     _alarm_states(axes[3], samples, alarm_names)
     _lag(axes[4], samples)
     axes[4].set_xlabel("seconds since the rehearsal started")
+    _stages(axes[0], timeline.events, samples[-1].t if samples else 0.0)
     for event in timeline.events:
         if event.name not in MARKED_EVENTS:
             continue
