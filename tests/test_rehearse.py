@@ -290,7 +290,9 @@ def test_options_check() -> None:
         Options(workdir=Path("x"), rows=0).check()
     with pytest.raises(Exception, match="--clients: must be between 1 and 10000"):
         Options(workdir=Path("x"), clients=0).check()
-    with pytest.raises(Exception, match="--scenario: 'flood' is not one of migration, slow-db, vpn-cut"):
+    with pytest.raises(
+        Exception, match="--scenario: 'flood' is not one of migration, slow-db, vpn-cut"
+    ):
         Options(workdir=Path("x"), scenario="flood").check()
 
 
