@@ -23,6 +23,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
 from controller_env import MigrationEnv, build_env
+from iam_calls import CUTOVER_COMMANDS, IamCalls
 from paymig.cli import main
 from paymig.config import PaymigConfig
 from paymig.lambdas import rollback as rollback_lambda
@@ -1129,29 +1130,13 @@ def test_every_call_each_command_makes_is_in_the_permission_registry(
     lambda_env, capsys, monkeypatch
 ):
     """Records the IAM action of every call; `docs/controller.md`'s policy is built from the
-    registry, so a call missing there would be missing from the operator's policy (#10)."""
-    from paymig.runtime.controller.permissions import COMMANDS, iam_action
+    registry, so a call missing there would be missing from the operator's policy (#10).
+    `paymig cutover` and `fallback` need PostgreSQL: tests/test_cutover.py runs them."""
+    from paymig.runtime.controller.permissions import COMMANDS
 
     env = lambda_env
-    seen: dict[str, set[str]] = {}
-    current = ["status"]
-
-    def recording(aws: ControllerAws) -> ControllerAws:
-        clients = [aws.route53.client, aws.listener.client, aws.metrics.client, aws.metrics.dms,
-                   aws.metrics_fast.client, aws.audit.client, aws.audit_fast.client,
-                   aws.stage.client, aws.stage_fast.client, aws.sts, aws.sns,
-                   aws.functions]  # fmt: skip
-        for client in clients:
-            name = client.meta.service_model.service_name
-            client.meta.events.register(
-                "before-call.*.*",
-                lambda model, _n=name, **_: seen.setdefault(current[0], set()).add(
-                    iam_action(_n, model.name)
-                ),
-            )
-        return aws
-
-    monkeypatch.setattr(ControllerAws, "connect", lambda *_, **__: recording(env.controller()))
+    monkeypatch.setattr(ControllerAws, "connect", lambda *_, **__: env.controller())
+    calls = IamCalls().install(monkeypatch)
     env.dms_task_resource_id()
     for command, args in [
         ("status", ["status"]),
@@ -1160,21 +1145,22 @@ def test_every_call_each_command_makes_is_in_the_permission_registry(
         ("ack", ["ack", "--reason", "looked"]),
         ("progress", ["progress"]),
     ]:
-        current[0] = command
+        calls.command = command
         cli(env, capsys, *args)
-    current[0] = "rollback-function"
+        calls.command = None
     env.controller().listener.set({"blue": 0, "green": 100})
-    monkeypatch.setattr(
-        rollback_lambda.ControllerAws, "connect", lambda *_, **__: recording(env.controller())
-    )
-    assert rollback_lambda.handler(env.composite_alarm_event(), LambdaContext())["result"] == (
-        "succeeded"
-    )
-    assert set(seen) == set(COMMANDS)
-    for command, actions_seen in seen.items():
-        assert actions_seen <= set(COMMANDS[command]), (
-            command,
-            actions_seen - set(COMMANDS[command]),
-        )
-    assert "dms:DescribeTableStatistics" in seen["status"]
-    assert "elasticloadbalancing:ModifyListener" not in seen["rollback"]  # already on blue
+    event = env.composite_alarm_event()
+    calls.command = "rollback-function"
+    assert rollback_lambda.handler(event, LambdaContext())["result"] == "succeeded"
+    calls.command = None
+    # The stage-aware path: after a cutover the function records, notifies and holds.
+    env.move_stage("replicating", "cutover")
+    env.move_stage("cut-over")
+    event = env.composite_alarm_event()
+    calls.command = "rollback-function"
+    assert rollback_lambda.handler(event, LambdaContext())["result"] == "notified"
+    calls.command = None
+    assert set(calls.seen) | set(CUTOVER_COMMANDS) == set(COMMANDS)
+    assert calls.missing() == {}
+    assert "dms:DescribeTableStatistics" in calls.actions("status")
+    assert "elasticloadbalancing:ModifyListener" not in calls.actions("rollback")  # on blue

@@ -21,24 +21,34 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatch
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import boto3
 import psycopg
 import pytest
+from botocore.awsrequest import AWSResponse
 from psycopg import errors, sql
 
 from controller_env import REGION, MigrationEnv, build_env
-from paymig.cli import main
+from iam_calls import CUTOVER_COMMANDS, IamCalls
+from paymig.cli import cutover_commands, main
 from paymig.config import PaymigConfig
 from paymig.lambdas.payment_api_write_target import WriteTargetCache
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
-from paymig.naming import audit_table_name, write_target_parameter_name
+from paymig.naming import (
+    audit_table_name,
+    dms_reverse_task_identifier,
+    write_target_parameter_name,
+)
 from paymig.payments_schema import REPLICATED_TABLES, apply_schema
 from paymig.runtime.controller.core import ControllerRefusedError
+from paymig.runtime.controller.permissions import COMMANDS, PERMISSIONS
 from paymig.runtime.cutover import database as db
+from paymig.runtime.cutover.dms import DmsReplication
 from paymig.runtime.cutover.operations import CUTOVER_STEPS, FALLBACK_STEPS, run_operation
 from paymig.runtime.cutover.progress import ProgressStore
 from paymig.runtime.cutover.replication import LogicalReplicationPaths
@@ -48,6 +58,7 @@ from paymig.runtime.cutover.write_target import SsmWriteTarget
 FORWARD = "paymig_fwd"
 REVERSE = "paymig_rev"
 CACHE_SECONDS = 1.0
+ACCOUNT = "123456789012"  # moto's
 
 
 @dataclass
@@ -495,3 +506,116 @@ def test_status_shows_where_a_stopped_cutover_stands_and_the_cli_refuses_in_one_
     run_operation(_cutover_env(env, pair, **FAST), "cutover", reason="finish")
     run_operation(_cutover_env(env, pair, **FAST), "fallback", reason="reset the servers")
     _assert_fallen_back(env, pair)
+
+
+# --------------------------------------------------------------------------- permissions
+
+
+class DmsAndLogical:
+    """The CLI's DMS calls go to moto, which replicates nothing; logical replication
+    moves the rows. moto has no ModifyReplicationTask: its answer is AWS's documented
+    one (the task, its MigrationType now cdc), given by a before-call hook."""
+
+    plugin = LogicalReplicationPaths.plugin
+
+    def __init__(self, dms: DmsReplication, rows: LogicalReplicationPaths) -> None:
+        self.dms, self.rows = dms, rows
+
+        def modified(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+            sent = json.loads(params["body"])  # the serialized request
+            task = {"ReplicationTaskArn": sent["ReplicationTaskArn"], "MigrationType": "cdc"}
+            return AWSResponse("https://aws", 200, {}, None), {
+                "ReplicationTask": task,
+                "ResponseMetadata": {"HTTPStatusCode": 200},
+            }
+
+        dms.client.meta.events.register(
+            "before-call.database-migration-service.ModifyReplicationTask", modified
+        )
+
+    def stop_forward(self) -> str:
+        return f"{self.dms.stop_forward()}; {self.rows.stop_forward()}"
+
+    def start_reverse(self, slot: str, lsn: str) -> str:
+        return f"{self.dms.start_reverse(slot, lsn)}; {self.rows.start_reverse(slot, lsn)}"
+
+    def stop_reverse(self) -> str:
+        return f"{self.dms.stop_reverse()}; {self.rows.stop_reverse()}"
+
+    def start_forward(self, slot: str, lsn: str) -> str:
+        return f"{self.dms.start_forward(slot, lsn)}; {self.rows.start_forward(slot, lsn)}"
+
+
+def _arn_pattern(resource: str, stack: str) -> str:
+    return (
+        resource.replace("<region>", REGION).replace("<account>", ACCOUNT).replace("<stack>", stack)
+    )
+
+
+def test_every_call_cutover_and_fallback_make_is_in_the_permission_registry(
+    env: MigrationEnv, pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`paymig cutover` then `paymig fallback` through the CLI, every call recorded: the
+    operator's policy (docs/controller.md) is built from the registry, and moto enforces
+    no IAM, so an action missing there would be denied on AWS half-way through."""
+    dms = env.client("dms")
+    forward = dms.describe_replication_tasks()["ReplicationTasks"][0]
+    dms.start_replication_task(
+        ReplicationTaskArn=forward["ReplicationTaskArn"],
+        StartReplicationTaskType="start-replication",
+    )
+    dms.create_replication_task(
+        ReplicationTaskIdentifier=dms_reverse_task_identifier(env.stack),
+        **{k: forward[k] for k in ("SourceEndpointArn", "TargetEndpointArn",
+                                   "ReplicationInstanceArn", "TableMappings")},
+        MigrationType="cdc",
+    )  # fmt: skip
+    rows = LogicalReplicationPaths(
+        pair.dsn("source"), pair.dsn("target"), forward=FORWARD, reverse=REVERSE
+    )
+    monkeypatch.setattr(
+        cutover_commands,
+        "DmsReplication",
+        lambda client, stack: DmsAndLogical(DmsReplication(client, stack, poll_seconds=0), rows),
+    )
+    monkeypatch.setattr(cutover_commands, "CutoverEnv", partial(CutoverEnv, **FAST))
+    calls = IamCalls().install(monkeypatch)
+    dsns = ["--source-dsn", pair.dsn("source"), "--target-dsn", pair.dsn("target")]
+    for command in CUTOVER_COMMANDS:
+        calls.command = command
+        assert main([command, "--reason", "r", *dsns, "--config", str(env.config_path)]) == 0
+        calls.command = None
+    _assert_fallen_back(env, pair)
+    assert calls.missing() == {}
+    assert set(calls.seen) == set(CUTOVER_COMMANDS)
+    # Nothing listed that the code does not call, but for two conditional calls: the
+    # listener was already on the stable alias, and STS answered (no topic listing).
+    assert calls.actions("cutover") == set(COMMANDS["cutover"])
+    assert set(COMMANDS["fallback"]) - calls.actions("fallback") == {
+        "elasticloadbalancing:ModifyListener",
+        "sns:ListTopics",
+    }
+    for command in CUTOVER_COMMANDS:
+        assert {"dms:StopReplicationTask", "dms:StartReplicationTask", "ssm:PutParameter"} <= (
+            calls.actions(command)
+        )
+    assert "dms:ModifyReplicationTask" in calls.actions("fallback")
+    assert "route53:ChangeResourceRecordSets" in calls.actions("fallback")  # the weights
+    # Each call's resource is inside the registry's scope (and its condition holds). moto's
+    # task ARNs end in the identifier; AWS's in a generated resource id (DMS API reference,
+    # ReplicationTask): both match task:*, which is why the scope is no narrower.
+    for command in CUTOVER_COMMANDS:
+        for action in ("dms:StopReplicationTask", "dms:StartReplicationTask",
+                       "dms:ModifyReplicationTask"):  # fmt: skip
+            for params in calls.params(command, action):
+                (scope,) = PERMISSIONS[action].resources
+                assert fnmatch(params["ReplicationTaskArn"], _arn_pattern(scope, env.stack))
+        for action in ("ssm:GetParameter", "ssm:PutParameter"):
+            for params in calls.params(command, action):
+                (scope,) = PERMISSIONS[action].resources
+                arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{params['Name']}"
+                assert arn == _arn_pattern(scope, env.stack)
+        assert [p["Overwrite"] for p in calls.params(command, "ssm:PutParameter")] == [True]
+        table = {p["TableName"] for a, p in calls.seen[command] if a.startswith("dynamodb:")}
+        assert table == {audit_table_name(env.stack)}
+    assert PERMISSIONS["ssm:PutParameter"].condition == {"StringEquals": {"ssm:Overwrite": "true"}}

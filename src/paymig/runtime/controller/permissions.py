@@ -25,12 +25,18 @@ IAM_PREFIX = {
     "lambda": "lambda",
     "dms": "dms",
     "sts": "sts",
+    "ssm": "ssm",
 }
 
 ZONE = "arn:aws:route53:::hostedzone/<hosted zone id>"
 TABLE = "arn:aws:dynamodb:<region>:<account>:table/<stack>-migration-audit"
 ALERT_TOPIC = "arn:aws:sns:<region>:<account>:<stack>-migration-alerts"
 ALARM_TOPIC = "arn:aws:sns:<region>:<account>:<stack>-migration-alarms"
+#: `naming.write_target_parameter_name`; a parameter's ARN drops its name's leading slash.
+WRITE_TARGET = "arn:aws:ssm:<region>:<account>:parameter/paymig/<stack>/write-target"
+#: A task's ARN ends in a resource id DMS generates, not its identifier (`<stack>-task`),
+#: so the stack's two tasks cannot be told apart from the account's others by ARN.
+TASKS = "arn:aws:dms:<region>:<account>:task:*"
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,14 @@ PERMISSIONS: dict[str, Permission] = {
         "listener back to the stable alias",
     ),
     "dynamodb:Query": Permission((TABLE,), "read the audit trail and validations"),
-    "dynamodb:GetItem": Permission((TABLE,), "read the lock and the migration stage"),
-    "dynamodb:PutItem": Permission((TABLE,), "record events; take the lock"),
+    "dynamodb:GetItem": Permission(
+        (TABLE,), "read the lock, the stage, a cutover's progress and fences"
+    ),
+    "dynamodb:PutItem": Permission(
+        (TABLE,), "record events; take the lock; store progress and fences"
+    ),
     "dynamodb:UpdateItem": Permission((TABLE,), "confirm the lock"),
-    "dynamodb:DeleteItem": Permission((TABLE,), "release the lock"),
+    "dynamodb:DeleteItem": Permission((TABLE,), "release the lock; clear progress and fences"),
     "cloudwatch:DescribeAlarms": Permission(
         ("*",),
         "alarm gates, armed gate, is an alarm event current (a composite alarm is returned "
@@ -87,8 +97,21 @@ PERMISSIONS: dict[str, Permission] = {
         "armed gate: the function is active and may run",
     ),
     "dms:DescribeReplicationTasks": Permission(("*",), "find the task (CDC gate, progress)"),
-    "dms:DescribeTableStatistics": Permission(
-        ("arn:aws:dms:<region>:<account>:task:*",), "DMS per-table progress"
+    "dms:DescribeTableStatistics": Permission((TASKS,), "DMS per-table progress"),
+    "dms:StopReplicationTask": Permission(
+        (TASKS,), "cutover: stop the forward task; fallback: stop the reverse task"
+    ),
+    "dms:StartReplicationTask": Permission(
+        (TASKS,), "start the reverse (cutover) or forward (fallback) task at the new slot"
+    ),
+    "dms:ModifyReplicationTask": Permission(
+        (TASKS,), "fallback: make the stopped forward task CDC only before its restart"
+    ),
+    "ssm:GetParameter": Permission((WRITE_TARGET,), "read the API's write target"),
+    "ssm:PutParameter": Permission(
+        (WRITE_TARGET,),
+        "switch the API's write target (overwrite only: Terraform creates the parameter)",
+        {"StringEquals": {"ssm:Overwrite": "true"}},
     ),
     "sts:GetCallerIdentity": Permission(("*",), "who acts (needs no permission; listed)"),
 }
@@ -130,6 +153,37 @@ _ROLLBACK = (
     "sts:GetCallerIdentity",
 )
 
+#: Cutover and fallback: the lock (with its confirmation before each step), the stage,
+#: progress and fence items and the audit event, the two DMS tasks, the write target.
+_MOVE_WRITES = (
+    "sts:GetCallerIdentity",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dms:DescribeReplicationTasks",
+    "dms:StopReplicationTask",
+    "dms:StartReplicationTask",
+    "ssm:GetParameter",
+    "ssm:PutParameter",
+)
+
+_ROLLBACK_COMMAND = (*_ROLLBACK, "sns:ListTopics")
+#: What a cutover's preconditions read: the live weights, the trail and every gate (the
+#: armed gate finds the alarm topic with ListTopics: no identity is passed to it).
+_CUTOVER_CHECKS = (
+    "route53:ListResourceRecordSets",
+    "dynamodb:Query",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:GetMetricStatistics",
+    "dms:DescribeReplicationTasks",
+    "sns:ListTopics",
+    "sns:ListSubscriptionsByTopic",
+    "sns:GetSubscriptionAttributes",
+    "lambda:GetFunction",
+)
+
 #: The IAM actions each command's code calls.
 COMMANDS: dict[str, tuple[str, ...]] = {
     "status": _READ,
@@ -142,13 +196,16 @@ COMMANDS: dict[str, tuple[str, ...]] = {
         "dynamodb:DeleteItem",
         "cloudwatch:PutMetricData",
     ),
-    "rollback": (*_ROLLBACK, "sns:ListTopics"),
+    "rollback": _ROLLBACK_COMMAND,
     "ack": ("dynamodb:Query", "dynamodb:PutItem", "sts:GetCallerIdentity"),
     "progress": (
         "dms:DescribeReplicationTasks",
         "dms:DescribeTableStatistics",
         "cloudwatch:PutMetricData",
     ),
+    "cutover": (*_CUTOVER_CHECKS, *_MOVE_WRITES),
+    #: It ends with the weights to legacy 100 through the rollback path.
+    "fallback": (*_MOVE_WRITES, *_ROLLBACK_COMMAND, "dms:ModifyReplicationTask"),
     #: The rollback Lambda's execution role (the alert topic's ARN comes from its env).
     "rollback-function": (*_ROLLBACK, "cloudwatch:DescribeAlarms"),
 }
@@ -159,7 +216,8 @@ KMS_NOTE = (
     "The audit table (`<stack>/automation` key) and the alert topic (`<stack>/observability` "
     "key) are encrypted with customer managed keys: add `kms:Decrypt` and "
     "`kms:GenerateDataKey` on those two keys, with `kms:ViaService` = "
-    "`dynamodb.<region>.amazonaws.com` / `sns.<region>.amazonaws.com`."
+    "`dynamodb.<region>.amazonaws.com` / `sns.<region>.amazonaws.com`. The write-target "
+    "parameter is a `String` parameter (not `SecureString`): it needs no key."
 )
 
 BEGIN = "<!-- BEGIN generated by paymig.runtime.controller.permissions -->"
