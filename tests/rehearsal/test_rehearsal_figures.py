@@ -112,6 +112,16 @@ def test_the_fault_path_is_the_time_between_observed_events() -> None:
     assert (path.answered_during_fault, path.failed_to_clients) == (4, 3)
 
 
+def test_the_last_aws_request_stops_where_traffic_is_sent_back_on_purpose() -> None:
+    # The whole migration shifts to AWS again at 200 s: those requests are not the fault's.
+    records = [rec(100.2, "aws", 503), rec(121.0, "aws", 201), rec(205.0, "aws", 201)]
+    path = measure_fault_path(100.0, repaired_at=123.0, records=records, transitions=[],
+                              handler_started=119.0, weights_restored=119.5,
+                              reshifted_at=200.0)  # fmt: skip
+    seconds = {s.name: s.seconds for s in path.steps}
+    assert seconds["weights restored -> last AWS request"] == 1.5
+
+
 def test_a_path_that_never_alarms_is_not_measured_past_the_first_error() -> None:
     path = measure_fault_path(10.0, repaired_at=None, records=[rec(11.0, "aws", 503)],
                               transitions=[], handler_started=None, weights_restored=None)  # fmt: skip

@@ -79,3 +79,17 @@ def test_a_cache_time_that_would_exceed_parameter_stores_throughput_is_refused()
     assert AppConfig.model_validate({**app, "write_target_cache_seconds": 2}).reserved_concurrency
     with pytest.raises(ValidationError, match=r"50 environments would read .* 50 times a second"):
         AppConfig.model_validate({**app, "write_target_cache_seconds": 1})
+
+
+def test_the_write_problems_name_an_unmeasured_window_and_every_nonzero_count() -> None:
+    from paymig.rehearsal.write_figures import write_problems
+
+    clean = {"windows": [{"operation": "cutover", "window_seconds": 0.6}], "lost": 0,
+             "duplicated_on_final_writer": 0, "duplicated_across_databases": 0,
+             "receipt_collisions": 0}  # fmt: skip
+    assert write_problems(clean, completed=True) == []
+    broken = {**clean, "windows": [{"operation": "fallback", "window_seconds": None}],
+              "lost": 2, "receipt_collisions": 1}  # fmt: skip
+    assert write_problems(broken, completed=False) == [
+        "fallback: window not measured", "2 lost", "1 receipt collisions",
+        "the whole migration did not reach its last stage"]  # fmt: skip

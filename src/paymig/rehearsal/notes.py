@@ -81,3 +81,27 @@ def stand_in_notes(report: RehearsalReport, scenario: Scenario) -> list[str]:
         f"{len(report.not_rehearsed)} resources the apply could not create are listed under "
         "Not rehearsed, with Terraform's error.",
     ]
+
+
+def side_descriptions(handler: str, function_name: str, vpn_port: int) -> dict[str, str]:
+    """What runs on each side of the rehearsal, for the report."""
+    return {
+        "AWS side": (
+            f"the production handler {handler} (unchanged), in a process whose "
+            f"environment is the function's own (GetFunctionConfiguration of {function_name}) "
+            "with credentials of its role (AssumeRole) and every AWS call checked against that "
+            "role; behind a load balancer stand-in that builds the ALB event, picks the target "
+            "group by the listener's weights and publishes the ALB metrics. It reaches the "
+            f"source through the VPN stand-in (TCP proxy on 127.0.0.1:{vpn_port}) with TLS "
+            "verify-full and the login stored in its secret."
+        ),
+        "legacy side": (
+            "a stand-in for the on-prem API: an HTTP server recording payments with the payment "
+            "API's own validation and SQL, directly on the source (no VPN in its path)."
+        ),
+        "real": (
+            "the handler's code, its environment, its IAM role and secret, TLS to PostgreSQL, the "
+            "source and target databases, the weights in Route 53, the listener, the alarms' "
+            "definitions and the controller's code."
+        ),
+    }

@@ -154,7 +154,10 @@ def fill_outcome(
             handler_started=invocation.started if invocation else None,
             weights_restored=invocation.finished if invocation else None,
             bad=_bad_answer(config, report.scenario),
-        )
+            reshifted_at=next(
+                (p.start for p in migration.phases
+                 if p.aws_weight > 0 and p.start > migration.fault_at), None),
+        )  # fmt: skip
         report.fault_path = path.as_dict()
         metric = _metric(config.stack_name, path.fired)
         report.modelled_rehearsal = modelled(config, metric)

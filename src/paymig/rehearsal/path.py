@@ -70,9 +70,12 @@ def measure_fault_path(
     handler_started: float | None,
     weights_restored: float | None,
     bad: tuple[str, Callable[[RequestRecord], bool]] = ("5xx", lambda r: r.status >= 500),
+    reshifted_at: float | None = None,
 ) -> FaultPath:
     """The measured path: fault, first bad answer, alarm, composite, handler, weights, last AWS.
 
+    `reshifted_at` is when traffic was next sent to AWS on purpose (the whole migration
+    shifts again after the ack): the last AWS request counts only requests before it.
     `bad` names what a bad answer is for the scenario and how to tell one (a 5xx by
     default; a slow answer for a slow database).
     """
@@ -82,8 +85,9 @@ def measure_fault_path(
     composite = next((t for t in after if t.composite), None)
     first_bad = _first([r.done for r in records
                         if r.side == "aws" and r.sent >= fault_at and is_bad(r)])  # fmt: skip
-    last_aws = max((r.sent for r in records if r.side == "aws" and r.sent >= fault_at),
-                   default=None)  # fmt: skip
+    until = reshifted_at if reshifted_at is not None else float("inf")
+    last_aws = max((r.sent for r in records
+                    if r.side == "aws" and fault_at <= r.sent < until), default=None)  # fmt: skip
     alarm_at = alarm.at if alarm else None
     composite_at = composite.at if composite else None
     end = repaired_at if repaired_at is not None else float("inf")

@@ -44,7 +44,7 @@ from paymig.rehearsal.lambda_runtime import Invocation, LoadedFunction, invoke, 
 from paymig.rehearsal.legacy_side import LegacySide
 from paymig.rehearsal.live import LiveMigration, LiveParts
 from paymig.rehearsal.migration import Migration
-from paymig.rehearsal.notes import stand_in_notes
+from paymig.rehearsal.notes import side_descriptions, stand_in_notes
 from paymig.rehearsal.options import Display, Options
 from paymig.rehearsal.outcome import fill_outcome
 from paymig.rehearsal.report import RehearsalReport, StepResult
@@ -54,7 +54,7 @@ from paymig.rehearsal.stages import CutoverPath
 from paymig.rehearsal.switches import Switches, install_receipts
 from paymig.rehearsal.timeline import Timeline
 from paymig.rehearsal.validation import ProgressBars, validate
-from paymig.rehearsal.write_figures import write_figures
+from paymig.rehearsal.write_figures import write_figures, write_problems
 
 
 @contextmanager
@@ -372,7 +372,7 @@ class Rehearsal:
         setup.legacy = LegacySide(env.source.dsn(dbname=source_db)).start()
         env.add_cleanup(setup.legacy.stop)
         setup.aws = self._start_aws_side(env, session, config, loaded)
-        self.report.sides = _side_descriptions(loaded, vpn)
+        self.report.sides = side_descriptions(loaded.spec.handler, loaded.spec.name, vpn.port)
         self.step(
             "the two sides",
             True,
@@ -532,14 +532,7 @@ class Rehearsal:
         r.writes = figures
         r.held_alarm = after.held.as_dict() if isinstance(after, CutoverPath) and after.held else {}
         r.stages = [e.detail for e in self.timeline.events if e.name == "stage"]
-        problems = [f"{x['operation']}: window not measured" for x in figures["windows"]
-                    if x["window_seconds"] is None]  # fmt: skip
-        for key in ("lost", "duplicated_on_final_writer", "duplicated_across_databases",
-                    "receipt_collisions"):  # fmt: skip
-            if figures[key]:
-                problems.append(f"{figures[key]} {key.replace('_', ' ')}")
-        if not self.migration.completed:
-            problems.append("the whole migration did not reach its last stage")
+        problems = write_problems(figures, completed=self.migration.completed)
         if problems and r.failure is None:
             r.failure = "writes: " + "; ".join(problems)
 
@@ -603,26 +596,3 @@ def _aurora_endpoint(state_path: Path) -> str | None:
         if address.startswith("aws_rds_cluster.") and attributes.get("endpoint"):
             return str(attributes["endpoint"])
     return None
-
-
-def _side_descriptions(loaded: LoadedFunction, vpn: TcpProxy) -> dict[str, str]:
-    return {
-        "AWS side": (
-            f"the production handler {loaded.spec.handler} (unchanged), in a process whose "
-            f"environment is the function's own (GetFunctionConfiguration of {loaded.spec.name}) "
-            "with credentials of its role (AssumeRole) and every AWS call checked against that "
-            "role; behind a load balancer stand-in that builds the ALB event, picks the target "
-            "group by the listener's weights and publishes the ALB metrics. It reaches the "
-            f"source through the VPN stand-in (TCP proxy on 127.0.0.1:{vpn.port}) with TLS "
-            "verify-full and the login stored in its secret."
-        ),
-        "legacy side": (
-            "a stand-in for the on-prem API: an HTTP server recording payments with the payment "
-            "API's own validation and SQL, directly on the source (no VPN in its path)."
-        ),
-        "real": (
-            "the handler's code, its environment, its IAM role and secret, TLS to PostgreSQL, the "
-            "source and target databases, the weights in Route 53, the listener, the alarms' "
-            "definitions and the controller's code."
-        ),
-    }

@@ -122,7 +122,6 @@ class CutoverPath:
         m.timeline.event("stage", "replicating")
         if not (self._to_full() and self._switch("cutover")):
             return False
-        time.sleep(AFTER_SWITCH_SECONDS)
         if not self._fault_after_cutover():
             return False
         if not self._switch("fallback"):
@@ -188,6 +187,7 @@ class CutoverPath:
             return False
         m.timeline.event("stage", "cut-over" if operation == "cutover" else "replicating")
         m.steps.step(operation, True, began, f"{done.result}: {done.detail}")
+        time.sleep(AFTER_SWITCH_SECONDS)  # the window ends at the first write acked after it
         return True
 
     # ------------------------------------------------------------------ the held alarm

@@ -70,3 +70,18 @@ def write_figures(
         },
         "receipt_collisions": collisions,
     }
+
+
+#: Figures that must be 0 for the rehearsal to pass.
+MUST_BE_ZERO = ("lost", "duplicated_on_final_writer", "duplicated_across_databases",
+                "receipt_collisions")  # fmt: skip
+
+
+def write_problems(figures: dict[str, Any], *, completed: bool) -> list[str]:
+    """What makes the whole migration fail: an unmeasured window, a payment lost or doubled."""
+    problems = [f"{x['operation']}: window not measured" for x in figures["windows"]
+                if x["window_seconds"] is None]  # fmt: skip
+    problems += [f"{figures[key]} {key.replace('_', ' ')}" for key in MUST_BE_ZERO if figures[key]]
+    if not completed:
+        problems.append("the whole migration did not reach its last stage")
+    return problems
