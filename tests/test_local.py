@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import boto3
 import psycopg
@@ -84,3 +85,34 @@ def test_moto_server_serves_aws_apis_and_resets() -> None:
     assert moto.pid is None
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     moto.stop()
+
+
+def test_the_extended_emulator_answers_one_request_at_a_time() -> None:
+    """moto's backends have no locks: the server must never run two requests at once."""
+    import threading
+    import time
+
+    from paymig.local.moto_extensions import serialized
+
+    inside, most = [0], [0]
+    guard = threading.Lock()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.02)
+        with guard:
+            inside[0] -= 1
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    wrapped = serialized(app)
+    threads = [
+        threading.Thread(target=lambda: list(wrapped({}, lambda *a: None))) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1
