@@ -442,7 +442,7 @@ def test_the_writes_move_and_back_in_seconds_with_no_payment_lost_or_written_twi
 ) -> None:
     report = _report(rehearsal[1])
     writes = report["writes"]
-    assert report["stages"] == ["replicating", "cut-over", "replicating", "cut-over"]
+    assert report["stages"] == ["replicating", "cut-over", "replicating", "cut-over", "complete"]
     windows = writes["windows"]
     assert [(w["operation"], w["result"]) for w in windows] == [
         ("cutover", "succeeded"), ("fallback", "succeeded"), ("cutover", "succeeded")]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The rest of the migration after the first fault: to 100 %, cutover, fallback, cutover.
+"""The rest of the migration after the first fault: to 100 %, cutover, fallback, cutover, finish.
 
 After the automatic rollback (:mod:`paymig.rehearsal.migration`) the rehearsal does what
 an operator would: a fresh validation and `paymig ack`, the shifts to 100 % through the
@@ -128,7 +128,31 @@ class CutoverPath:
             return False
         m.next_phase("fallback", 0)
         time.sleep(m.ttl() + 1.0)
-        return self._to_full() and self._switch("cutover")
+        return self._to_full() and self._switch("cutover") and self._finish()
+
+    def _finish(self) -> bool:
+        """`paymig finish`'s own code: a validation after the cutover, then stage complete.
+
+        The config switch it leads to (``migration.stage: finished``, a plan of removals
+        only, refused by Terraform until the stage is complete) is not applied here; it is
+        tested with real Terraform against the emulator in tests/test_finish_guard.py.
+        """
+        from paymig.runtime.cutover.finish import FinishSettings, finish
+
+        m = self.migration
+        if not m.steps.validate_live():
+            return False
+        aws, _ = self._controller()
+        m.steps.enter("finish (paymig finish: cut-over held, every check passing)")
+        began = time.monotonic()
+        try:
+            done = finish(aws, FinishSettings.from_config(m.config), reason="paymig rehearse")
+        except PaymigError as error:
+            m.steps.step("finish", False, began, str(error))
+            return False
+        m.timeline.event("stage", "complete")
+        m.steps.step("finish", True, began, f"{done.result}: {done.detail}")
+        return True
 
     # ------------------------------------------------------------------ traffic
 

@@ -95,7 +95,7 @@ MARKED_EVENTS = {
     "fallback": ("fallback", "tab:brown"),
 }
 #: Colours of the migration stage bands (events named ``stage``, detail the stage).
-STAGE_COLOURS = {"replicating": "tab:cyan", "cut-over": "tab:olive"}
+STAGE_COLOURS = {"replicating": "tab:cyan", "cut-over": "tab:olive", "complete": "tab:green"}
 
 
 def stage_bands(events: Sequence[Event], end: float) -> list[tuple[str, float, float]]:
