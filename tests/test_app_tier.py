@@ -122,9 +122,10 @@ def test_api_declares_both_databases_each_verified_with_its_own_ca(
     assert fn["environment"]["variables"]["PAYMIG_WRITE_TARGET_PARAMETER"] == (
         "/paymig/paymig-prod/write-target"
     )
+    assert fn["environment"]["variables"]["PAYMIG_WRITE_TARGET_CACHE_SECONDS"] == "2"
     assert set(fn["environment"]["variables"]) == {
         "PAYMIG_DB_SOURCE", "PAYMIG_DB_AURORA", "PAYMIG_ENVIRONMENT",
-        "PAYMIG_WRITE_TARGET_PARAMETER",
+        "PAYMIG_WRITE_TARGET_PARAMETER", "PAYMIG_WRITE_TARGET_CACHE_SECONDS",
     }  # fmt: skip
 
 

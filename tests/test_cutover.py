@@ -513,8 +513,9 @@ def test_status_shows_where_a_stopped_cutover_stands_and_the_cli_refuses_in_one_
 
 class DmsAndLogical:
     """The CLI's DMS calls go to moto, which replicates nothing; logical replication
-    moves the rows. moto has no ModifyReplicationTask: its answer is AWS's documented
-    one (the task, its MigrationType now cdc), given by a before-call hook."""
+    moves the rows. moto has no ModifyReplicationTask nor ModifyEndpoint, and the test
+    environment's task names endpoints moto does not hold: those answers are AWS's
+    documented ones (DMS API reference), given by before-call hooks."""
 
     plugin = LogicalReplicationPaths.plugin
 
@@ -529,9 +530,25 @@ class DmsAndLogical:
                 "ResponseMetadata": {"HTTPStatusCode": 200},
             }
 
-        dms.client.meta.events.register(
-            "before-call.database-migration-service.ModifyReplicationTask", modified
-        )
+        def endpoint(sent: dict[str, Any]) -> dict[str, Any]:
+            arn = sent.get("EndpointArn") or sent["Filters"][0]["Values"][0]
+            settings = sent.get("PostgreSQLSettings", {})
+            return {"EndpointArn": arn, "EngineName": "postgres", "PostgreSQLSettings": settings}
+
+        def described(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+            found = [endpoint(json.loads(params["body"]))]
+            return AWSResponse("https://aws", 200, {}, None), {
+                "Endpoints": found, "ResponseMetadata": {"HTTPStatusCode": 200}}  # fmt: skip
+
+        def named(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+            return AWSResponse("https://aws", 200, {}, None), {
+                "Endpoint": endpoint(json.loads(params["body"])),
+                "ResponseMetadata": {"HTTPStatusCode": 200}}  # fmt: skip
+
+        events = dms.client.meta.events
+        events.register("before-call.database-migration-service.ModifyReplicationTask", modified)
+        events.register("before-call.database-migration-service.DescribeEndpoints", described)
+        events.register("before-call.database-migration-service.ModifyEndpoint", named)
 
     def stop_forward(self) -> str:
         return f"{self.dms.stop_forward()}; {self.rows.stop_forward()}"
@@ -599,7 +616,13 @@ def test_every_call_cutover_and_fallback_make_is_in_the_permission_registry(
         assert {"dms:StopReplicationTask", "dms:StartReplicationTask", "ssm:PutParameter"} <= (
             calls.actions(command)
         )
-    assert "dms:ModifyReplicationTask" in calls.actions("fallback")
+    assert {"dms:ModifyReplicationTask", "dms:ModifyEndpoint"} <= calls.actions("fallback")
+    (named,) = calls.params("fallback", "dms:ModifyEndpoint")
+    assert named["PostgreSQLSettings"] == {"SlotName": env.config.cutover.forward_slot_name}
+    assert fnmatch(
+        named["EndpointArn"],
+        _arn_pattern(PERMISSIONS["dms:ModifyEndpoint"].resources[0], env.stack),
+    )
     assert "route53:ChangeResourceRecordSets" in calls.actions("fallback")  # the weights
     # Each call's resource is inside the registry's scope (and its condition holds). moto's
     # task ARNs end in the identifier; AWS's in a generated resource id (DMS API reference,

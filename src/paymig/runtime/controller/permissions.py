@@ -107,6 +107,13 @@ PERMISSIONS: dict[str, Permission] = {
     "dms:ModifyReplicationTask": Permission(
         (TASKS,), "fallback: make the stopped forward task CDC only before its restart"
     ),
+    "dms:DescribeEndpoints": Permission(
+        ("*",), "fallback: which slot the forward task's source endpoint names"
+    ),
+    "dms:ModifyEndpoint": Permission(
+        ("arn:aws:dms:<region>:<account>:endpoint:*",),
+        "fallback: the forward source endpoint names the slot created at the fallback point",
+    ),
     "ssm:GetParameter": Permission((WRITE_TARGET,), "read the API's write target"),
     "ssm:PutParameter": Permission(
         (WRITE_TARGET,),
@@ -205,7 +212,13 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     ),
     "cutover": (*_CUTOVER_CHECKS, *_MOVE_WRITES),
     #: It ends with the weights to legacy 100 through the rollback path.
-    "fallback": (*_MOVE_WRITES, *_ROLLBACK_COMMAND, "dms:ModifyReplicationTask"),
+    "fallback": (
+        *_MOVE_WRITES,
+        *_ROLLBACK_COMMAND,
+        "dms:ModifyReplicationTask",
+        "dms:DescribeEndpoints",
+        "dms:ModifyEndpoint",
+    ),
     #: The rollback Lambda's execution role (the alert topic's ARN comes from its env).
     "rollback-function": (*_ROLLBACK, "cloudwatch:DescribeAlarms"),
 }
