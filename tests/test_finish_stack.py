@@ -173,11 +173,12 @@ def test_the_guard_reads_the_stage_item_while_planning(prod_at_stage: Stage) -> 
 def test_cost_of_the_finished_stack_is_the_steady_state(
     prod_config: Any, prod_at_stage: Stage
 ) -> None:
-    """`paymig cost --env prod` at `finished`: no DMS, every month the steady state.
+    """`paymig cost --env prod`: the cdc stack's steady state is the finished stack's bill.
 
-    The cdc stack's "steady state" still counts what finishing removes besides DMS (log
-    groups, replication alarms and key, legacy health checks, the legacy record's
-    queries, the validation job): $12.31 more than the finished stack's.
+    Everything finishing removes is flagged migration-only (DMS, and the log groups,
+    replication alarms and key, event topic, legacy record's health checks and queries,
+    validation job and its DLQ), and nothing else: what remains is, item for item, the
+    finished stack, whose month is the steady state with nothing flagged.
     """
     from paymig.cost.report import estimate_environment
 
@@ -186,5 +187,23 @@ def test_cost_of_the_finished_stack_is_the_steady_state(
     assert not [i for i in finished.items if i.migration_only]
     assert not [i for i in finished.items if "dms" in i.service.lower()]
     assert finished.bill_usd == finished.total_monthly_usd == finished.steady_state_monthly_usd
-    assert round(finished.steady_state_monthly_usd, 2) == 963.04
-    assert round(cdc.steady_state_monthly_usd - finished.steady_state_monthly_usd, 2) == 12.31
+    assert round(finished.bill_usd, 2) == 963.04
+    assert round(cdc.steady_state_monthly_usd, 2) == round(finished.bill_usd, 2)
+
+    def rows(items: Any) -> list[tuple[str, str, str, float]]:
+        return sorted((i.service, i.resource, i.unit, round(i.monthly_usd, 9)) for i in items)
+
+    assert rows(cdc.steady_state_items()) == rows(finished.items)
+    flagged = {(i.service, i.resource) for i in cdc.items if i.migration_only}
+    assert {
+        ("CloudWatch", "/aws/vendedlogs/states/paymig-prod-validation-job storage"),
+        ("CloudWatch", "dms-tasks-paymig-prod-dms storage"),
+        ("CloudWatch", "alarm paymig-prod-cdc-latency"),
+        ("CloudWatch", "alarm paymig-prod-dms-task-failure"),
+        ("KMS", "paymig-prod/replication/key/key"),
+        ("Route 53", "paymig-prod-legacy"),
+        ("Route 53", "paymig-prod-legacy-203.0.113.20 optional features"),
+        ("Route 53", "api.payments.example.com queries"),
+        ("SNS", "paymig-prod-dms-events"),
+        ("SQS", "paymig-prod-validation-job-dlq"),
+    } <= flagged

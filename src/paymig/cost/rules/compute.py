@@ -160,16 +160,17 @@ def _duration(ctx: Context, res: Resource, demands: Sequence[Demand]) -> list[Li
             _period_gb_seconds(recurring, p, memory_gb) for p in traffic.day_profile(ctx.usage)
         )
     durations = ", ".join(f"{d.source} {d.duration_ms:g} ms" for d in recurring)
-    items.append(
-        priced(
-            "Lambda",
-            f"{res.label} duration on demand",
-            on_demand,
-            ctx.price(f"lambda_gb_second_{arch}"),
-            f"invocations x duration ({durations}) x {memory_mb} MB beyond provisioned "
-            "concurrency, x price per GB-second",
+    if recurring:  # the validation job's function runs only the job (priced below)
+        items.append(
+            priced(
+                "Lambda",
+                f"{res.label} duration on demand",
+                on_demand,
+                ctx.price(f"lambda_gb_second_{arch}"),
+                f"invocations x duration ({durations}) x {memory_mb} MB beyond provisioned "
+                "concurrency, x price per GB-second",
+            )
         )
-    )
     if job:
         used = sum(d.invocations * d.duration_ms / 1000 * memory_gb for d in job)
         items.append(

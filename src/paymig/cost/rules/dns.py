@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from paymig.cost.context import Context
+from paymig.cost.lifetime import timing_of
 from paymig.cost.line_item import LineItem, priced
 from paymig.cost.stack_view import Resource, int_attr
 from paymig.cost.units import MILLION
@@ -51,6 +52,7 @@ def price_route53_health_check(ctx: Context, res: Resource) -> list[LineItem]:
                 float(res.count),
                 ctx.price("route53_health_check_aws_month"),
                 f"{check_type} health check, basic AWS price",
+                timing=timing_of(ctx, res),  # the legacy record's checks go with it
             )
         ]
     aws = _is_aws_endpoint(res)
@@ -69,6 +71,7 @@ def price_route53_health_check(ctx: Context, res: Resource) -> list[LineItem]:
     free = _free_checks(ctx, res) if aws else 0
     first = ctx.quantity("route53_free_aws_health_checks")
     allowance = f", {free} within the account's first {first:g} free ones" if aws else ""
+    timing = timing_of(ctx, res)  # the legacy record's checks go with it
     items = [
         priced(
             "Route 53",
@@ -76,6 +79,7 @@ def price_route53_health_check(ctx: Context, res: Resource) -> list[LineItem]:
             float(res.count - free),
             ctx.price(f"route53_health_check_{suffix}_month"),
             f"{res.count} health check(s) of {where} endpoint{allowance}",
+            timing=timing,
         )
     ]
     if features:
@@ -86,6 +90,7 @@ def price_route53_health_check(ctx: Context, res: Resource) -> list[LineItem]:
                 float(len(features) * res.count),
                 ctx.price(f"route53_health_check_feature_{suffix}_month"),
                 f"{', '.join(features)} on {where} endpoint, x price per feature",
+                timing=timing,
             )
         )
     return items
@@ -121,6 +126,7 @@ def price_route53_record(ctx: Context, res: Resource) -> list[LineItem]:
             ctx.price("route53_standard_query_million"),
             f"requests x {ctx.usage.dns_queries_per_request:g} queries/request, shared by "
             f"{len(siblings)} non-alias record(s) of {name}, x price per million",
+            timing=timing_of(ctx, res),  # the legacy record goes; alias queries are free
         )
     ]
 

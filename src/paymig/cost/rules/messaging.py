@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from paymig.cost.context import Context
+from paymig.cost.lifetime import timing_of
 from paymig.cost.line_item import LineItem, priced
 from paymig.cost.stack_view import Resource
 from paymig.cost.units import MILLION
@@ -18,6 +19,7 @@ def price_sns_topic(ctx: Context, res: Resource) -> list[LineItem]:
             publishes / MILLION,
             ctx.price("sns_publish_million"),
             f"{publishes:,} publishes/month x price per million",
+            timing=timing_of(ctx, res),  # DMS's event topic goes with it
         )
     ]
 
@@ -32,5 +34,6 @@ def price_sqs_queue(ctx: Context, res: Resource) -> list[LineItem]:
             requests / MILLION,
             ctx.price("sqs_request_million"),
             f"{requests:,} requests/month (polling included) x price per million",
+            timing=timing_of(ctx, res),  # the validation function's DLQ goes with it
         )
     ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from paymig.cost import traffic
 from paymig.cost.context import Context
+from paymig.cost.lifetime import timing_of
 from paymig.cost.line_item import LineItem, Timing, priced
 from paymig.cost.prices import PricingError
 from paymig.cost.rules.dms import tasks_on
@@ -98,6 +99,8 @@ def price_cloudwatch_log_group(ctx: Context, res: Resource) -> list[LineItem]:
             f"{res.address}: log_group_class {res.attrs['log_group_class']!r} has no pricing rule"
         )
     gb, key, why, timing = _log_ingestion(ctx, res)
+    if timing_of(ctx, res) is Timing.migration:
+        timing = Timing.migration  # its writer goes, and the group (its stored logs) with it
     retention = int_attr(res, "retention_in_days", 0)
     if retention == 0:
         months = float(ctx.usage.log_storage_horizon_months)
@@ -120,6 +123,7 @@ def price_cloudwatch_log_group(ctx: Context, res: Resource) -> list[LineItem]:
             gb * months,
             ctx.price("cw_logs_storage_gb_month"),
             f"{gb:.2f} GB/month x {kept} (no compression credit), x price per GB-month",
+            timing=timing,
         ),
     ]
 
@@ -157,6 +161,7 @@ def price_cloudwatch_metric_alarm(ctx: Context, res: Resource) -> list[LineItem]
             ctx.price(key),
             f"{len(metrics)} metric(s) evaluated by a {kind} alarm",
             unit="alarm metric-month",
+            timing=timing_of(ctx, res),  # an alarm on DMS goes with it
         )
     ]
 

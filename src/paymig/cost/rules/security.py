@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from paymig.cost.context import Context
+from paymig.cost.lifetime import timing_of
 from paymig.cost.line_item import LineItem, priced
 from paymig.cost.stack_view import Resource, int_attr
 
@@ -19,7 +20,17 @@ def _rotations(ctx: Context, res: Resource) -> tuple[int, int]:
 
 def price_kms_key(ctx: Context, res: Resource) -> list[LineItem]:
     """One customer managed key, plus $1/month for each of its first two rotations."""
-    items = [priced("KMS", res.label, float(res.count), ctx.price("kms_key_month"), "1 key-month")]
+    timing = timing_of(ctx, res)  # a key only DMS uses goes with it
+    items = [
+        priced(
+            "KMS",
+            res.label,
+            float(res.count),
+            ctx.price("kms_key_month"),
+            "1 key-month",
+            timing=timing,
+        )
+    ]
     if res.attrs.get("enable_key_rotation") is not True:
         return items
     done, period = _rotations(ctx, res)
@@ -33,6 +44,7 @@ def price_kms_key(ctx: Context, res: Resource) -> list[LineItem]:
                 ctx.price("kms_key_rotation_month"),
                 f"{done} rotation(s) every {period} days since {ctx.plan.start} by {ctx.month}; "
                 "the first two each add a key-month (later ones are free)",
+                timing=timing,
             )
         )
     return items
