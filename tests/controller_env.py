@@ -33,11 +33,10 @@ import boto3
 import yaml
 from botocore.config import Config
 
+from audit_table import create_audit_table
 from paymig.config import PaymigConfig, load_config
 from paymig.local.emulator import MotoServer
 from paymig.naming import (
-    AUDIT_PARTITION_KEY,
-    AUDIT_SORT_KEY,
     CDC_LATENCY_METRIC,
     CDC_LATENCY_NAMESPACE,
     alarm_names,
@@ -487,18 +486,7 @@ def build_env(
         )
         cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="test setup")
 
-    session.client("dynamodb").create_table(
-        TableName=audit_table_name(stack),
-        KeySchema=[
-            {"AttributeName": AUDIT_PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": AUDIT_SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": AUDIT_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": AUDIT_SORT_KEY, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_audit_table(session.client("dynamodb"), audit_table_name(stack))
     function_arn = _rollback_function(session, stack)
     sns.subscribe(
         TopicArn=alarm_topic,

@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from audit_table import create_audit_table
 from paymig.errors import PaymigError
-from paymig.naming import AUDIT_PARTITION_KEY, AUDIT_SORT_KEY
 from paymig.runtime.controller.stage import (
     StageConflictError,
     StageRecord,
@@ -31,18 +31,7 @@ NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-2")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": AUDIT_PARTITION_KEY, "KeyType": "HASH"},
-                {"AttributeName": AUDIT_SORT_KEY, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": AUDIT_PARTITION_KEY, "AttributeType": "S"},
-                {"AttributeName": AUDIT_SORT_KEY, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_audit_table(client, TABLE)
         yield client
 
 

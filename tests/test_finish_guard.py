@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
+from audit_table import create_audit_table
 from paymig.errors import CommandFailedError
 from paymig.infra.finish_guard import GUARD_CONDITION, guard_message
 from paymig.local.emulator import MotoServer
@@ -39,18 +40,7 @@ def planned(moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyP
     for key, value in moto_server.client_environment().items():
         monkeypatch.setenv(key, value)
     dynamodb = boto3.client("dynamodb", region_name="us-east-2")
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": AUDIT_PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": AUDIT_SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": AUDIT_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": AUDIT_SORT_KEY, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_audit_table(dynamodb, TABLE)
     endpoint = moto_server.endpoint_url
     document = {
         "terraform": {

@@ -16,10 +16,11 @@ from typing import Any
 import boto3
 import psycopg
 
+from audit_table import create_audit_table
 from paymig.config import PaymigConfig, ValidationConfig
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
-from paymig.naming import AUDIT_PARTITION_KEY, AUDIT_SORT_KEY, audit_table_name
+from paymig.naming import audit_table_name
 from paymig.payments_schema import apply_schema
 from paymig.runtime.database_env import DatabaseTarget
 
@@ -72,18 +73,7 @@ def reset_aws(moto: MotoServer, monkeypatch: Any, stack: str) -> Any:
     for key, value in moto.client_environment().items():
         monkeypatch.setenv(key, value)
     session = boto3.Session(region_name=REGION)
-    session.client("dynamodb").create_table(
-        TableName=audit_table_name(stack),
-        KeySchema=[
-            {"AttributeName": AUDIT_PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": AUDIT_SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": AUDIT_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": AUDIT_SORT_KEY, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_audit_table(session.client("dynamodb"), audit_table_name(stack))
     return session
 
 
