@@ -12,6 +12,7 @@ running the command again resumes it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 import boto3
@@ -80,30 +81,31 @@ def _show(outcome: OperationOutcome, fmt: OutputFormat) -> None:
         _say(f"  {step['step']:<15} {step['seconds']:>8.3f} s")
 
 
-def cutover(
-    *,
-    reason: ReasonOption,
-    source_dsn: SourceDsnOption,
-    target_dsn: TargetDsnOption,
-    env: EnvOption = "prod",
-    config: ConfigOption = None,
-    fmt: FormatOption = OutputFormat.text,
-) -> None:
-    """Move the writes to Aurora: fence, drain, sequences, reverse replication, switch."""
-    _show(_run("cutover", env, config, (source_dsn, target_dsn), reason), fmt)
+def _command(operation: Operation, summary: str) -> Callable[..., None]:
+    """The typer command of one operation (the two take the same options)."""
+
+    def command(
+        *,
+        reason: ReasonOption,
+        source_dsn: SourceDsnOption,
+        target_dsn: TargetDsnOption,
+        env: EnvOption = "prod",
+        config: ConfigOption = None,
+        fmt: FormatOption = OutputFormat.text,
+    ) -> None:
+        _show(_run(operation, env, config, (source_dsn, target_dsn), reason), fmt)
+
+    command.__doc__ = summary
+    return command
 
 
-def fallback(
-    *,
-    reason: ReasonOption,
-    source_dsn: SourceDsnOption,
-    target_dsn: TargetDsnOption,
-    env: EnvOption = "prod",
-    config: ConfigOption = None,
-    fmt: FormatOption = OutputFormat.text,
-) -> None:
-    """Move the writes back to the source after a cutover, and traffic to legacy 100."""
-    _show(_run("fallback", env, config, (source_dsn, target_dsn), reason), fmt)
+cutover = _command(
+    "cutover", "Move the writes to Aurora: fence, drain, sequences, reverse replication, switch."
+)
+fallback = _command(
+    "fallback",
+    "Move the writes back to the source after a cutover, and traffic to legacy 100.",
+)
 
 
 def register(app: typer.Typer) -> None:
