@@ -30,7 +30,7 @@ import boto3
 import psycopg
 import pytest
 from botocore.awsrequest import AWSResponse
-from psycopg import errors, sql
+from psycopg import errors
 
 from controller_env import REGION, MigrationEnv, build_env
 from iam_calls import CUTOVER_COMMANDS, IamCalls
@@ -38,13 +38,11 @@ from paymig.cli import cutover_commands, main
 from paymig.config import PaymigConfig
 from paymig.lambdas.payment_api_write_target import WriteTargetCache
 from paymig.local.emulator import MotoServer
-from paymig.local.postgres import LocalPostgres
 from paymig.naming import (
     audit_table_name,
     dms_reverse_task_identifier,
     write_target_parameter_name,
 )
-from paymig.payments_schema import REPLICATED_TABLES, apply_schema
 from paymig.runtime.controller.core import ControllerRefusedError
 from paymig.runtime.controller.permissions import COMMANDS, PERMISSIONS
 from paymig.runtime.cutover import database as db
@@ -54,24 +52,12 @@ from paymig.runtime.cutover.progress import ProgressStore
 from paymig.runtime.cutover.replication import LogicalReplicationPaths
 from paymig.runtime.cutover.steps import CutoverEnv, Databases
 from paymig.runtime.cutover.write_target import SsmWriteTarget
+from pg_pair import Pair, replicated_pair
 
 FORWARD = "paymig_fwd"
 REVERSE = "paymig_rev"
 CACHE_SECONDS = 1.0
 ACCOUNT = "123456789012"  # moto's
-
-
-@dataclass
-class Pair:
-    source: LocalPostgres
-    target: LocalPostgres
-
-    def dsn(self, side: str, user: str = "postgres") -> str:
-        server = self.source if side == "source" else self.target
-        return server.dsn("postgres", user)
-
-    def connect(self, side: str, user: str = "postgres") -> psycopg.Connection[Any]:
-        return psycopg.connect(self.dsn(side, user), autocommit=True)
 
 
 def _roles(conn: psycopg.Connection[Any], side: str) -> None:
@@ -92,44 +78,17 @@ def _roles(conn: psycopg.Connection[Any], side: str) -> None:
         conn.execute(statement)
 
 
+def _prepare(conn: psycopg.Connection[Any], side: str) -> None:
+    # A sequence the writers draw receipt numbers from (the payment keys are uuids): a
+    # collision after a switch would show as a repeated receipt.
+    conn.execute("CREATE SEQUENCE receipt_no")
+    _roles(conn, side)
+
+
 @pytest.fixture(scope="module")
 def pair() -> Iterator[Pair]:
-    source = LocalPostgres("cutover-op-source").start()
-    target = LocalPostgres("cutover-op-target").start()
-    try:
-        pair = Pair(source, target)
-        for side in ("source", "target"):
-            with pair.connect(side) as conn:
-                apply_schema(conn)
-                # A sequence the writers draw receipt numbers from (the payment keys are
-                # uuids): a collision after a switch would show as a repeated receipt.
-                conn.execute("CREATE SEQUENCE receipt_no")
-                _roles(conn, side)
-        with pair.connect("source") as conn:
-            conn.execute(
-                sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-                    sql.Identifier(FORWARD),
-                    sql.SQL(", ").join(sql.Identifier(t) for t in REPLICATED_TABLES),
-                )
-            )
-        with pair.connect("target") as conn:
-            conn.execute(
-                sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}").format(
-                    sql.Identifier(FORWARD),
-                    sql.Literal(pair.dsn("source")),
-                    sql.Identifier(FORWARD),
-                )
-            )
-            deadline = time.monotonic() + 60
-            while conn.execute(
-                "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'"
-            ).fetchone() != (0,):
-                assert time.monotonic() < deadline, "initial table sync did not finish"
-                time.sleep(0.1)
-        yield pair
-    finally:
-        target.stop()
-        source.stop()
+    with replicated_pair("cutover-op", FORWARD, _prepare) as started:
+        yield started
 
 
 @pytest.fixture

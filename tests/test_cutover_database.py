@@ -8,66 +8,22 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import errors, sql
 
-from paymig.local.postgres import LocalPostgres
-from paymig.payments_schema import REPLICATED_TABLES, apply_schema
 from paymig.runtime.cutover import database as db
+from pg_pair import Pair, replicated_pair
 
 PUBLICATION = "cutover_test"
 
 
-@dataclass
-class Pair:
-    source: LocalPostgres
-    target: LocalPostgres
-
-    def connect(self, side: str, user: str = "postgres", **kw: Any) -> psycopg.Connection[Any]:
-        server = self.source if side == "source" else self.target
-        return psycopg.connect(server.dsn("postgres", user, **kw), autocommit=True)
-
-
 @pytest.fixture(scope="module")
 def pair() -> Iterator[Pair]:
-    source = LocalPostgres("cutover-source").start()
-    target = LocalPostgres("cutover-target").start()
-    try:
-        pair = Pair(source, target)
-        for side in ("source", "target"):
-            with pair.connect(side) as conn:
-                apply_schema(conn)
-        with pair.connect("source") as conn:
-            conn.execute(
-                sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-                    sql.Identifier(PUBLICATION),
-                    sql.SQL(", ").join(sql.Identifier(t) for t in REPLICATED_TABLES),
-                )
-            )
-        with pair.connect("target") as conn:
-            conn.execute(
-                sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}").format(
-                    sql.Identifier(PUBLICATION),
-                    sql.Literal(source.dsn("postgres", "postgres")),
-                    sql.Identifier(PUBLICATION),
-                )
-            )
-            # Until every table is "ready", each one is synced on its own and commit
-            # order across tables does not hold yet; a cutover starts only after that.
-            deadline = time.monotonic() + 60
-            while conn.execute(
-                "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'"
-            ).fetchone() != (0,):
-                assert time.monotonic() < deadline, "initial table sync did not finish"
-                time.sleep(0.1)
-        yield pair
-    finally:
-        target.stop()
-        source.stop()
+    with replicated_pair("cutover", PUBLICATION, lambda conn, side: None) as started:
+        yield started
 
 
 @pytest.fixture
