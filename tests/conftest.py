@@ -150,6 +150,10 @@ def postgres_factory() -> Iterator[Callable[..., LocalPostgres]]:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
-    """One moto server for the session; tests reset it as they need."""
-    with MotoServer() as server:
+    """One moto server for the session; tests reset it as they need.
+
+    No test on it attaches an AWS managed policy, so they are not loaded: each reset and
+    the first request after it are then about 1.3 s faster (about 100 tests reset).
+    """
+    with MotoServer(managed_policies=False) as server:
         yield server

@@ -5,6 +5,11 @@ needs: AWS managed IAM policies loaded, ACM certificates issued at once, and Lam
 configured not to use Docker (no engine runs here). With ``extended=True`` it also
 answers the APIs :mod:`paymig.local.moto_extensions` adds (CloudWatch
 PutCompositeAlarm).
+
+Loading the managed policies (about 1,200 documents) is what lets a Terraform apply
+attach ``arn:aws:iam::aws:policy/...``; it also costs about 1.3 s at every reset and
+again at the first request after it (moto reads the IAM backend to resolve the caller's
+account), so a server that never sees such an attachment can leave them out.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ EMULATOR_REGION = "us-east-2"
 class MotoServer:
     """A moto server child process bound to 127.0.0.1."""
 
-    def __init__(self, *, extended: bool = False) -> None:
+    def __init__(self, *, extended: bool = False, managed_policies: bool = True) -> None:
         """Describe the server; nothing starts until :meth:`start`."""
         self.extended = extended
+        self.managed_policies = managed_policies
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -60,7 +66,7 @@ class MotoServer:
         self.port = free_port()
         env = {
             **os.environ,
-            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true" if self.managed_policies else "false",
             "MOTO_ACM_VALIDATION_WAIT": "0",
         }
         self._process = subprocess.Popen(

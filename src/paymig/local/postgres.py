@@ -40,6 +40,9 @@ BASE_SETTINGS: dict[str, str] = {
     "full_page_writes": "off",
     "shared_buffers": "128MB",
     "max_connections": "100",
+    # A subscription's apply worker that exits (slot still busy, publisher restarting) is
+    # restarted after this; the 5 s default dominated every switch of replication.
+    "wal_retrieve_retry_interval": "'200ms'",
 }
 
 
