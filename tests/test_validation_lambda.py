@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 
 from paymig.config import PaymigConfig, ValidationConfig
 from paymig.errors import ConfigError, PaymigError
@@ -26,6 +27,7 @@ from paymig.lambdas.validation_job import handler as job_handler
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
 from tests.controller_env import MigrationEnv, build_env
+from tests.tf_helpers import by_path, path_of, policy, ref, resources
 from tests.validation_env import (
     LambdaContext,
     declare,
@@ -333,3 +335,49 @@ def test_cli_validate_record_feeds_the_shift_gate(
     latest = lambda_env.audit().latest_validation()
     assert latest is not None
     assert (latest["status"], latest["source"]) == ("consistent", "cli")
+
+
+def test_every_call_the_post_check_makes_after_cutover_is_granted_by_its_synthesized_role(
+    lambda_env: MigrationEnv,
+    databases: tuple[LocalPostgres, LocalPostgres],
+    monkeypatch: pytest.MonkeyPatch,
+    prod_tf: dict[str, Any],
+) -> None:
+    """moto checks no IAM, so the calls the check's code makes (recorded here) are compared
+    with the role policy the stack gives the function: each action is granted, and the
+    audit-table actions (the stage read among them) on the audit table's own ARN."""
+    lambda_env.move_stage("cut-over")
+    lambda_env.dms_task_resource_id()
+    lambda_env.put_cdc_latency(4.0, reverse=True)
+    full_pass()
+    called: set[tuple[str, str]] = set()
+    original = BaseClient._make_api_call
+
+    def recording(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        called.add((client.meta.service_model.service_name, operation))
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    assert handler({"check": "post"}, None)["passed"]
+    assert ("dynamodb", "GetItem") in called  # the stage: which database takes the writes
+
+    role_policy = next(
+        body
+        for body in resources(prod_tf, "aws_iam_role_policy").values()
+        if path_of(body).endswith("/checks/validation/role-policy")
+    )
+    statements = policy(role_policy["policy"])["Statement"]
+    table_id, _ = by_path(prod_tf, "aws_dynamodb_table", "/automation/audit-table")
+    table_arn = ref("aws_dynamodb_table", table_id, "arn")
+
+    def granted(action: str) -> list[Any]:
+        return [
+            s["Resource"] for s in statements
+            if s["Effect"] == "Allow" and action in s["Action"]
+        ]  # fmt: skip
+
+    for service, operation in sorted(called):
+        action = f"{service}:{operation}"
+        assert granted(action), f"{action} is not granted to the validation function"
+        if service == "dynamodb":
+            assert granted(action) == [[table_arn]], action
