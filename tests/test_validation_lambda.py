@@ -18,8 +18,8 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.client import BaseClient
 
+from iam_calls import IamCalls
 from paymig.config import PaymigConfig, ValidationConfig
 from paymig.errors import ConfigError, PaymigError
 from paymig.lambdas.validation import CheckFailedError, LambdaSettings, handler
@@ -350,16 +350,10 @@ def test_every_call_the_post_check_makes_after_cutover_is_granted_by_its_synthes
     lambda_env.dms_task_resource_id()
     lambda_env.put_cdc_latency(4.0, reverse=True)
     full_pass()
-    called: set[tuple[str, str]] = set()
-    original = BaseClient._make_api_call
-
-    def recording(client: Any, operation: str, params: dict[str, Any]) -> Any:
-        called.add((client.meta.service_model.service_name, operation))
-        return original(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    calls = IamCalls(command="post-check").install(monkeypatch)
     assert handler({"check": "post"}, None)["passed"]
-    assert ("dynamodb", "GetItem") in called  # the stage: which database takes the writes
+    called = calls.actions("post-check")
+    assert "dynamodb:GetItem" in called  # the stage: which database takes the writes
 
     role_policy = next(
         body
@@ -376,8 +370,7 @@ def test_every_call_the_post_check_makes_after_cutover_is_granted_by_its_synthes
             if s["Effect"] == "Allow" and action in s["Action"]
         ]  # fmt: skip
 
-    for service, operation in sorted(called):
-        action = f"{service}:{operation}"
+    for action in sorted(called):
         assert granted(action), f"{action} is not granted to the validation function"
-        if service == "dynamodb":
+        if action.startswith("dynamodb:"):
             assert granted(action) == [[table_arn]], action

@@ -26,6 +26,7 @@ IAM_PREFIX = {
     "dms": "dms",
     "sts": "sts",
     "ssm": "ssm",
+    "secretsmanager": "secretsmanager",
 }
 
 ZONE = "arn:aws:route53:::hostedzone/<hosted zone id>"
