@@ -8,6 +8,7 @@ is set are recorded, so a test's own set-up calls are not counted.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class IamCalls:
     """The IAM action and parameters of each call, per command."""
 
     command: str | None = None
+    #: Record only this thread's calls (a command run in a thread while the test acts).
+    thread: int | None = None
     seen: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> IamCalls:
@@ -33,7 +36,7 @@ class IamCalls:
         original = BaseClient._make_api_call
 
         def recording(client: Any, operation: str, params: dict[str, Any]) -> Any:
-            if self.command is not None:
+            if self.command is not None and self.thread in (None, threading.get_ident()):
                 action = iam_action(client.meta.service_model.service_name, operation)
                 self.seen.setdefault(self.command, []).append((action, dict(params)))
             return original(client, operation, params)

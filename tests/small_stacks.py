@@ -205,6 +205,7 @@ def add_checks(w: World) -> Any:
             composite_alarm_name=naming.composite_alarm_name(config.stack_name),
             https_listener_arn=f"arn:aws:elasticloadbalancing:{config.region}:{ACCOUNT}:listener/x",
             log_retention_days=config.app.log_retention_days,
+            automatic_fallback_seconds=config.automation.automatic_fallback_seconds,
         ),
     )
     return DeploymentChecks(

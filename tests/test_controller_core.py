@@ -869,3 +869,34 @@ def test_notification_endpoints_are_validated(prod_config: PaymigConfig):
     data["observability"]["notification_emails"] = ["oncall"]
     with pytest.raises(ConfigError, match=r"observability\.notification_emails\[0\]"):
         parse_config(json.dumps(data), Path("x.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", None),
+        ("0", 0.0),
+        ("120", 120.0),
+        ("soon", "PAYMIG_AUTOMATIC_FALLBACK_SECONDS: 'soon' is not a number"),
+        ("-1", "PAYMIG_AUTOMATIC_FALLBACK_SECONDS: must be 0 or more, got -1"),
+    ],
+)
+def test_lambda_reads_the_automatic_fallback_hold(value, expected):
+    """Unset or empty: `automation.after_cutover: notify`; a number: `paymig watch` falls back."""
+    from paymig.errors import PaymigError
+    from paymig.lambdas.rollback import settings_from_env
+
+    env = {
+        "PAYMIG_STACK_NAME": STACK,
+        "PAYMIG_ENVIRONMENT": "prod",
+        "PAYMIG_HOSTED_ZONE_ID": "Z1",
+        "PAYMIG_RECORD_NAME": "api.payments.example.com",
+    }
+    assert settings_from_env(env).automatic_fallback_seconds is None
+    variables = {**env, "PAYMIG_AUTOMATIC_FALLBACK_SECONDS": value}
+    if isinstance(expected, str):
+        with pytest.raises(PaymigError) as error:
+            settings_from_env(variables)
+        assert str(error.value) == expected
+    else:
+        assert settings_from_env(variables).automatic_fallback_seconds == expected

@@ -71,12 +71,21 @@ HELD = {
         f"let the fallback finish ({FALLBACK} resumes it): it ends with traffic on legacy",
     ),
     "complete": (("complete", None), "fix the AWS side: nothing is left to fall back to"),
+    # automation.after_cutover: fallback (the stack sets PAYMIG_AUTOMATIC_FALLBACK_SECONDS)
+    "cut-over, paymig watch falls back": (
+        ("cut-over", None),
+        "`paymig watch` moves the writes and traffic back to legacy by itself once the "
+        "composite has held ALARM for 120 s (automation.after_cutover: fallback); if it is "
+        f"not running: {FALLBACK}",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(HELD))
 def test_an_alarm_after_cutover_moves_nothing_records_and_notifies(make_env, monkeypatch, case):
     (stored, operation), advice = HELD[case]
+    if "paymig watch" in case:
+        monkeypatch.setenv("PAYMIG_AUTOMATIC_FALLBACK_SECONDS", "120")
     env = make_env(aws_weight=100)
     env.controller().listener.set({"blue": 0, "green": 100})
     env.move_stage(stored, operation)

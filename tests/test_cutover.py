@@ -29,17 +29,19 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
+import yaml
 from botocore.awsrequest import AWSResponse
 from psycopg import errors
 
 from controller_env import REGION, MigrationEnv, build_env
 from iam_calls import CUTOVER_COMMANDS, IamCalls
 from paymig.cli import cutover_commands, main
-from paymig.config import PaymigConfig
+from paymig.config import AutomationConfig, PaymigConfig
 from paymig.lambdas.payment_api_write_target import WriteTargetCache
 from paymig.local.emulator import MotoServer
 from paymig.naming import (
     audit_table_name,
+    composite_alarm_name,
     dms_reverse_task_identifier,
     write_target_parameter_name,
 )
@@ -528,12 +530,11 @@ def _arn_pattern(resource: str, stack: str) -> str:
     )
 
 
-def test_every_call_cutover_and_fallback_make_is_in_the_permission_registry(
+def _cli_on_logical_replication(
     env: MigrationEnv, pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`paymig cutover` then `paymig fallback` through the CLI, every call recorded: the
-    operator's policy (docs/controller.md) is built from the registry, and moto enforces
-    no IAM, so an action missing there would be denied on AWS half-way through."""
+    """The CLI's cutover environment with DMS in moto and the rows moved by logical
+    replication (DmsAndLogical): the forward task running, the reverse one created."""
     dms = env.client("dms")
     forward = dms.describe_replication_tasks()["ReplicationTasks"][0]
     dms.start_replication_task(
@@ -555,11 +556,23 @@ def test_every_call_cutover_and_fallback_make_is_in_the_permission_registry(
         lambda client, stack: DmsAndLogical(DmsReplication(client, stack, poll_seconds=0), rows),
     )
     monkeypatch.setattr(cutover_commands, "CutoverEnv", partial(CutoverEnv, **FAST))
+
+
+def _dsns(pair: Pair) -> list[str]:
+    return ["--source-dsn", pair.dsn("source"), "--target-dsn", pair.dsn("target")]
+
+
+def test_every_call_cutover_and_fallback_make_is_in_the_permission_registry(
+    env: MigrationEnv, pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`paymig cutover` then `paymig fallback` through the CLI, every call recorded: the
+    operator's policy (docs/controller.md) is built from the registry, and moto enforces
+    no IAM, so an action missing there would be denied on AWS half-way through."""
+    _cli_on_logical_replication(env, pair, monkeypatch)
     calls = IamCalls().install(monkeypatch)
-    dsns = ["--source-dsn", pair.dsn("source"), "--target-dsn", pair.dsn("target")]
     for command in CUTOVER_COMMANDS:
         calls.command = command
-        assert main([command, "--reason", "r", *dsns, "--config", str(env.config_path)]) == 0
+        assert main([command, "--reason", "r", *_dsns(pair), "--config", str(env.config_path)]) == 0
         calls.command = None
     _assert_fallen_back(env, pair)
     assert calls.missing() == {}
@@ -601,3 +614,69 @@ def test_every_call_cutover_and_fallback_make_is_in_the_permission_registry(
         table = {p["TableName"] for a, p in calls.seen[command] if a.startswith("dynamodb:")}
         assert table == {audit_table_name(env.stack)}
     assert PERMISSIONS["ssm:PutParameter"].condition == {"StringEquals": {"ssm:Overwrite": "true"}}
+
+
+def test_watch_falls_back_by_itself_once_the_composite_has_held_alarm(
+    env: MigrationEnv,
+    pair: Pair,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """`paymig watch` after a CLI cutover. With the default (notify) it refuses; with
+    `fallback` it waits while the composite is OK, then falls back by itself: writes and
+    traffic on legacy, the audit and the alert topic say so, and every call it makes is
+    in the registry (moto checks no IAM)."""
+    _cli_on_logical_replication(env, pair, monkeypatch)
+    assert main(["cutover", "--reason", "r", *_dsns(pair), "--config", str(env.config_path)]) == 0
+    _assert_cut_over(env, pair)
+    capsys.readouterr()
+    assert main(["watch", *_dsns(pair), "--config", str(env.config_path)]) == 1
+    assert capsys.readouterr().err == (
+        "paymig: watch refused: automation.after_cutover is notify for env prod: an alarm "
+        "after cutover only notifies; set it to fallback to let `paymig watch` fall back\n"
+    )
+    automation = AutomationConfig(
+        after_cutover="fallback", fallback_alarm_seconds=0, watch_poll_seconds=1
+    )
+    config = tmp_path / "automatic" / env.config_path.name
+    config.parent.mkdir()
+    dumped = env.config.model_copy(update={"automation": automation}).model_dump(mode="json")
+    config.write_text(yaml.safe_dump(dumped), encoding="utf-8")
+    composite = composite_alarm_name(env.stack)
+    cloudwatch = env.client("cloudwatch")
+    cloudwatch.set_alarm_state(AlarmName=composite, StateValue="OK", StateReason="test")
+    env.notifications()  # the cutover's, if any
+    calls = IamCalls().install(monkeypatch)
+    calls.command = "watch"
+    codes: list[int] = []
+
+    def watch() -> None:
+        calls.thread = threading.get_ident()  # the test's own calls meanwhile are not its
+        codes.append(main(["watch", *_dsns(pair), "--config", str(config)]))
+
+    watching = threading.Thread(target=watch)
+    watching.start()
+    time.sleep(3.0)  # three polls with the composite OK
+    assert watching.is_alive()
+    _assert_cut_over(env, pair)
+    cloudwatch.set_alarm_state(AlarmName=composite, StateValue="ALARM", StateReason="test")
+    watching.join(timeout=120)
+    calls.command = None
+    assert codes == [0]
+    _assert_fallen_back(env, pair)
+    out = capsys.readouterr().out
+    assert out.startswith("stage cut-over, composite alarm OK\n")
+    assert "watch: fell-back: composite alarm in ALARM since " in out
+    (event,) = [e for e in env.audit().events() if e.get("action") == "fallback"]
+    assert (event["source"], event["result"]) == ("watch", "succeeded")
+    assert event["reason"].startswith(
+        "automatic fallback (automation.after_cutover): composite alarm in ALARM since "
+    )
+    told = [n for n in env.notifications() if str(n["subject"]).startswith("paymig watch")]
+    assert [n["subject"] for n in told] == ["paymig watch: falling back", "paymig watch: fell back"]
+    assert told[1]["window_seconds"] == event["window_seconds"]
+    assert calls.missing() == {}
+    assert {"cloudwatch:DescribeAlarms", "sns:Publish", "ssm:PutParameter"} <= calls.actions(
+        "watch"
+    )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from paymig.config import PaymigConfig
+from paymig.lambdas.rollback import settings_from_env
 from paymig.relations.rules import deployment_checks
 from paymig.relations.stack import Address, StackGraph
 from tests.small_stacks import add_checks, with_changes, world
@@ -214,11 +215,24 @@ def test_triggers_are_what_is_checked_never_the_code(
 def test_triggers_change_when_what_is_checked_changes(
     prod_config: PaymigConfig, two_packages: tuple[dict[str, Any], dict[str, Any]]
 ) -> None:
-    """The other half: a changed setting the checks check re-runs them (and only them)."""
-    config = with_changes(prod_config, migration={"stage": "cdc"}, validation={"grace_seconds": 45})
+    """The other half: a changed setting the checks check re-runs them (and only them).
+
+    The same synthesis (one small stack, not two) also turns the automatic fallback on:
+    the rollback function then names its hold in its environment (prod's has none)."""
+    config = with_changes(
+        prod_config,
+        migration={"stage": "cdc"},
+        validation={"grace_seconds": 45},
+        automation={"after_cutover": "fallback", "fallback_alarm_seconds": 90},
+    )
     w = world(config)
     add_checks(w)
-    moved = invocations(w.synth())
+    document = w.synth()
+    moved = invocations(document)
+    _, rollback = by_path(document, "aws_lambda_function", "/automation/rollback/function")
+    variables = rollback["environment"]["variables"]
+    assert variables["PAYMIG_AUTOMATIC_FALLBACK_SECONDS"] == "90"
+    assert settings_from_env(variables).automatic_fallback_seconds == 90.0
     before = invocations(two_packages[0])
     for name in ("checks/validation/pre-check", "checks/validation/post-check"):
         assert moved[name][1]["triggers"] != before[name][1]["triggers"], name

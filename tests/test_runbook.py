@@ -19,7 +19,7 @@ import pytest
 from paymig import naming
 from paymig.cli import app, main
 from paymig.cli.command_check import CliCommandChecker
-from paymig.config import PaymigConfig
+from paymig.config import AutomationConfig, PaymigConfig
 from paymig.cost.report import estimate_environment
 from paymig.runbook.commands import paymig_line, quote
 from paymig.runbook.consistency import consistency_warnings
@@ -277,6 +277,31 @@ def test_a_config_change_moves_the_runbook(
     assert "| 10 % | legacy 90 / aws 10 | 30 min |" in sections[SECTIONS[6]]
     assert "| 50 % | legacy 50 / aws 50 | 90 min |" in sections[SECTIONS[6]]
     assert "every **14 days**" in sections[SECTIONS[8]]
+
+
+def test_an_automatic_fallback_puts_paymig_watch_in_sections_8_and_10(
+    prod_config: PaymigConfig, prod_doc: dict[str, Any], runbook: str
+) -> None:
+    automation = AutomationConfig(after_cutover="fallback", fallback_alarm_seconds=300)
+    text = _render(prod_config.model_copy(update={"automation": automation}), prod_doc)
+    sections = _sections(text)
+    (watch,) = [line for line in _paymig_lines(text) if line.split()[1] == "watch"]
+    CLI.check_line(watch)
+    assert watch == (
+        'paymig watch --source-dsn "$PAYMIG_SOURCE_ADMIN_DSN" --target-dsn '
+        '"$PAYMIG_TARGET_ADMIN_DSN" --env prod'
+    )
+    assert (
+        "Once the composite alarm has held ALARM for 300 s it runs step 4 itself"
+        in (sections[SECTIONS[9]])
+    )
+    assert (
+        "or by `paymig watch` once the composite has held ALARM for 300 s"
+        in (sections[SECTIONS[7]])
+    )
+    # The default (notify) names no watch line, and says who acts.
+    assert [line for line in _paymig_lines(runbook) if line.split()[1] == "watch"] == []
+    assert "(`automation.after_cutover: notify`, the default)" in _sections(runbook)[SECTIONS[9]]
 
 
 # --------------------------------------------------------------------------- facts

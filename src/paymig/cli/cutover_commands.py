@@ -21,12 +21,15 @@ import typer
 from paymig.cli.controller_commands import ReasonOption, _say, _setup
 from paymig.cli.infra_commands import FormatOption, OutputFormat
 from paymig.cli.options import ConfigOption, EnvOption
+from paymig.config import PaymigConfig
 from paymig.naming import audit_table_name, write_target_parameter_name
+from paymig.runtime.controller.core import ControllerRefusedError
 from paymig.runtime.controller.stage import Operation
 from paymig.runtime.cutover.dms import DmsReplication
 from paymig.runtime.cutover.operations import OperationOutcome, run_operation
 from paymig.runtime.cutover.progress import ProgressStore
 from paymig.runtime.cutover.steps import CutoverEnv, Databases
+from paymig.runtime.cutover.watch import Watch
 from paymig.runtime.cutover.write_target import SsmWriteTarget
 
 SourceDsnOption = Annotated[
@@ -51,9 +54,9 @@ TargetDsnOption = Annotated[
 ]
 
 
-def _run(
-    operation: Operation, env: str, config: ConfigOption, dsns: tuple[str, str], reason: str
-) -> OperationOutcome:
+def _cutover_env(
+    env: str, config: ConfigOption, dsns: tuple[str, str]
+) -> tuple[PaymigConfig, CutoverEnv]:
     cfg, settings, aws = _setup(env, config)
     session = boto3.Session(region_name=cfg.region)
     stack = cfg.stack_name
@@ -68,6 +71,13 @@ def _run(
         progress=ProgressStore(aws.stage.client, audit_table_name(stack)),
         cache_seconds=cfg.app.write_target_cache_seconds,
     )
+    return cfg, cutover_env
+
+
+def _run(
+    operation: Operation, env: str, config: ConfigOption, dsns: tuple[str, str], reason: str
+) -> OperationOutcome:
+    _, cutover_env = _cutover_env(env, config, dsns)
     return run_operation(cutover_env, operation, reason=reason)
 
 
@@ -108,7 +118,42 @@ fallback = _command(
 )
 
 
+def watch(
+    *,
+    source_dsn: SourceDsnOption,
+    target_dsn: TargetDsnOption,
+    env: EnvOption = "prod",
+    config: ConfigOption = None,
+    fmt: FormatOption = OutputFormat.text,
+) -> None:
+    """After cutover, fall back by itself when the composite alarm holds ALARM.
+
+    Only with `automation.after_cutover: fallback`; keep it running on the host that ran
+    the cutover. It ends when the stage leaves cut-over (a fallback it ran, or anyone's).
+    """
+    cfg, cutover_env = _cutover_env(env, config, (source_dsn, target_dsn))
+    automation = cfg.automation
+    if automation.after_cutover != "fallback":
+        raise ControllerRefusedError(
+            [
+                f"watch refused: automation.after_cutover is {automation.after_cutover} for "
+                f"env {env}: an alarm after cutover only notifies; set it to fallback to let "
+                "`paymig watch` fall back"
+            ]
+        )
+    outcome = Watch(
+        cutover_env, automation.fallback_alarm_seconds, automation.watch_poll_seconds, _say
+    ).run()
+    if fmt is OutputFormat.json:
+        print(json.dumps(outcome.as_dict(), default=str))
+        return
+    _say(f"watch: {outcome.result}: {outcome.detail}")
+    if outcome.fallback is not None:
+        _show(outcome.fallback, fmt)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("cutover")(cutover)
     app.command("fallback")(fallback)
+    app.command("watch")(watch)

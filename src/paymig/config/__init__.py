@@ -18,6 +18,7 @@ Import from this package: every public name is re-exported here.
 from __future__ import annotations
 
 from paymig.config.app import AppConfig
+from paymig.config.automation import AutomationConfig
 from paymig.config.base import LOG_RETENTION_DAYS, RetentionDays
 from paymig.config.controller import ControllerConfig
 from paymig.config.cutover import CutoverConfig
@@ -68,6 +69,7 @@ __all__ = [
     "AlarmMetric",
     "AlarmSettings",
     "AppConfig",
+    "AutomationConfig",
     "ControllerConfig",
     "CutoverConfig",
     "DatabaseConfig",

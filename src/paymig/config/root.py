@@ -7,6 +7,7 @@ import ipaddress
 from pydantic import Field, model_validator
 
 from paymig.config.app import AppConfig
+from paymig.config.automation import AutomationConfig
 from paymig.config.base import _Model
 from paymig.config.controller import ControllerConfig
 from paymig.config.cutover import CutoverConfig
@@ -61,6 +62,9 @@ class PaymigConfig(_Model):
     )
     cutover: CutoverConfig = Field(
         default_factory=CutoverConfig, description="Write cutover and fallback."
+    )
+    automation: AutomationConfig = Field(
+        default_factory=AutomationConfig, description="What an alarm does after cutover."
     )
     usage: UsageConfig = Field(
         default_factory=UsageConfig, description="Usage assumptions of the cost estimate."

@@ -79,6 +79,9 @@ class AutomationProps:
     composite_alarm_name: str
     https_listener_arn: str
     log_retention_days: int
+    #: `automation.after_cutover: fallback`: the composite's ALARM hold before `paymig
+    #: watch` falls back (the function names it in its advice); None: notify.
+    automatic_fallback_seconds: float | None = None
 
 
 class AutomationTier(Construct):
@@ -231,6 +234,11 @@ class AutomationTier(Construct):
             ),
         ]
 
+    def _fallback_environment(self) -> dict[str, str]:
+        """The automatic fallback's hold, only when `paymig watch` is to fall back."""
+        seconds = self.props.automatic_fallback_seconds
+        return {} if seconds is None else {"PAYMIG_AUTOMATIC_FALLBACK_SECONDS": f"{seconds:g}"}
+
     def _build_function(self) -> None:
         """The rollback function, from its package, and how its events are delivered."""
         props = self.props
@@ -275,6 +283,7 @@ class AutomationTier(Construct):
                     "PAYMIG_LOCK_TTL_SECONDS": str(ctl.lock_ttl_seconds),
                     "PAYMIG_ROUTE53_SUBMIT_SECONDS": str(ctl.route53_submit_seconds),
                     "PAYMIG_MAX_EVENT_AGE_SECONDS": str(self.max_event_age_seconds),
+                    **self._fallback_environment(),
                 },
                 memory_mb=256,
                 # Every bounded step of the rollback path (docs/controller.md).

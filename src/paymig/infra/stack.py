@@ -308,6 +308,7 @@ class PaymentMigrationStack(TerraformStack):
                 composite_alarm_name=naming.composite_alarm_name(config.stack_name),
                 https_listener_arn=str(self.app.https_listener.arn),
                 log_retention_days=config.app.log_retention_days,
+                automatic_fallback_seconds=config.automation.automatic_fallback_seconds,
             ),
         )
 

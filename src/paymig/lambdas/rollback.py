@@ -33,7 +33,10 @@ Environment variables (set by the stack):
 * ``PAYMIG_ROUTE53_INSYNC_TIMEOUT_SECONDS`` (default 60): INSYNC wait bound;
 * ``PAYMIG_ROUTE53_SUBMIT_SECONDS`` (default 30): how long one Route 53 change is retried;
 * ``PAYMIG_LOCK_TTL_SECONDS`` (default 600): lifetime of the controller lock;
-* ``PAYMIG_MAX_EVENT_AGE_SECONDS`` (default: computed from the settings above).
+* ``PAYMIG_MAX_EVENT_AGE_SECONDS`` (default: computed from the settings above);
+* ``PAYMIG_AUTOMATIC_FALLBACK_SECONDS`` (empty or unset: `automation.after_cutover` is
+  ``notify``): how long the composite holds ALARM before `paymig watch` falls back,
+  named in the advice of an alarm after cutover.
 
 This module and what it imports need only boto3 and the modules in
 :data:`PACKAGE_MODULES` (no pydantic, no YAML), so the function's package stays small.
@@ -119,7 +122,22 @@ def settings_from_env(env: Mapping[str, str]) -> RollbackSettings:
         max_event_age_seconds=(
             None if not max_age else _number(env, "PAYMIG_MAX_EVENT_AGE_SECONDS", max_age)
         ),
+        automatic_fallback_seconds=_seconds_or_none(env, "PAYMIG_AUTOMATIC_FALLBACK_SECONDS"),
     )
+
+
+def _seconds_or_none(env: Mapping[str, str], name: str) -> float | None:
+    """A number of seconds >= 0 from the environment, None if unset or empty."""
+    raw = env.get(name, "")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise PaymigError(f"{name}: {raw!r} is not a number") from None
+    if value < 0:
+        raise PaymigError(f"{name}: must be 0 or more, got {raw}")
+    return value
 
 
 def alarm_notifications(event: Mapping[str, Any]) -> list[AlarmNotification]:

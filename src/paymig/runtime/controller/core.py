@@ -122,6 +122,9 @@ class RollbackSettings:
     #: An alarm event older than this is not acted on (see :func:`stale_event_reason`);
     #: None: :func:`max_event_age_seconds` of these settings.
     max_event_age_seconds: float | None = None
+    #: With `automation.after_cutover: fallback`, how long the composite must hold ALARM
+    #: before `paymig watch` falls back (named in the advice); None: a person falls back.
+    automatic_fallback_seconds: float | None = None
 
     def __post_init__(self) -> None:
         """Reject an alias that has no target group."""
@@ -176,6 +179,7 @@ class ControllerSettings:
             insync_timeout_seconds=float(ctl.route53_insync_timeout_seconds),
             lock_ttl_seconds=ctl.lock_ttl_seconds,
             route53_submit_seconds=float(ctl.route53_submit_seconds),
+            automatic_fallback_seconds=config.automation.automatic_fallback_seconds,
         )
         return cls(
             rollback=rollback,

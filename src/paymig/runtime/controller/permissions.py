@@ -191,6 +191,14 @@ _CUTOVER_CHECKS = (
     "sns:GetSubscriptionAttributes",
     "lambda:GetFunction",
 )
+#: A fallback ends with the weights to legacy 100 through the rollback path.
+_FALLBACK = (
+    *_MOVE_WRITES,
+    *_ROLLBACK_COMMAND,
+    "dms:ModifyReplicationTask",
+    "dms:DescribeEndpoints",
+    "dms:ModifyEndpoint",
+)
 
 #: The IAM actions each command's code calls.
 COMMANDS: dict[str, tuple[str, ...]] = {
@@ -212,14 +220,10 @@ COMMANDS: dict[str, tuple[str, ...]] = {
         "cloudwatch:PutMetricData",
     ),
     "cutover": (*_CUTOVER_CHECKS, *_MOVE_WRITES),
-    #: It ends with the weights to legacy 100 through the rollback path.
-    "fallback": (
-        *_MOVE_WRITES,
-        *_ROLLBACK_COMMAND,
-        "dms:ModifyReplicationTask",
-        "dms:DescribeEndpoints",
-        "dms:ModifyEndpoint",
-    ),
+    "fallback": _FALLBACK,
+    #: A fallback it runs itself, after reading the stage and the composite each poll, and
+    #: telling people before and after.
+    "watch": (*_FALLBACK, "cloudwatch:DescribeAlarms", "sns:Publish"),
     #: The rollback Lambda's execution role (the alert topic's ARN comes from its env).
     "rollback-function": (*_ROLLBACK, "cloudwatch:DescribeAlarms"),
 }

@@ -426,7 +426,8 @@ def _hold(run: _Run, reading: StageReading, *, refuse: bool) -> RollbackOutcome:
     if refuse:
         line = (
             f"rollback refused: {held_reason(reading)}; "
-            f"{operator_advice(reading, environment)}; nothing changed"
+            f"{operator_advice(reading, environment, run.settings.automatic_fallback_seconds)}; "
+            "nothing changed"
         )
         record = {**run.event, "result": "refused", "detail": line, "stage": reading.as_dict()}
         try:
@@ -439,7 +440,7 @@ def _hold(run: _Run, reading: StageReading, *, refuse: bool) -> RollbackOutcome:
         run.event["actor"] = run.identity.arn
     except AWS_ERRORS as exc:
         run.audit_problems.append(f"identity: {describe_error(exc)}")
-    record = held_event(reading, run.event, environment)
+    record = held_event(reading, run.event, environment, run.settings.automatic_fallback_seconds)
     if run.audit_problems:
         record["audit_problems"] = list(run.audit_problems)
     outcome = RollbackOutcome(

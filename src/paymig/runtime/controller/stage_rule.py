@@ -91,8 +91,14 @@ def held_reason(reading: StageReading) -> str:
     return f"the migration is complete (since {record.since}); there is no legacy to return to"
 
 
-def operator_advice(reading: StageReading, environment: str) -> str:
-    """What the operator should run, as commands."""
+def operator_advice(
+    reading: StageReading, environment: str, watch_seconds: float | None = None
+) -> str:
+    """What the operator should run, as commands.
+
+    `watch_seconds`: with `automation.after_cutover: fallback`, how long the composite
+    must hold ALARM before `paymig watch` falls back by itself (None: a person does).
+    """
     record = reading.record
     fallback = _command("fallback", environment)
     if record is None:
@@ -108,6 +114,12 @@ def operator_advice(reading: StageReading, environment: str) -> str:
         )
     if record.operation == "fallback":
         return f"let the fallback finish ({fallback} resumes it): it ends with traffic on legacy"
+    if record.stored == "cut-over" and watch_seconds is not None:
+        return (
+            f"`paymig watch` moves the writes and traffic back to legacy by itself once the "
+            f"composite has held ALARM for {watch_seconds:.0f} s (automation.after_cutover: "
+            f"fallback); if it is not running: {fallback}"
+        )
     if record.stored == "cut-over":
         return f"to move the writes and traffic back to legacy: {fallback}"
     return "fix the AWS side: nothing is left to fall back to"
@@ -118,14 +130,19 @@ def held_action(reading: StageReading) -> str:
     return ACTION_ALARM_STAGE_UNKNOWN if reading.record is None else ACTION_ALARM_AFTER_CUTOVER
 
 
-def held_event(reading: StageReading, event: Mapping[str, Any], environment: str) -> dict[str, Any]:
+def held_event(
+    reading: StageReading,
+    event: Mapping[str, Any],
+    environment: str,
+    watch_seconds: float | None = None,
+) -> dict[str, Any]:
     """The audit event (and notification body) of an alarm that held traffic."""
     return {
         **{k: v for k, v in event.items() if k not in ("to_phase", "forced")},
         "action": held_action(reading),
         "result": RESULT_NOTIFIED,
         "detail": f"traffic not moved: {held_reason(reading)}",
-        "advice": operator_advice(reading, environment),
+        "advice": operator_advice(reading, environment, watch_seconds),
         "stage": reading.as_dict(),
     }
 
