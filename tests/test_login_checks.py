@@ -325,3 +325,54 @@ def test_over_privileged_logins_fail_with_exact_details(
     assert "8 check(s) failed: replication_privilege, select_privilege, login paymig_api, " \
         "login paymig_api_clone, login paymig_dms, login paymig_dms_clone, login " \
         "paymig_validation, login paymig_validation_clone" in text  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_dba_script_run_again_after_a_fence_stops_and_the_fence_holds(
+    postgres_factory: Callable[..., LocalPostgres],
+) -> None:
+    """The script only grants; run after `paymig cutover` fenced the source it would give
+    the API its writes back, so its first statement refuses when paymig's roles exist."""
+    from paymig.runtime.cutover.database import fence
+
+    server = _source(postgres_factory)
+    with psycopg.connect(server.dsn(DATABASE), autocommit=True) as conn:
+        revoked = fence(conn, ["paymig_api_rw"])
+        assert {(g.privilege, g.table) for g in revoked} >= {("INSERT", "payments")}
+        with pytest.raises(psycopg.errors.RaiseException) as refused:
+            conn.execute(source_setup_script(DATABASE).sql)
+        assert refused.value.diag.message_primary == (
+            "paymig's roles exist already: this script is for the first setup only (after a "
+            "cutover its grants would lift the fence); compare with paymig preflight "
+            "--check-logins instead"
+        )
+        conn.execute("ROLLBACK")
+        row = conn.execute(
+            "SELECT has_table_privilege('paymig_api', 'public.payments', 'INSERT')"
+        ).fetchone()
+        assert row == (False,)
+
+
+def test_source_sql_prints_or_writes_the_script_for_the_configured_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((repo / "config" / "prod.yaml").read_text(encoding="utf-8"))
+    data["replication"]["source"]["database_name"] = "ledger"
+    config = tmp_path / "prod.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert main(["source-sql", "--config", str(config)]) == 0
+    expected = source_setup_script("ledger").text
+    assert capsys.readouterr().out == expected
+    output = tmp_path / "out" / "source-logins.sql"
+    assert main(["source-sql", "--output", str(output), "--config", str(config)]) == 0
+    assert output.read_text(encoding="utf-8") == expected
+    assert capsys.readouterr().err == f"wrote {output}: run it on ledger as a superuser\n"
+    assert sorted(p.name for p in output.parent.iterdir()) == ["source-logins.sql"]
+    blocked = tmp_path / "file"
+    blocked.write_text("", encoding="utf-8")
+    assert main(["source-sql", "--output", str(blocked / "x.sql"), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"paymig: --output {blocked / 'x.sql'}: cannot write: ") and (
+        err.count("\n") == 1
+    )

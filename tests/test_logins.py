@@ -275,7 +275,14 @@ def test_source_script_dms_rotation_and_passwords() -> None:
         "ALTER DEFAULT PRIVILEGES FOR ROLE paymig_dms_clone IN SCHEMA awsdms_heartbeat "
         "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO paymig_dms_ro;"
     ) in lines
-    rotation = [line for line in lines if "paymig_rotation" in line and not line.startswith("--")]
+    # The guard first (it names every role, so a second run stops before any grant).
+    guard = lines[lines.index("DO $$") : lines.index("$$;") + 1]
+    assert lines.index("DO $$") == 3 and "RAISE EXCEPTION" in guard[3]
+    assert all(f"'{user}'" in guard[2] for user in user_names("source"))
+    after_guard = lines[lines.index("$$;") + 1 :]
+    rotation = [
+        line for line in after_guard if "paymig_rotation" in line and not line.startswith("--")
+    ]
     assert rotation == [
         "CREATE ROLE paymig_rotation LOGIN NOSUPERUSER NOCREATEDB CREATEROLE NOINHERIT "
         "NOREPLICATION NOBYPASSRLS;",

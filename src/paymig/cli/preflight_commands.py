@@ -1,8 +1,12 @@
-"""`paymig preflight`: check a source PostgreSQL before DMS is started."""
+"""`paymig preflight` and `paymig source-sql`: the source PostgreSQL before DMS starts."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +15,9 @@ from rich.table import Table
 
 from paymig.cli.infra_commands import FormatOption, OutputFormat
 from paymig.cli.options import ConfigOption, EnvOption, load
+from paymig.errors import PaymigError
 from paymig.runtime.preflight import PreflightReport, run_preflight
+from paymig.runtime.source_sql import source_setup_script
 
 
 def _print_table(report: PreflightReport) -> None:
@@ -80,6 +86,43 @@ def preflight(
         raise typer.Exit(code=1)
 
 
+def _write_whole(output: Path, text: str) -> None:
+    """Write `text` to `output` in one step: a temporary file beside it, then a rename."""
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, output)
+    except OSError as exc:
+        raise PaymigError(f"--output {output}: cannot write: {exc.strerror}") from None
+
+
+def source_sql(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write the script to this file instead of stdout."),
+    ] = None,
+    *,
+    env: EnvOption = "prod",
+    config: ConfigOption = None,
+) -> None:
+    """Print the SQL the DBA runs once on the source as a superuser: paymig's logins.
+
+    Roles, grants and the markers table for `replication.source.database_name`, in one
+    transaction, then one psql password prompt per user (no password in the script). It
+    refuses to run a second time: after a cutover its grants would lift the fence.
+    """
+    database = load(env, config).replication.source.database_name
+    text = source_setup_script(database).text
+    if output is None:
+        sys.stdout.write(text)
+        return
+    _write_whole(output, text)
+    typer.echo(f"wrote {output}: run it on {database} as a superuser", err=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("preflight")(preflight)
+    app.command("source-sql")(source_sql)

@@ -1,7 +1,7 @@
 """The SQL the on-prem DBA runs on the source: paymig's logins, as :mod:`paymig.logins` says.
 
 Nothing of paymig's may act on the source, so the roles and grants are rendered as a
-script the DBA reads and runs as a superuser (the runbook prints it). It is
+script the DBA reads and runs as a superuser (`paymig source-sql`; runbook section 3). It is
 deterministic: the same model always renders the same text. The users get no password;
 the DBA sets each with psql's password command, which sends only a SCRAM verifier.
 """
@@ -82,6 +82,32 @@ def _source_login_block(login: Login, database: str) -> list[str]:
     return lines + [s.as_string(None) + ";" for s in statements]
 
 
+def _first_setup_guard() -> list[str]:
+    """A block that stops the script when paymig's roles exist already.
+
+    Every statement after it grants; run again after a cutover, the API's GRANT would
+    give back the writes the cutover's fence revoked, and the source would take payments
+    Aurora does not have. CREATE ROLE would fail too, but only by accident of order.
+    """
+    roles = sorted(
+        {login.group for login in logins_for("source") if login.group} | set(user_names("source"))
+    )
+    listed = ", ".join(sql.Literal(role).as_string(None) for role in roles)
+    return [
+        "-- For the first setup only: run again after a cutover, the grants below would lift",
+        "-- the cutover's fence on the source. `paymig preflight --check-logins` compares.",
+        "DO $$",
+        "BEGIN",
+        f"  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname IN ({listed})) THEN",
+        "    RAISE EXCEPTION 'paymig''s roles exist already: this script is for the first "
+        "setup only (after a cutover its grants would lift the fence); compare with paymig "
+        "preflight --check-logins instead';",
+        "  END IF;",
+        "END",
+        "$$;",
+    ]
+
+
 def source_setup_script(database: str) -> SourceScript:
     """Render the exact SQL the DBA runs on the on-prem source (deterministic).
 
@@ -91,6 +117,7 @@ def source_setup_script(database: str) -> SourceScript:
     """
     lines = [
         "BEGIN;",
+        *_first_setup_guard(),
         "",
         "-- Only owners create objects in the payments schema (PostgreSQL 15's default;",
         "-- on 14 every role may, which would give each login CREATE it must not have).",
