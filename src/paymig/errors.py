@@ -26,3 +26,9 @@ class CommandFailedError(PaymigError):
     """An external command ran but reported failure."""
 
     exit_code = 1
+
+
+class StoppedError(PaymigError):
+    """The command was stopped (Ctrl-C or a stop signal) and says what it left behind."""
+
+    exit_code = 130

@@ -7,7 +7,9 @@ stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
 import typer
 from typer._click.exceptions import NoArgsIsHelpError
@@ -45,6 +47,12 @@ controls_commands.register(app)
 rehearse_commands.register(app)
 
 
+#: The exit code of a command stopped by Ctrl-C or a stop signal (128 + SIGINT).
+INTERRUPTED = 130
+#: The stop signals received (the entry point's handler appends).
+_stopped_by: list[str] = []
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors become one line on stderr."""
     try:
@@ -65,9 +73,29 @@ def main(argv: list[str] | None = None) -> int:
         message = format_message() if callable(format_message) else str(exc)
         print(f"paymig: {message}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
+    if result == INTERRUPTED:  # typer's answer to KeyboardInterrupt; no command returns it
+        by = f" by signal {_stopped_by[-1]}" if _stopped_by else ""
+        print(
+            f"paymig: aborted{by}; a cutover or fallback continues from its last step when "
+            "the same command runs again",
+            file=sys.stderr,
+        )
     return int(result) if isinstance(result, int) else 0
 
 
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    """A stop signal unwinds like Ctrl-C, so `finally` blocks run (the lock is released)."""
+    _stopped_by.append(signal.Signals(signum).name)
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
 def entrypoint() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    SIGTERM (systemd, Kubernetes, `kill`) and SIGHUP (a closed terminal) would end the
+    process where it stands, leaving the controller's lock held until its TTL; as
+    KeyboardInterrupt they stop it between two calls and release it.
+    """
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _stop)
     sys.exit(main())

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeE
 from rich.table import Table
 from rich.text import Text
 
+from paymig.errors import StoppedError
 from paymig.rehearsal.options import DEFAULT_CLIENTS, DEFAULT_RATE, DEFAULT_ROWS, Display, Options
 from paymig.rehearsal.report import RehearsalReport, summary_rows
 from paymig.rehearsal.run import Rehearsal
@@ -143,8 +144,7 @@ def rehearse(
         print_summary(console, rehearsal.report, workdir)
         still = rehearsal.report.processes_still_running
         state = f"still running: {still}" if still else "every process it started was stopped"
-        Console(stderr=True).print(f"paymig: rehearsal interrupted; {state}", highlight=False)
-        raise typer.Exit(130) from None
+        raise StoppedError(f"rehearsal interrupted; {state}") from None
     except BaseException:
         if rehearsal.report.steps:
             print_summary(console, rehearsal.report, workdir)
