@@ -1,4 +1,4 @@
-"""`paymig cutover` and `paymig fallback`: move the writes between the databases.
+"""`paymig cutover`, `paymig fallback` and `paymig watch`: move the writes between the databases.
 
 Thin commands over :mod:`paymig.runtime.cutover.operations`, on the stack's two DMS
 tasks and the write-target SSM parameter. Both databases are reached with an
@@ -12,7 +12,9 @@ running the command again resumes it.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 import boto3
@@ -141,8 +143,10 @@ def watch(
                 "`paymig watch` fall back"
             ]
         )
+    # Each poll's line goes to stderr in JSON mode, so that stdout holds one document.
+    report = _say if fmt is OutputFormat.text else partial(print, file=sys.stderr)
     outcome = Watch(
-        cutover_env, automation.fallback_alarm_seconds, automation.watch_poll_seconds, _say
+        cutover_env, automation.fallback_alarm_seconds, automation.watch_poll_seconds, report
     ).run()
     if fmt is OutputFormat.json:
         print(json.dumps(outcome.as_dict(), default=str))
