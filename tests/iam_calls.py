@@ -17,9 +17,11 @@ from botocore.client import BaseClient
 
 from paymig.runtime.controller.permissions import COMMANDS, iam_action
 
-#: The commands tests/test_cutover.py runs against the registry; test_controller_moto
-#: runs the others, and together they must cover every command of the registry.
+#: The commands tests/test_cutover.py runs against the registry (cutover then fallback
+#: in one test, the watch in its own); test_controller_moto runs the others, and
+#: together they must cover every command of the registry.
 CUTOVER_COMMANDS = ("cutover", "fallback")
+WATCH_COMMAND = "watch"
 
 
 @dataclass

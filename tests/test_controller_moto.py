@@ -23,7 +23,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
 from controller_env import MigrationEnv, build_env
-from iam_calls import CUTOVER_COMMANDS, IamCalls
+from iam_calls import CUTOVER_COMMANDS, WATCH_COMMAND, IamCalls
 from paymig.cli import main
 from paymig.config import PaymigConfig
 from paymig.lambdas import rollback as rollback_lambda
@@ -1160,7 +1160,7 @@ def test_every_call_each_command_makes_is_in_the_permission_registry(
     calls.command = "rollback-function"
     assert rollback_lambda.handler(event, LambdaContext())["result"] == "notified"
     calls.command = None
-    assert set(calls.seen) | set(CUTOVER_COMMANDS) == set(COMMANDS)
+    assert set(calls.seen) | {*CUTOVER_COMMANDS, WATCH_COMMAND} == set(COMMANDS)
     assert calls.missing() == {}
     assert "dms:DescribeTableStatistics" in calls.actions("status")
     assert "elasticloadbalancing:ModifyListener" not in calls.actions("rollback")  # on blue

@@ -34,7 +34,7 @@ from botocore.awsrequest import AWSResponse
 from psycopg import errors
 
 from controller_env import REGION, MigrationEnv, build_env
-from iam_calls import CUTOVER_COMMANDS, IamCalls
+from iam_calls import CUTOVER_COMMANDS, WATCH_COMMAND, IamCalls
 from paymig.cli import cutover_commands, main
 from paymig.config import AutomationConfig, PaymigConfig
 from paymig.lambdas.payment_api_write_target import WriteTargetCache
@@ -648,7 +648,7 @@ def test_watch_falls_back_by_itself_once_the_composite_has_held_alarm(
     cloudwatch.set_alarm_state(AlarmName=composite, StateValue="OK", StateReason="test")
     env.notifications()  # the cutover's, if any
     calls = IamCalls().install(monkeypatch)
-    calls.command = "watch"
+    calls.command = WATCH_COMMAND
     codes: list[int] = []
 
     def watch() -> None:
@@ -678,5 +678,5 @@ def test_watch_falls_back_by_itself_once_the_composite_has_held_alarm(
     assert told[1]["window_seconds"] == event["window_seconds"]
     assert calls.missing() == {}
     assert {"cloudwatch:DescribeAlarms", "sns:Publish", "ssm:PutParameter"} <= calls.actions(
-        "watch"
+        WATCH_COMMAND
     )

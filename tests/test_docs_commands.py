@@ -26,7 +26,7 @@ GROUP: Any = typer.main.get_command(app)
 #: Generated from code, and checked line by line by their own tests.
 GENERATED = {"migration_runbook.md", "pci-controls.md", "configuration.md"}
 #: A table row of the README's Commands section: its synopsis and the command's name.
-_TABLE_ROW = re.compile(r"^\| `(paymig (\w+)[^`]*)` \|", flags=re.MULTILINE)
+_TABLE_ROW = re.compile(r"^\| `(paymig ([\w-]+)[^`]*)` \|", flags=re.MULTILINE)
 #: A value the reader fills in, e.g. `<live>` in `paymig shift --to <live> --force`.
 _PLACEHOLDER = re.compile(r"<[^<>\s][^<>]*>")
 #: What each placeholder of a synopsis stands for, in a line that must parse.
