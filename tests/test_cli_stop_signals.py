@@ -16,9 +16,14 @@ from pathlib import Path
 
 import pytest
 
+# The child first takes Ctrl-C's usual handler, as a terminal's foreground job has it:
+# a suite started in the background by a non-interactive shell (as CI may start it)
+# passes SIGINT on ignored, and the SIGINT case would then wait out the sleep.
 CHILD = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from paymig import cli
 
 marker = Path(sys.argv[1])
