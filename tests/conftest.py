@@ -18,11 +18,13 @@ from typing import Any
 
 import pytest
 
+from botocore_models import share_one_loader
 from paymig.config import PaymigConfig, load_config
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+share_one_loader()
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "config"
