@@ -22,6 +22,7 @@ from paymig.naming import alarm_names
 from paymig.runtime.controller.answer import effective_answer
 from paymig.runtime.controller.clock import ServerClock
 from paymig.runtime.controller.core import (
+    AlarmNotification,
     CompositeNow,
     ControllerRefusedError,
     ControllerSettings,
@@ -557,12 +558,12 @@ def test_stale_events_are_not_acted_on():
     before = CompositeNow("OK", datetime(2026, 11, 29, 11, 58, tzinfo=UTC))
     assert stale_event_reason(fresh, now=now, max_age_seconds=600, composite=before) is None
     undated = parse_alarm_message(json.dumps({"AlarmName": "a", "NewStateValue": "ALARM"}))
-    assert undated is not None
+    assert undated == AlarmNotification("a", "ALARM", "", "", "", "")
     assert stale_event_reason(undated, now=now, max_age_seconds=60, composite=since_ok) is None
     # Without StateChangeTime, the SNS delivery's timestamp dates the event.
     published = parse_alarm_message(json.dumps({"AlarmName": "a", "NewStateValue": "ALARM"}),
                                     "2026-11-29T11:00:00.000Z")  # fmt: skip
-    assert published is not None
+    assert published == AlarmNotification("a", "ALARM", "", "", "", "2026-11-29T11:00:00.000Z")
     assert "beyond the maximum" in str(stale_event_reason(published, now=now, max_age_seconds=60,
                                                           composite=None))  # fmt: skip
 
