@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 from paymig.errors import CommandFailedError, ToolMissingError
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
+from paymig.security_scan import run_checkov
+from paymig.tool_env import COVERAGE_HOOK, tool_environment
 
 
 def test_postgres_runs_unprivileged_on_loopback_and_cleans_up() -> None:
@@ -85,6 +88,64 @@ def test_moto_server_serves_aws_apis_and_resets() -> None:
     assert moto.pid is None
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     moto.stop()
+
+
+def test_tool_environment_drops_only_the_coverage_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(COVERAGE_HOOK, "{}")
+    monkeypatch.setenv("PAYMIG_TEST_KEPT", "yes")
+    env = tool_environment(EXTRA="1")
+    assert COVERAGE_HOOK not in env
+    assert (env["PAYMIG_TEST_KEPT"], env["EXTRA"]) == ("yes", "1")
+    assert os.environ[COVERAGE_HOOK] == "{}"  # this process's own environment is untouched
+
+
+def test_the_emulator_and_checkov_start_without_the_coverage_hook(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Third-party tools are not traced when the suite runs under coverage (2x slower)."""
+    monkeypatch.setenv(COVERAGE_HOOK, "{}")
+    with MotoServer() as moto:
+        assert moto.pid is not None
+        names = [
+            e.split(b"=", 1)[0] for e in Path(f"/proc/{moto.pid}/environ").read_bytes().split(b"\0")
+        ]
+        assert b"MOTO_ACM_VALIDATION_WAIT" in names and COVERAGE_HOOK.encode() not in names
+    seen: dict[str, Any] = {}
+
+    def run(command: list[str], **kwargs: Any) -> Any:
+        seen.update(kwargs["env"])
+        return subprocess.CompletedProcess(command, 0, stdout='{"summary": {"passed": 1}}')
+
+    monkeypatch.setattr("paymig.security_scan.subprocess.run", run)  # only the env is checked
+    stack = tmp_path / "cdk.tf.json"
+    stack.write_text("{}")
+    assert run_checkov(stack, config_file=None).passed == 1
+    assert seen["BC_SKIP_MAPPING"] == "TRUE" and COVERAGE_HOOK not in seen
+
+
+def test_the_composite_alarm_handler_stores_the_rule_in_motos_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In this process (the server that runs it is not measured by coverage)."""
+    from moto import mock_aws
+    from moto.cloudwatch.responses import CloudWatchResponse
+
+    from paymig.local.moto_extensions import _put_composite_alarm
+
+    monkeypatch.setattr(
+        CloudWatchResponse, "put_composite_alarm", _put_composite_alarm, raising=False
+    )
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-2")
+        cloudwatch.put_composite_alarm(
+            AlarmName="c", AlarmRule='ALARM("a") OR ALARM("b")', AlarmDescription="d",
+            AlarmActions=["arn:aws:sns:us-east-2:123456789012:t"], ActionsEnabled=True,
+        )  # fmt: skip
+        [alarm] = cloudwatch.describe_alarms(AlarmTypes=["CompositeAlarm"])["CompositeAlarms"]
+    assert (alarm["AlarmName"], alarm["AlarmRule"], alarm["AlarmDescription"]) == (
+        "c", 'ALARM("a") OR ALARM("b")', "d")  # fmt: skip
+    assert (alarm["AlarmActions"], alarm["ActionsEnabled"]) == (
+        ["arn:aws:sns:us-east-2:123456789012:t"], True)  # fmt: skip
 
 
 def test_the_extended_emulator_answers_one_request_at_a_time() -> None:

@@ -7,7 +7,6 @@ the repository's ``.checkov.yaml``; each skip there carries its justification.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from paymig.errors import CommandFailedError, ConfigError, ToolMissingError
+from paymig.tool_env import tool_environment
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def run_checkov(
         command += ["--config-file", str(config_file.resolve())]
     if skip:
         command += ["--skip-check", ",".join(skip)]
-    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    env = tool_environment(BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
     # Run from the stack's folder: checkov also reads a `.checkov.yaml` in its working
     # directory, and only the file named here may add skips.
     result = subprocess.run(

@@ -15,7 +15,6 @@ account), so a server that never sees such an attachment can leave them out.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from types import TracebackType
 
 from paymig.errors import CommandFailedError
 from paymig.local.postgres import free_port
+from paymig.tool_env import tool_environment
 
 #: Fake credentials the emulator accepts; never valid against real AWS.
 EMULATOR_ACCESS_KEY = "testing"
@@ -64,11 +64,10 @@ class MotoServer:
     def start(self, timeout: float = 30.0) -> MotoServer:
         """Start the server and wait until it answers; return self."""
         self.port = free_port()
-        env = {
-            **os.environ,
-            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true" if self.managed_policies else "false",
-            "MOTO_ACM_VALIDATION_WAIT": "0",
-        }
+        env = tool_environment(
+            MOTO_IAM_LOAD_MANAGED_POLICIES="true" if self.managed_policies else "false",
+            MOTO_ACM_VALIDATION_WAIT="0",
+        )
         self._process = subprocess.Popen(
             [sys.executable, "-m", self.module, "-H", "127.0.0.1", "-p", str(self.port)],
             env=env,
