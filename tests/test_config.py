@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from pathlib import Path
 
@@ -18,14 +19,20 @@ from paymig.config import (
     resolve_config_path,
     sample_values_in_use,
 )
+from paymig.config.loading import SAFE_LOADER
 from paymig.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 PROD = REPO / "config" / "prod.yaml"
 
 
+@functools.cache
+def _prod_text() -> str:
+    return PROD.read_text()
+
+
 def prod_data() -> dict:
-    return yaml.safe_load(PROD.read_text())
+    return yaml.load(_prod_text(), Loader=SAFE_LOADER)
 
 
 def write(tmp_path: Path, data: object, name: str = "bad.yaml") -> Path:
@@ -206,7 +213,7 @@ def test_malformed_configs_always_fail_cleanly(section: str, key: str, value: ob
         data[section][key] = value
     else:
         data[section] = value
-    text = yaml.safe_dump(data)
+    text = yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
     try:
         parse_config(text, Path("fuzz.yaml"))
     except ConfigError as exc:
