@@ -83,9 +83,12 @@ def test_an_unknown_database_is_one_line(variables: dict[str, str], message: str
 # --------------------------------------------------------------------------- the path
 
 
-def rec(sent: float, side: str, status: int, done: float | None = None) -> RequestRecord:
+def rec(
+    sent: float, side: str, status: int, done: float | None = None, read_at: float | None = None
+) -> RequestRecord:
     pid = f"id-{sent}" if 200 <= status < 300 else None
-    return RequestRecord(sent, done or sent + 0.05, 0, side, status, pid, False)
+    return RequestRecord(sent, done or sent + 0.05, 0, side, status, pid, False,
+                         sent if read_at is None else read_at)  # fmt: skip
 
 
 def tr(at: float, alarm: str, new: AlarmState, composite: bool = False) -> Transition:
@@ -129,11 +132,19 @@ def test_a_path_that_never_alarms_is_not_measured_past_the_first_error() -> None
     assert path.fired is None
 
 
-def test_the_shares_count_after_the_ttl_except_at_the_start() -> None:
-    records = [rec(t, "aws" if t % 2 else "legacy", 201) for t in range(0, 40)]
-    shares = phase_shares([("0%", 0, 0.0, 10.0), ("50%", 50, 10.0, 40.0)], records, 10.0)
+def test_the_shares_count_answers_read_after_the_change_except_at_the_start() -> None:
+    # One request a second; each answer was read 12 s before it was sent (a held answer,
+    # or a lagging view of the zone): the TTL alone would not tell the stale ones apart.
+    records = [rec(t, "aws" if t % 2 else "legacy", 201, read_at=t - 12.0) for t in range(40)]
+    shares = phase_shares([("0%", 0, 0.0, 10.0), ("50%", 50, 10.0, 40.0)], records)
+    # 50%: sent from 10 to 39, answers read from 10 on for those sent from 22.
     assert [(s.phase, s.requests, s.transition_requests, s.aws_share) for s in shares] == [
-        ("0%", 10, 0, 50.0), ("50%", 20, 10, 50.0)]  # fmt: skip
+        ("0%", 10, 0, 50.0), ("50%", 18, 12, 50.0)]  # fmt: skip
+    # A weight-0 phase whose stale answers still say aws: none of them is counted.
+    late = [rec(t, "aws", 201, read_at=9.0) for t in range(10, 20)]
+    late += [rec(t, "legacy", 201, read_at=t - 0.5) for t in range(11, 20)]
+    [_, back] = phase_shares([("50%", 50, 0.0, 10.0), ("rolled back", 0, 10.0, 20.0)], late)
+    assert (back.requests, back.transition_requests, back.aws_share) == (9, 10, 0.0)
 
 
 def test_the_modelled_path_takes_the_detection_of_the_alarm_that_fired() -> None:

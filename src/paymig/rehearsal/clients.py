@@ -45,6 +45,7 @@ class Answer:
 
     side: str
     expires: float
+    read_at: float  # when the records it was drawn from were asked for (monotonic)
 
 
 class ZoneView(threading.Thread):
@@ -58,13 +59,15 @@ class ZoneView(threading.Thread):
         self.alias_ttl = ttl_seconds
         self.records: list[WeightedRecord] = []
         self.ttls: dict[str, int] = {}
+        self.read_at = 0.0
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self.refresh()
 
     def refresh(self) -> None:
-        """Read the weighted records once."""
+        """Read the weighted records once; they show the zone as of `read_at` or later."""
+        asked = time.monotonic()
         sets = self.route53.list_resource_record_sets(HostedZoneId=self.zone_id)
         found = [
             r for r in sets["ResourceRecordSets"]
@@ -74,7 +77,7 @@ class ZoneView(threading.Thread):
         # An alias record has no TTL of its own: it gets its target's (see ZoneView).
         ttls = {str(r["SetIdentifier"]): int(r.get("TTL", self.alias_ttl)) for r in found}
         with self._lock:
-            self.records, self.ttls = records, ttls
+            self.records, self.ttls, self.read_at = records, ttls, asked
 
     def weights(self) -> dict[str, int]:
         """The weights as last read."""
@@ -84,9 +87,9 @@ class ZoneView(threading.Thread):
     def resolve(self, rng: random.Random, now: float) -> Answer:
         """One DNS answer, drawn by weight from the records as they stand."""
         with self._lock:
-            records, ttls = list(self.records), dict(self.ttls)
+            records, ttls, read_at = list(self.records), dict(self.ttls), self.read_at
         side = choose(records, rng)
-        return Answer(side, now + ttls.get(side, self.alias_ttl))
+        return Answer(side, now + ttls.get(side, self.alias_ttl), read_at)
 
     def run(self) -> None:
         """Read the records until stopped."""
@@ -114,6 +117,7 @@ class RequestRecord:
     status: int  # 0: no answer (connection failed or timed out)
     payment_id: str | None
     resolved: bool  # the client resolved the name for this request
+    answer_read_at: float  # when the zone records behind its DNS answer were read
 
     @property
     def acknowledged(self) -> bool:
@@ -251,7 +255,7 @@ class ClientPool:
             with self._lock:
                 self.errors.append(f"{answer.side}: {type(error).__name__}: {error}"[:200])
         record = RequestRecord(sent, time.monotonic(), client, answer.side, status, payment_id,
-                               resolved)  # fmt: skip
+                               resolved, answer.read_at)  # fmt: skip
         with self._lock:
             if record.acknowledged and self._log is not None:
                 self._log.write(f"{payment_id}\n")

@@ -15,7 +15,7 @@ from typing import Any
 from paymig import naming
 from paymig.config import PaymigConfig, load_config, resolve_config_path
 from paymig.rehearsal import emulated
-from paymig.rehearsal.clients import ZONE_POLL_SECONDS, RequestRecord
+from paymig.rehearsal.clients import RequestRecord
 from paymig.rehearsal.data import payments_present
 from paymig.rehearsal.live import LiveMigration
 from paymig.rehearsal.migration import Migration, phase_windows
@@ -140,10 +140,7 @@ def fill_outcome(
     live, config = migration.live, migration.config
     records = live.pool.snapshot()
     _payments(report, migration, records)
-    settle = config.dns.record_ttl_seconds + ZONE_POLL_SECONDS
-    report.phases = [
-        p.as_dict() for p in phase_shares(phase_windows(migration.phases), records, settle)
-    ]
+    report.phases = [p.as_dict() for p in phase_shares(phase_windows(migration.phases), records)]
     if migration.fault_at is not None:
         invocation = migration.rollback.invocation if migration.rollback else None
         path = measure_fault_path(

@@ -141,8 +141,8 @@ class PhaseShare:
     phase: str
     aws_weight: int
     requests: int
-    aws_share: float | None  # percent, once the change was older than the TTL
-    transition_requests: int  # sent while clients could still hold the previous answer
+    aws_share: float | None  # percent of the requests whose answer was read after the change
+    transition_requests: int  # sent with an answer read before the change
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -150,21 +150,20 @@ class PhaseShare:
 
 
 def phase_shares(
-    phases: Sequence[tuple[str, int, float, float]],
-    records: Sequence[RequestRecord],
-    settle_seconds: float,
+    phases: Sequence[tuple[str, int, float, float]], records: Sequence[RequestRecord]
 ) -> list[PhaseShare]:
     """Per phase (name, aws weight, start, end): measured share of requests on AWS.
 
-    `settle_seconds` is how long an answer from before the change can still be used:
-    the record's TTL plus the time the clients' view of the zone may lag. The first phase
-    has no transition: the clients start with no answer cached.
+    A request counts once its DNS answer was drawn from zone records read after the phase
+    began (each phase begins once its weights are in place): until then a client may hold
+    an answer from before, for its TTL, and the clients' view of the zone may lag, by its
+    poll interval and, on a loaded machine, by a slow read. The first phase has no
+    transition: the clients start with no answer cached.
     """
     shares = []
     for index, (name, weight, start, end) in enumerate(phases):
         inside = [r for r in records if start <= r.sent < end]
-        settled = start + (settle_seconds if index else 0.0)
-        steady = [r for r in inside if r.sent >= settled]
+        steady = [r for r in inside if r.answer_read_at >= start] if index else inside
         aws = sum(1 for r in steady if r.side == "aws")
         share = round(100.0 * aws / len(steady), 1) if steady else None
         shares.append(PhaseShare(name, weight, len(steady), share, len(inside) - len(steady)))

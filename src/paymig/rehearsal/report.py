@@ -232,9 +232,9 @@ def render_markdown(report: RehearsalReport, timeline_png: Path | None) -> str:
     if report.setup_check:
         lines.append(f"- the setup function (Aurora logins, grants, schema): {report.setup_check}")
     lines += ["", "## Traffic per phase", ""]
-    lines += ["Settled: sent once the change was older than the record's TTL plus the "
-              "clients' view's refresh (0.5 s); before that, clients may hold the previous "
-              "answer (the transition).", ""]  # fmt: skip
+    lines += ["Settled: sent with a DNS answer drawn from zone records read after the "
+              "change; before that, clients may hold the previous answer for its TTL, or "
+              "read it from a lagging view of the zone (the transition).", ""]  # fmt: skip
     lines += _table(["phase", "aws weight", "requests settled", "measured aws %",
                      "requests in the transition"],
                     [[p["phase"], p["aws_weight"], p["requests"], p["aws_share"],
