@@ -268,3 +268,18 @@ def test_dashboard_metrics_expand_the_repeat_shorthand() -> None:
         ("AWS/ApplicationELB", "RequestCount", (("TargetGroup", "tg/1"),)),
         ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", (("TargetGroup", "tg/1"),)),
     ]  # fmt: skip
+
+
+def test_requests_sent_while_the_weights_move_belong_to_neither_phase() -> None:
+    from paymig.rehearsal.migration import Migration, Phase, phase_windows
+
+    migration = Migration(*[None] * 8)  # only its phases are used
+    migration.phases.append(Phase("0%", 0, 0.0))
+    migration.next_phase("10%", 10, at=5.0, since=3.0)  # the shift's call: 3 s to 5 s
+    migration.next_phase("rolled back", 0, at=9.0, since=None)
+    assert phase_windows(migration.phases) == [("0%", 0, 0.0, 3.0), ("10%", 10, 5.0, 9.0)]
+    # At 4 s the new weights may already answer: that aws request is in neither phase.
+    records = [rec(1.0, "legacy", 201), rec(4.0, "aws", 201), rec(6.0, "aws", 201)]
+    shares = phase_shares(phase_windows(migration.phases), records)
+    assert [(s.phase, s.requests, s.aws_share) for s in shares] == [
+        ("0%", 1, 0.0), ("10%", 1, 100.0)]  # fmt: skip

@@ -133,16 +133,23 @@ class Migration:
             except PaymigError as error:
                 self.steps.step(f"shift-{target}", False, began, str(error))
                 return False
-            self.next_phase(f"{target}%", target)
+            self.next_phase(f"{target}%", target, since=began)
             gates = ", ".join(f"{g.name} ok" for g in outcome.gates)
             self.steps.step(f"shift-{target}", True, began, f"{outcome.detail}; gates: {gates}")
             time.sleep(self.ttl() + STEADY_SECONDS)
         return True
 
-    def next_phase(self, name: str, weight: int, at: float | None = None) -> None:
-        """Close the current traffic phase and open the next."""
+    def next_phase(
+        self, name: str, weight: int, at: float | None = None, since: float | None = None
+    ) -> None:
+        """Close the current traffic phase and open the next.
+
+        ``since`` is when the change of weights began (a shift's call, the rollback's
+        start): the weights moved at some moment until the new phase opens, so the
+        requests sent in between belong to neither phase.
+        """
         moment = time.monotonic() if at is None else at
-        self.phases[-1].end = moment
+        self.phases[-1].end = moment if since is None else min(since, moment)
         self.phases.append(Phase(name, weight, moment))
 
     # ------------------------------------------------------------------ the fault
@@ -162,7 +169,7 @@ class Migration:
         invocation = self.rollback.invocation
         assert invocation is not None
         restored = invocation.finished or time.monotonic()
-        self.next_phase("rolled back", 0, restored)
+        self.next_phase("rolled back", 0, restored, since=invocation.started)
         self.timeline.event("weights-restored", str(invocation.result), restored)
         self._record_rollback()
         time.sleep(max(0.0, restored + self.ttl() + 1.0 - time.monotonic()))

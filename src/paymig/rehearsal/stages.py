@@ -60,8 +60,10 @@ class Driver(Protocol):
     def ttl(self) -> float:
         """The clients' DNS cache time."""
 
-    def next_phase(self, name: str, weight: int, at: float | None = None) -> None:
-        """A new traffic phase begins."""
+    def next_phase(
+        self, name: str, weight: int, at: float | None = None, since: float | None = None
+    ) -> None:
+        """A new traffic phase begins; the weights began to move at ``since``."""
 
     def rollback_outcome(self, since: float | None = None) -> Delivery | None:
         """The rollback function's run since ``since``, or None while none finished."""
@@ -124,9 +126,10 @@ class CutoverPath:
             return False
         if not self._fault_after_cutover():
             return False
+        began = time.monotonic()
         if not self._switch("fallback"):
             return False
-        m.next_phase("fallback", 0)
+        m.next_phase("fallback", 0, since=began)  # its last step moves the weights
         time.sleep(m.ttl() + 1.0)
         return self._to_full() and self._switch("cutover") and self._finish()
 
@@ -188,7 +191,7 @@ class CutoverPath:
             except PaymigError as error:
                 m.steps.step(f"shift-{target}", False, began, str(error))
                 return False
-            m.next_phase(f"{target}%", target)
+            m.next_phase(f"{target}%", target, since=began)
             m.steps.step(f"shift-{target}", True, began, outcome.detail)
             time.sleep(QUICK_HOLD_SECONDS)
         # Every client's cached answer now names the AWS side.
