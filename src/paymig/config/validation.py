@@ -113,7 +113,7 @@ class ValidationConfig(_Model):
         default=None,
         description=(
             "libpq keywords of a hot standby of the on-prem source that full passes read "
-            "instead of the primary, e.g. `host=pg-standby.example.com port=5432`; the "
+            "instead of the primary: `host=` the standby's address, `port=` if not 5432; the "
             "login and database come from the source DSN. No password here."
         ),
     )
