@@ -223,6 +223,9 @@ class CutoverPath:
         """Cut the path to Aurora; the alarm must notify and leave the weights."""
         m = self.migration
         m.steps.enter("fault after cutover: the path to Aurora is cut; the stage's rule decides")
+        # A composite still in ALARM sends no new notification, and the switch's own 503s
+        # can trip 5xx-rate: the fault waits until it is OK (the transitions table shows it).
+        m.wait_recovery()
         fault_at = time.monotonic()
         held = HeldAlarm(fault_at, weights_before=m.live.zone.weights())
         self.held = held
