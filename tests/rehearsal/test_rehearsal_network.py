@@ -6,6 +6,7 @@ Route 53 and send to two small HTTP servers playing the sides.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -43,7 +44,8 @@ def echo() -> Iterator[int]:
 
 
 def _echo(conn: socket.socket) -> None:
-    with conn:
+    # A cut resets the proxy's side of this connection too: that ends it, as a close does.
+    with conn, contextlib.suppress(ConnectionResetError):
         while data := conn.recv(1024):
             conn.sendall(data)
 
