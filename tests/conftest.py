@@ -1,10 +1,14 @@
 """Shared fixtures: configurations, one synthesis per run, real servers.
 
-The suite runs on both cores (``pytest -n 2 --dist loadscope``, see scripts/test.sh):
-each module's tests stay on one worker, so a module-scoped server or rehearsal starts
-once. A synthesis is shared by every worker of the run through a folder beside the
-workers' own, under a file lock: the first worker to need it synthesizes, the others
-wait and read it.
+The suite runs three workers on the two cores (``pytest -n 3 --dist loadscope``, see
+scripts/test.sh; much of a test's time is waiting on servers): each module's tests stay
+on one worker, so a module-scoped server starts once, and the modules are handed out in
+the order sorted here (``--no-loadscope-reorder`` in pyproject.toml: xdist would
+otherwise hand out the modules with the most tests first).
+A synthesis is shared by every worker of the run through a folder beside the workers'
+own, under a file lock: the first worker to need it synthesizes, the others wait and
+read it. The end-to-end rehearsal runs beside the workers from the start
+(tests/background_rehearsal.py); its tests come last and read what it wrote.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from typing import Any
 
 import pytest
 
+from background_rehearsal import WORKER_NICENESS, BackgroundRehearsal
 from botocore_models import share_one_loader
 from paymig.config import PaymigConfig, load_config
 from paymig.local.emulator import MotoServer
 from paymig.local.postgres import LocalPostgres
+from run_folder import run_root
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 share_one_loader()
@@ -29,18 +35,64 @@ share_one_loader()
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "config"
 
-#: Modules started first, longest first, so that the other worker takes the rest meanwhile.
-LONGEST_MODULES = ("tests/test_rehearse.py", "tests/test_controller_moto.py")
+#: Modules started first, longest first (by their wall time in a suite run), so that the
+#: short ones fill the workers' ends.
+LONGEST_MODULES = (
+    "tests/test_cutover.py",
+    "tests/test_controller_moto.py",
+    "tests/test_finish_guard.py",
+    "tests/test_cli_infra.py",
+    "tests/test_rotation.py",
+    "tests/test_validation_lambda.py",
+    "tests/test_docs.py",
+    "tests/test_db_setup.py",
+)
+#: Started last: its rehearsal runs in the background from the start (background_rehearsal).
+LAST_MODULES = ("tests/test_rehearse.py",)
 
 
+#: Fixtures that start a server or wait for the rehearsal: a test using one, directly or
+#: through another fixture, is marked `slow` here, so the fast set cannot include it.
+SERVER_FIXTURES = frozenset(
+    {"moto_server", "extended_moto", "postgres_factory", "pair", "rehearsal"}
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put the longest modules first (xdist hands out modules in collection order)."""
+    """Mark server tests `slow`; longest modules first, the rehearsal's last (xdist order)."""
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
     def rank(item: pytest.Item) -> int:
         path = item.nodeid.split("::", 1)[0]
+        if path in LAST_MODULES:
+            return len(LONGEST_MODULES) + 1
         return LONGEST_MODULES.index(path) if path in LONGEST_MODULES else len(LONGEST_MODULES)
 
     items.sort(key=rank)  # stable: the order inside each module is kept
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _rehearsal_in_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """When the rehearsal's tests are selected, start it now; then give it the CPU first."""
+    if not any("rehearsal" in item.fixturenames for item in request.session.items):
+        return
+    BackgroundRehearsal(run_root(tmp_path_factory)).start_once()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.nice(WORKER_NICENESS)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The controller (or the only process) stops a rehearsal an interrupted run left."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)  # pytest's own, set at start
+    if factory is not None:
+        BackgroundRehearsal(factory.getbasetemp()).stop()
 
 
 def shared_synthesis(
@@ -49,9 +101,7 @@ def shared_synthesis(
     """``config``'s stack, synthesized once per run whatever the number of workers."""
     from paymig.infra.synth import SynthResult, synthesize
 
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the run's folder, above every worker's own
+    root = run_root(tmp_path_factory)
     out = root / f"shared-synth-{name}" / "cdktf.out"
     stack_dir = out / "stacks" / config.stack_name
     with open(root / f"shared-synth-{name}.lock", "w") as lock:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from background_rehearsal import BackgroundRehearsal
 from paymig.cli import main
 from paymig.config import load_config
 from paymig.rehearsal.deploy import (
@@ -36,6 +37,7 @@ from paymig.rehearsal.deploy import (
 from paymig.rehearsal.environment import RehearsalEnvironment, pid_alive, still_alive
 from paymig.rehearsal.options import Options
 from paymig.rehearsal.outcome import modelled
+from run_folder import run_root
 
 REPO = Path(__file__).resolve().parents[1]
 REHEARSAL_CONFIG = REPO / "config" / "rehearsal.yaml"
@@ -328,9 +330,14 @@ STACK = "paymig-rehearsal"
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
-    """One rehearsal through the CLI, with a small dataset (the default load and clients)."""
-    workdir = tmp_path_factory.mktemp("rehearsal")
-    code = main(["rehearse", "--workdir", str(workdir), "--rows", "2000"])
+    """One `paymig rehearse --rows 2000` (the default load and clients), started with the run.
+
+    conftest starts it in the background when the first worker starts; this waits for
+    its end. Its output is printed here, so a failing test shows it.
+    """
+    started = BackgroundRehearsal(run_root(tmp_path_factory))
+    code, workdir = started.result()
+    print(started.log.read_text(encoding="utf-8", errors="replace"))
     return code, workdir
 
 
