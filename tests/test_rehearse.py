@@ -422,11 +422,12 @@ def test_the_notification_reaches_the_rollback_which_runs_under_its_own_role(
     report = _report(rehearsal[1])
     delivered = [d for d in report["deliveries"] if d["matched"] and d["protocol"] == "lambda"]
     # The first fault rolls back; the one after cutover reaches the function too, which
-    # then only notifies (the stage's rule).
-    assert [(d["source"], d["endpoint"].rsplit(":", 1)[-1], d["outcome"]) for d in delivered] == [
-        (f"CloudWatch: {STACK}-migration-health ALARM", f"{STACK}-rollback", "succeeded"),
-        (f"CloudWatch: {STACK}-migration-health ALARM", f"{STACK}-rollback", "notified"),
-    ]  # fmt: skip
+    # then only notifies (the stage's rule). A switch's own 503s can trip the composite
+    # as well (seen once): that run too may only notify.
+    runs = [(d["source"], d["endpoint"].rsplit(":", 1)[-1], d["outcome"]) for d in delivered]
+    composite = (f"CloudWatch: {STACK}-migration-health ALARM", f"{STACK}-rollback")
+    assert runs[0] == (*composite, "succeeded")
+    assert len(runs) >= 2 and set(runs[1:]) == {(*composite, "notified")}
     rollback = report["rollback"]
     role = f"{STACK}-rollback"
     assert rollback["principal"] == f"arn:aws:sts::123456789012:assumed-role/{role}/{role}"

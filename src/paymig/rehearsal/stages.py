@@ -268,4 +268,4 @@ class CutoverPath:
             session.client("dynamodb"), naming.audit_table_name(self.migration.config.stack_name)
         )
         held = [e for e in audit.events() if e.get("action") == HELD_ACTION]
-        return held[-1] if held else None  # only this fault is held: the first rolled back
+        return held[-1] if held else None  # the newest: a switch's own 503s may have held one
