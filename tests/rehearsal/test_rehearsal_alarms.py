@@ -205,6 +205,40 @@ def test_the_evaluator_writes_states_and_the_composite_follows(aws: Any) -> None
     assert evaluator.snapshot()["stack-other"] is AlarmState.OK
 
 
+def test_an_alarm_that_stays_in_alarm_changes_nothing_and_notifies_no_one_again(
+    aws: Any,
+) -> None:
+    """AWS: alarm actions "happen only on state transitions, and are not performed again if
+    the condition persists" (CloudWatch User Guide, "Alarm actions"). The rehearsal's
+    fault after cutover relies on it: it waits for the composite to be OK first."""
+    cloudwatch = aws.client("cloudwatch")
+    rate = _rate_alarm(cloudwatch, "held-5xx-rate")
+    composite = CompositeDefinition(
+        "held-health", "arn:aws:cloudwatch:us-east-2:123456789012:alarm:held-health", None,
+        'ALARM("held-5xx-rate")', True, (), (),
+    )  # fmt: skip
+    put_composite(cloudwatch, composite)
+    dims = (("LoadBalancer", "app/alb/1"),)
+    starts = [END + timedelta(seconds=10 * step) for step in range(-2, 2)]  # 4 periods
+    _put(cloudwatch, "RequestCount", dict.fromkeys(starts, 10.0), dims)
+    _put(cloudwatch, "HTTPCode_Target_5XX_Count", dict.fromkeys(starts, 10.0), dims)
+    seen: list[Transition] = []
+    evaluator = AlarmEvaluator(
+        cloudwatch, [rate], EmulatorMetrics(cloudwatch, _no_percentiles),
+        composite=(composite.name, composite.rule), on_transition=seen.append,
+        initial={"held-5xx-rate": AlarmState.OK, "held-health": AlarmState.OK},
+    )  # fmt: skip
+    now = END + timedelta(seconds=2.5)
+    assert [(t.alarm, t.new) for t in evaluator.tick(now)] == [
+        ("held-5xx-rate", AlarmState.ALARM), ("held-health", AlarmState.ALARM)]  # fmt: skip
+    # Two more periods, every one breaching: the state holds, nothing is sent again.
+    assert evaluator.tick(now + timedelta(seconds=10)) == []
+    assert evaluator.tick(now + timedelta(seconds=20)) == []
+    assert len(seen) == 2
+    snapshot = evaluator.snapshot()
+    assert (snapshot["held-5xx-rate"], snapshot["held-health"]) == (AlarmState.ALARM,) * 2
+
+
 def test_cadence_follows_the_period() -> None:
     # "If the alarm period is 10 seconds or 30 seconds, the alarm is evaluated every 10
     # seconds"; a minute or more: every minute.
