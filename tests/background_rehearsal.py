@@ -23,6 +23,8 @@ from pathlib import Path
 
 #: The rehearsal the tests read: a small dataset, the default load and clients.
 ARGS = ("rehearse", "--rows", "2000")
+#: The fixture of tests/test_rehearse.py that waits for it: selected tests using it start it.
+FIXTURE = "rehearsal"
 #: Longer than any rehearsal seen here (seven to nine minutes on a loaded machine).
 TIMEOUT_SECONDS = 1800.0
 #: Workers give way to the rehearsal, whose phases are timed by the clock.

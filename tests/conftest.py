@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from background_rehearsal import FIXTURE as REHEARSAL_FIXTURE
 from background_rehearsal import WORKER_NICENESS, BackgroundRehearsal
 from botocore_models import share_one_loader
 from paymig.config import PaymigConfig, load_config
@@ -54,7 +55,7 @@ LAST_MODULES = ("tests/test_rehearse.py",)
 #: Fixtures that start a server or wait for the rehearsal: a test using one, directly or
 #: through another fixture, is marked `slow` here, so the fast set cannot include it.
 SERVER_FIXTURES = frozenset(
-    {"moto_server", "extended_moto", "postgres_factory", "pair", "rehearsal"}
+    {"moto_server", "extended_moto", "postgres_factory", "pair", REHEARSAL_FIXTURE}
 )
 
 
@@ -79,7 +80,7 @@ def _rehearsal_in_background(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """When the rehearsal's tests are selected, start it now; then give it the CPU first."""
-    if not any("rehearsal" in item.fixturenames for item in request.session.items):
+    if not any(REHEARSAL_FIXTURE in item.fixturenames for item in request.session.items):
         return
     BackgroundRehearsal(run_root(tmp_path_factory)).start_once()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -92,7 +93,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     factory = getattr(session.config, "_tmp_path_factory", None)  # pytest's own, set at start
     if factory is not None:
-        BackgroundRehearsal(factory.getbasetemp()).stop()
+        BackgroundRehearsal(run_root(factory)).stop()
 
 
 def shared_synthesis(
